@@ -1,0 +1,114 @@
+"""The `digest` command: a thin layer over the library API.
+
+Each command loads the config, calls one library function and prints the result.
+A `DigestError` becomes one line on stderr and its exit code; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from .config import Config, default_config_path, load_config
+from .errors import DigestError
+from .store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STANDALONE = ("extract", "summarize")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class App:
+    """What every command gets: the config path, loaded lazily, and the store."""
+
+    def __init__(self, config_path: Path, verbose: int, *, explicit: bool = False) -> None:
+        self.config_path = config_path
+        self.explicit = explicit
+        self.verbose = verbose
+        self._store: Store | None = None
+
+    @cached_property
+    def config(self) -> Config:
+        """Return the validated config (loaded on first use)."""
+        return load_config(self.config_path)
+
+    def config_available(self) -> bool:
+        """Return True when a config file exists (tools like `extract` work without one)."""
+        return self.explicit or self.config_path.exists()
+
+    @property
+    def store(self) -> Store:
+        """Return the opened, migrated store."""
+        if self._store is None:
+            self._store = Store.open(self.config.store.url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+class DigestGroup(click.Group):
+    """A click group that turns DigestError into one line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            message = " ".join(str(exc).split())  # always one line
+            err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=DigestGroup)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (default: $DIGEST_CONFIG or ./config.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+    """Collect, summarize and email a daily news digest."""
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    app = App(
+        config_path or default_config_path(),
+        verbose,
+        explicit=config_path is not None or bool(os.environ.get("DIGEST_CONFIG")),
+    )
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+    # Every command validates the whole file up front, so mistakes surface at once;
+    # the single-page tools (extract, summarize) also run where no config exists.
+    if app.config_available() or ctx.invoked_subcommand not in STANDALONE:
+        _ = app.config
+
+
+def main() -> None:
+    """Run the CLI (the `digest` console script)."""
+    cli(prog_name="digest")
+
+
+# Commands live beside their subject; importing registers them on `cli`.
+
+from . import cli_pipeline as _cli_pipeline  # noqa: E402,F401

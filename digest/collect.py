@@ -1,0 +1,557 @@
+"""Fetch feeds and article pages (over HTTP, or from disk for local feeds), within hard limits.
+
+Every request is bounded: `[collect] timeout` covers DNS, connect, redirects and the whole
+body (a server trickling bytes cannot hold us), bodies stop at `max_bytes`, redirects at
+`max_redirects`, requests in flight at `concurrency`, and a whole run at `deadline`. One
+failing source or page becomes an error string in its result; it never stops the others.
+Pages linked from feeds are only fetched from public addresses (see `netguard`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import http
+import logging
+import mimetypes
+import socket
+import ssl
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from .config import CollectConfig, SourceConfig
+from .errors import FetchError
+from .feeds import canonical_url, parse_feed
+from .models import Entry
+from .netguard import check_url_allowed
+
+log = logging.getLogger(__name__)
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
+)
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+# trusted_hosts marker the pipeline uses for a source that is a local file.
+LOCAL_SOURCE = "__local__"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+Progress = Callable[[str], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One fetched document (or a 304 answer)."""
+
+    url: str
+    status: int
+    body: bytes
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    not_modified: bool
+    truncated: bool
+    final_url: str
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    """One source after a collection run: its entries, or why there are none."""
+
+    source: SourceConfig
+    entries: tuple[Entry, ...] = ()
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+
+
+class _RetryLater(Exception):
+    def __init__(self, status: str, wait: float) -> None:
+        super().__init__(status)
+        self.status = status
+        self.wait = wait
+
+
+def _secs(value: float) -> str:
+    return f"{value:g} s"
+
+
+class Fetcher:
+    """Fetch URLs with the limits of a CollectConfig; use as `async with Fetcher(cfg) as f:`."""
+
+    def __init__(
+        self,
+        cfg: CollectConfig,
+        client: httpx.AsyncClient | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(
+            headers={"User-Agent": cfg.user_agent}, follow_redirects=False
+        )
+        self._semaphore = asyncio.Semaphore(cfg.concurrency)
+        # Retry-After waits must fit into what is left of the run.
+        self._ends = time.monotonic() + (cfg.deadline if deadline is None else deadline)
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this Fetcher created it."""
+        if self._own_client:
+            await self._client.aclose()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        trusted_hosts: frozenset[str] = frozenset(),
+        check_private: bool = False,
+        accept: str = FEED_ACCEPT,
+    ) -> FetchResult:
+        """GET `url` within the configured limits; raise FetchError with a one-line reason."""
+        retried = False
+        while True:
+            try:
+                async with self._semaphore:
+                    return await self._fetch_once(
+                        url,
+                        etag=etag,
+                        last_modified=last_modified,
+                        trusted_hosts=trusted_hosts,
+                        check_private=check_private,
+                        accept=accept,
+                    )
+            except _RetryLater as later:
+                left = self._ends - time.monotonic()
+                if retried:
+                    raise FetchError(f"{later.status} (again after waiting)") from None
+                if later.wait > left:
+                    raise FetchError(
+                        f"{later.status} (server asks to wait {_secs(later.wait)}, "
+                        f"more than the {left:.0f} s left)"
+                    ) from None
+                retried = True
+                log.info("%s: %s; retrying in %s", url, later.status, _secs(later.wait))
+                await asyncio.sleep(later.wait)
+
+    async def _fetch_once(
+        self,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        trusted_hosts: frozenset[str],
+        check_private: bool,
+        accept: str,
+    ) -> FetchResult:
+        headers = {"User-Agent": self.cfg.user_agent, "Accept": accept}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        try:
+            async with asyncio.timeout(self.cfg.timeout):
+                return await self._follow(
+                    url,
+                    headers,
+                    etag=etag,
+                    last_modified=last_modified,
+                    trusted_hosts=trusted_hosts,
+                    check_private=check_private,
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            raise FetchError(f"timed out after {_secs(self.cfg.timeout)}") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise FetchError(f"invalid URL: {exc}") from None
+        except httpx.DecodingError:
+            raise FetchError("the body could not be decoded (bad compression)") from None
+        except httpx.HTTPError as exc:  # connect, TLS, protocol errors
+            raise FetchError(_connect_reason(exc)) from None
+
+    async def _follow(
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        trusted_hosts: frozenset[str],
+        check_private: bool,
+    ) -> FetchResult:
+        current = url
+        for hop in range(self.cfg.max_redirects + 1):
+            scheme = urlsplit(current).scheme.lower()
+            if scheme not in ("http", "https"):
+                what = "redirect to non-http URL" if hop else "not an http(s) URL:"
+                raise FetchError(f"{what} {current[:200]}")
+            if check_private:
+                reason = await check_url_allowed(
+                    current, trusted_hosts=trusted_hosts, allow_private=self.cfg.allow_private
+                )
+                if reason:
+                    raise FetchError(
+                        reason if not hop else f"redirect to {current[:200]}: {reason}"
+                    )
+            request = self._client.build_request(
+                "GET", current, headers=headers, timeout=httpx.Timeout(self.cfg.timeout)
+            )
+            response = await self._client.send(request, stream=True, follow_redirects=False)
+            try:
+                code = response.status_code
+                if code in _REDIRECTS and response.headers.get("location"):
+                    current = urljoin(str(response.url), response.headers["location"].strip())
+                    continue
+                status = f"HTTP {code} {response.reason_phrase or _phrase(code)}".strip()
+                if code == 304:
+                    return FetchResult(
+                        url=url,
+                        status=code,
+                        body=b"",
+                        content_type=None,
+                        etag=response.headers.get("etag") or etag,
+                        last_modified=response.headers.get("last-modified") or last_modified,
+                        not_modified=True,
+                        truncated=False,
+                        final_url=str(response.url),
+                    )
+                if code in (429, 503):
+                    wait = _retry_after(response.headers.get("retry-after"))
+                    if wait is not None:
+                        raise _RetryLater(status, wait)
+                if not 200 <= code < 300:
+                    raise FetchError(status)
+                body, truncated = await self._read(response)
+                return FetchResult(
+                    url=url,
+                    status=code,
+                    body=body,
+                    content_type=response.headers.get("content-type"),
+                    etag=response.headers.get("etag"),
+                    last_modified=response.headers.get("last-modified"),
+                    not_modified=False,
+                    truncated=truncated,
+                    final_url=str(response.url),
+                )
+            finally:
+                await response.aclose()
+        raise FetchError(f"too many redirects (>{self.cfg.max_redirects})")
+
+    async def _read(self, response: httpx.Response) -> tuple[bytes, bool]:
+        """Read at most max_bytes of the (decompressed) body; say whether more was there."""
+        limit = self.cfg.max_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            if size + len(chunk) > limit:
+                chunks.append(chunk[: limit - size])
+                return b"".join(chunks), True
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks), False
+
+
+def _phrase(code: int) -> str:
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Return the wait a Retry-After header asks for, in seconds, or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(tz=UTC)).total_seconds())
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """Return a short reason for a failed connection, looking through chained errors."""
+    seen: BaseException | None = exc
+    texts: list[str] = []
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "DNS: name not found"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS: certificate not trusted ({seen.verify_message})"
+        if isinstance(seen, OSError) and seen.errno == errno.ECONNREFUSED:
+            return "connection refused"
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(texts)
+    lowered = text.lower()
+    if "connection refused" in lowered:
+        return "connection refused"
+    if any(
+        s in lowered
+        for s in ("name or service not known", "nodename nor servname", "no address associated")
+    ) or ("name resolution" in lowered):
+        return "DNS: name not found"
+    if "certificate" in lowered:
+        return f"TLS: {text[:200]}"
+    return f"connection failed: {text[:200] or type(exc).__name__}"
+
+
+def read_local(path: str, *, max_bytes: int = CollectConfig.max_bytes) -> FetchResult:
+    """Read a local file as if fetched: at most max_bytes, truncated=True if there was more."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise FetchError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise FetchError(f"{path} is a folder, not a file") from None
+    except OSError as exc:
+        raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return FetchResult(
+        url=path,
+        status=200,
+        body=data[:max_bytes],
+        content_type=mimetypes.guess_type(p.name)[0],
+        etag=None,
+        last_modified=None,
+        not_modified=False,
+        truncated=len(data) > max_bytes,
+        final_url=p.resolve().as_uri(),
+    )
+
+
+async def _run_all(
+    jobs: Mapping[str, Coroutine[Any, Any, T]], *, deadline: float
+) -> dict[str, T | str]:
+    """Run `jobs` concurrently; those unfinished after `deadline` seconds get an error string."""
+    tasks = {key: asyncio.create_task(job) for key, job in jobs.items()}
+    if not tasks:
+        return {}
+    try:
+        _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
+    finally:
+        # On the deadline, or when our caller is cancelled, stop whatever is still running.
+        unfinished = [t for t in tasks.values() if not t.done()]
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
+    late = f"deadline of {_secs(deadline)} exceeded"
+    return {key: late if task in pending else task.result() for key, task in tasks.items()}
+
+
+async def collect_feeds(
+    sources: Sequence[SourceConfig],
+    cfg: CollectConfig,
+    states: Mapping[str, tuple[str | None, str | None]],
+    *,
+    client: httpx.AsyncClient | None = None,
+    progress: Progress | None = None,
+) -> list[FeedResult]:
+    """Fetch and parse every source concurrently; a failing source only fails its own result."""
+    now = datetime.now(tz=UTC)
+    async with Fetcher(cfg, client) as fetcher:
+        jobs = {
+            str(i): _collect_one(
+                fetcher, src, states.get(src.name, (None, None)), now=now, progress=progress
+            )
+            for i, src in enumerate(sources)
+        }
+        done = await _run_all(jobs, deadline=cfg.deadline)
+    results: list[FeedResult] = []
+    for i, src in enumerate(sources):
+        outcome = done[str(i)]
+        if isinstance(outcome, str):
+            etag, modified = states.get(src.name, (None, None))
+            outcome = FeedResult(src, error=outcome, etag=etag, last_modified=modified)
+        results.append(outcome)
+    return results
+
+
+async def _collect_one(
+    fetcher: Fetcher,
+    src: SourceConfig,
+    state: tuple[str | None, str | None],
+    *,
+    now: datetime,
+    progress: Progress | None,
+) -> FeedResult:
+    etag, modified = state
+    cfg = fetcher.cfg
+    try:
+        if src.is_local:
+            res = await asyncio.to_thread(read_local, src.url, max_bytes=cfg.max_bytes)
+            base = src.public_url or res.final_url
+        else:
+            # The operator chose this host; redirects elsewhere must pass the guard.
+            host = urlsplit(src.url).hostname or ""
+            res = await fetcher.fetch(
+                src.url,
+                etag=etag,
+                last_modified=modified,
+                trusted_hosts=frozenset({host}),
+                check_private=True,
+            )
+            if res.not_modified:
+                log.info("source %s: not modified", src.name)
+                return FeedResult(
+                    src, etag=res.etag, last_modified=res.last_modified, not_modified=True
+                )
+            base = res.final_url
+        if res.truncated:
+            raise FetchError(
+                f"body over {cfg.max_bytes} bytes, cut; raise [collect] max_bytes "
+                "if the feed is really that big"
+            )
+        entries = parse_feed(
+            res.body, source=src.name, base_url=base, content_type=res.content_type, now=now
+        )
+        log.info("source %s: %d entries", src.name, len(entries))
+        return FeedResult(
+            src, entries=tuple(entries), etag=res.etag, last_modified=res.last_modified
+        )
+    except FetchError as exc:
+        return FeedResult(src, error=str(exc), etag=etag, last_modified=modified)
+    except Exception as exc:  # a bug must not sink the other sources; keep the traceback
+        log.exception("source %s: unexpected error", src.name)
+        return FeedResult(
+            src,
+            error=f"unexpected error: {type(exc).__name__}: {exc}",
+            etag=etag,
+            last_modified=modified,
+        )
+    finally:
+        if progress is not None:
+            progress(src.name)
+
+
+async def fetch_pages(
+    urls: Sequence[tuple[str, str]],
+    cfg: CollectConfig,
+    *,
+    client: httpx.AsyncClient | None = None,
+    trusted_hosts_by_source: Mapping[str, frozenset[str]] | None = None,
+    sources: Mapping[str, SourceConfig] | None = None,
+    progress: Progress | None = None,
+    deadline: float | None = None,
+) -> dict[str, FetchResult | str]:
+    """Fetch article pages for (source name, url) pairs; map each url to a result or an error.
+
+    Pages of a local feed (file:// links, or links below its `public_url`) are read from
+    the feed's folder. Other pages must resolve to public addresses unless their host is
+    trusted for that source or `cfg.allow_private` is set. `deadline` (seconds, default
+    `cfg.deadline`) bounds the whole call.
+    """
+    trust = trusted_hosts_by_source or {}
+    by_url: dict[str, str] = {}
+    for name, url in urls:
+        by_url.setdefault(url, name)
+    limit = cfg.deadline if deadline is None else deadline
+    async with Fetcher(cfg, client, deadline=limit) as fetcher:
+        jobs = {
+            url: _page_job(
+                fetcher,
+                url,
+                trusted=trust.get(name, frozenset()),
+                source=(sources or {}).get(name),
+                progress=progress,
+            )
+            for url, name in by_url.items()
+        }
+        return await _run_all(jobs, deadline=limit)
+
+
+async def _page_job(
+    fetcher: Fetcher,
+    url: str,
+    *,
+    trusted: frozenset[str],
+    source: SourceConfig | None,
+    progress: Progress | None,
+) -> FetchResult | str:
+    try:
+        return await _fetch_page(fetcher, url, trusted=trusted, source=source)
+    except FetchError as exc:
+        return str(exc)
+    except Exception as exc:  # one odd page must not sink the run; keep the traceback
+        log.exception("page %s: unexpected error", url)
+        return f"unexpected error: {type(exc).__name__}: {exc}"
+    finally:
+        if progress is not None:
+            progress(url)
+
+
+async def _fetch_page(
+    fetcher: Fetcher, url: str, *, trusted: frozenset[str], source: SourceConfig | None
+) -> FetchResult:
+    cfg = fetcher.cfg
+    scheme = urlsplit(url).scheme.lower()
+    if source is not None and source.is_local:
+        path = _local_page_path(source, url)
+        if path is not None:
+            res = await asyncio.to_thread(read_local, str(path), max_bytes=cfg.max_bytes)
+            # Pages mapped from public_url keep their web address so relative links work.
+            return replace(res, url=url, final_url=res.final_url if scheme == "file" else url)
+    if scheme == "file":
+        raise FetchError("refused: file: links are only read for local feed files")
+    res = await fetcher.fetch(
+        url,
+        trusted_hosts=trusted - {LOCAL_SOURCE},
+        check_private=True,
+        accept=PAGE_ACCEPT,
+    )
+    ctype = (res.content_type or "").split(";")[0].strip().lower()
+    if ctype and not ("html" in ctype or "xml" in ctype or ctype.startswith("text/")):
+        raise FetchError(f"not a web page ({ctype})")
+    return res
+
+
+def _local_page_path(source: SourceConfig, url: str) -> Path | None:
+    """Map a page link of a local feed to a file in the feed's folder (None: not a local page)."""
+    folder = Path(source.url).parent.resolve()
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise FetchError(f"refused: {url[:200]} is on another machine")
+        path = Path(url2pathname(parts.path))
+    elif source.public_url and canonical_url(url).startswith(canonical_url(source.public_url)):
+        rest = canonical_url(url)[len(canonical_url(source.public_url)) :]
+        path = folder / unquote(urlsplit(rest).path)
+    else:
+        return None
+    resolved = path.resolve()
+    if not resolved.is_relative_to(folder):
+        raise FetchError(f"refused: {url[:200]} is outside the feed's folder")
+    return resolved

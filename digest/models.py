@@ -1,0 +1,144 @@
+"""Plain values passed between pipeline stages.
+
+Every datetime here is timezone-aware; a naive one is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a feed, as the feed described it (text already de-marked-up)."""
+
+    source: str
+    guid: str
+    url: str
+    title: str
+    summary: str = ""
+    content_html: str = ""  # the feed's full content, still HTML; only for extraction fallback
+    published: datetime | None = None
+    author: str | None = None
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """What the extractor found on an article page."""
+
+    url: str
+    title: str | None = None
+    author: str | None = None
+    date: datetime | None = None
+    image: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Article:
+    """An entry merged with its extracted page: what we summarize and store."""
+
+    source: str
+    guid: str
+    url: str
+    title: str
+    text: str
+    feed_summary: str = ""
+    published: datetime | None = None
+    first_seen: datetime | None = None
+    author: str | None = None
+    image: str | None = None
+    language: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Story:
+    """An article with its summary, ready for the template."""
+
+    article: Article
+    sentences: tuple[str, ...]
+
+    @property
+    def summary(self) -> str:
+        """Return the summary as one paragraph."""
+        return " ".join(self.sentences)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One day's digest: a lead story and a roundup."""
+
+    site_name: str
+    site_url: str
+    date: str  # ISO date in the site's time zone, e.g. "2026-11-25"
+    created_at: datetime
+    lead: Story
+    roundup: tuple[Story, ...] = ()
+
+    @property
+    def stories(self) -> tuple[Story, ...]:
+        """Return the lead followed by the roundup."""
+        return (self.lead, *self.roundup)
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """The finished, email-safe issue: inlined HTML, plain text and subject."""
+
+    date: str
+    subject: str
+    html: str
+    text: str
+    preheader: str = ""
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """How one source fared during a collection run."""
+
+    source: str
+    url: str
+    entries: int = 0
+    new_articles: int = 0
+    error: str | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """Return True when the source was fetched and parsed."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A reader on the list."""
+
+    email: str
+    name: str = ""
+    status: str = "active"  # active | unsubscribed | bounced
+    token: str = ""
+    id: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One (issue, subscriber) row of the delivery ledger."""
+
+    issue_id: int
+    subscriber_id: int
+    email: str
+    status: str  # pending | sending | sent | failed
+    attempts: int = 0
+    last_error: str | None = None
+    message_id: str | None = None
+    updated_at: datetime | None = None
+
+
+# Stands in for a subscriber's unsubscribe token in a stored issue; delivery swaps in
+# the real token per message, the web archive swaps in nothing. Only [A-Z] so no
+# escaping (HTML, URL, quoted-printable) can ever alter it.
+TOKEN_PLACEHOLDER = "DIGESTXTOKENXPLACEHOLDERXXXXXXXX"

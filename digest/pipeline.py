@@ -1,0 +1,301 @@
+"""Wire the stages together: collect → extract → summarize → compose → render → store.
+
+This is the library API behind the CLI: `collect_articles`, `build_issue`, `render` and
+`ensure_issue` take a `Config`, a `Store` and the current time, so a user (or a
+test with a fixed clock) can drive a whole run from Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import collect as collect_stage
+from .compose import compose_issue
+from .config import Config, SourceConfig
+from .errors import DigestError, ExtractError
+from .extract import extract_page, merge_article
+from .feeds import canonical_url, title_key
+from .models import TOKEN_PLACEHOLDER, Article, Entry, Issue, RenderedIssue, SourceReport, Story
+from .netguard import is_public_address
+from .render import make_environment, render_issue
+from .store import Store, StoredIssue
+from .summarize import summarize
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    """What one collection run did, per source."""
+
+    sources: tuple[SourceReport, ...]
+    cutoff: datetime
+
+    @property
+    def new_articles(self) -> int:
+        """Return how many new articles were stored."""
+        return sum(s.new_articles for s in self.sources)
+
+    @property
+    def failures(self) -> tuple[SourceReport, ...]:
+        """Return the sources that failed."""
+        return tuple(s for s in self.sources if not s.ok)
+
+
+class EmptyIssueError(DigestError):
+    """There is nothing new to put in an issue today."""
+
+
+def cutoff_for(config: Config, store: Store, now: datetime) -> datetime:
+    """Return the start of 'today's articles': the last issue, or the look-back window."""
+    last = store.last_issue()
+    if last is not None:
+        return last.created_at
+    return now - timedelta(hours=config.collect.lookback_hours)
+
+
+def _source_trust(src: SourceConfig) -> frozenset[str]:
+    """Trust a source's own host when the source itself is local or on a private network."""
+    if src.is_local:
+        return frozenset({"__local__"})
+    host = urlsplit(src.url).hostname or ""
+    try:
+        local = not is_public_address(host)
+    except ValueError:  # a name, not an address literal
+        local = host == "localhost" or host.endswith((".local", ".localhost", ".internal"))
+    return frozenset({host}) if local else frozenset()
+
+
+def _keep_entries(
+    entries: Sequence[Entry],
+    *,
+    cutoff: datetime,
+    seen: tuple[set[str], set[str], set[str]],
+    limit: int,
+) -> list[Entry]:
+    """Drop old and already-seen items; dedup by guid, canonical URL and title."""
+    guids, urls, titles = seen
+    kept: list[Entry] = []
+    for e in entries:
+        if e.published is not None and e.published < cutoff:
+            continue  # undated items count as new the first time they are seen
+        url = canonical_url(e.url) if e.url else ""
+        key = title_key(e.title)
+        if e.guid in guids or (url and url in urls) or (key and key in titles):
+            continue
+        guids.add(e.guid)
+        if url:
+            urls.add(url)
+        if key:
+            titles.add(key)
+        kept.append(replace(e, url=url or e.url))
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+async def collect_articles_async(
+    config: Config,
+    store: Store,
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> CollectReport:
+    """Fetch every source, extract and store new articles; one bad source never sinks the run."""
+    cutoff = cutoff_for(config, store, now)
+    states = {n: (s.etag, s.last_modified) for n, s in store.source_states().items()}
+    results = await collect_stage.collect_feeds(
+        config.sources, config.collect, states, client=client, progress=progress
+    )
+    seen = store.seen_keys()
+    kept: dict[str, list[Entry]] = {}
+    reports: dict[str, SourceReport] = {}
+    for res in results:
+        name = res.source.name
+        store.record_source_result(
+            name,
+            res.source.url,
+            now=now,
+            error=res.error,
+            etag=res.etag,
+            last_modified=res.last_modified,
+        )
+        if res.error:
+            log.warning("source %s: %s", name, res.error)
+            reports[name] = SourceReport(source=name, url=res.source.url, error=res.error)
+            continue
+        entries = _keep_entries(
+            res.entries, cutoff=cutoff, seen=seen, limit=config.collect.max_items_per_source
+        )
+        kept[name] = entries
+        reports[name] = SourceReport(source=name, url=res.source.url, entries=len(res.entries))
+
+    by_name = {s.name: s for s in config.sources}
+    wanted = [
+        (name, e.url)
+        for name, entries in kept.items()
+        if by_name[name].fetch_pages
+        for e in entries
+        if e.url
+    ]
+    pages = await collect_stage.fetch_pages(
+        wanted,
+        config.collect,
+        client=client,
+        trusted_hosts_by_source={s.name: _source_trust(s) for s in config.sources},
+        sources={s.name: s for s in config.sources},
+        progress=progress,
+    )
+
+    for name, entries in kept.items():
+        src = by_name[name]
+        warnings: list[str] = []
+        articles: list[tuple[Article, str]] = []
+        for e in entries:
+            page = None
+            fetched = pages.get(e.url)
+            if isinstance(fetched, str):
+                warnings.append(f"{e.url}: {fetched}")
+            elif fetched is not None:
+                try:
+                    page = extract_page(fetched.body, fetched.final_url)
+                except ExtractError as exc:
+                    warnings.append(f"{e.url}: {exc}")
+            art = merge_article(e, page, language=src.language or config.summary.language)
+            art = replace(art, first_seen=now)
+            articles.append((art, title_key(art.title)))
+        added = store.add_articles(articles)
+        for w in warnings:
+            log.info("source %s: page skipped: %s", name, w)
+        reports[name] = replace(reports[name], new_articles=len(added), warnings=tuple(warnings))
+    ordered = tuple(reports[s.name] for s in config.sources if s.name in reports)
+    return CollectReport(sources=ordered, cutoff=cutoff)
+
+
+def collect_articles(
+    config: Config, store: Store, *, now: datetime, progress: Progress | None = None
+) -> CollectReport:
+    """Run `collect_articles_async` to completion."""
+    return asyncio.run(collect_articles_async(config, store, now=now, progress=progress))
+
+
+def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
+    language = article.language or config.summary.language
+    out = summarize(
+        article.text,
+        sentences=sentences,
+        method=config.summary.method,
+        language=language,
+        max_words=config.summary.max_words,
+    )
+    if not out and article.feed_summary:
+        out = summarize(
+            article.feed_summary,
+            sentences=sentences,
+            method="lead",
+            language=language,
+            max_words=config.summary.max_words,
+        )
+    return out
+
+
+def compose(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue | None:
+    """Summarize articles and compose the issue; None when there is nothing to send."""
+    if len(articles) < max(config.compose.min_articles, 1):
+        return None
+    stories = [Story(article=a, sentences=()) for a in articles]
+    issue = compose_issue(
+        stories,
+        site_name=config.site.name,
+        site_url=config.site.url,
+        now=now,
+        tz=config.site.tz,
+        priorities={s.name: s.priority for s in config.sources},
+        pin=config.compose.pin,
+        max_roundup=config.compose.max_roundup,
+    )
+    if issue is None:
+        return None
+    lead = replace(
+        issue.lead, sentences=_summarize(config, issue.lead.article, config.summary.lead_sentences)
+    )
+    roundup = tuple(
+        replace(s, sentences=_summarize(config, s.article, config.summary.roundup_sentences))
+        for s in issue.roundup
+    )
+    return replace(issue, lead=lead, roundup=roundup)
+
+
+def unsubscribe_url(config: Config, token: str = TOKEN_PLACEHOLDER) -> str:
+    """Return the one-click unsubscribe URL for a token (the placeholder by default)."""
+    return f"{config.site.url.rstrip('/')}/unsubscribe?token={token}"
+
+
+def archive_url(config: Config, date: str) -> str:
+    """Return the public web-archive URL of an issue."""
+    return f"{config.site.url.rstrip('/')}/archive/{date}"
+
+
+def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
+    """Render and inline an issue once, with the token placeholder for delivery."""
+    env = make_environment(config.render.templates or None)
+    return render_issue(
+        issue,
+        env=env,
+        now=now,
+        tz=config.site.tz,
+        subject_template=config.render.subject,
+        max_subject=config.render.max_subject,
+        unsubscribe_url=unsubscribe_url(config),
+        view_url=archive_url(config, issue.date),
+    )
+
+
+def today(config: Config, now: datetime) -> str:
+    """Return today's ISO date in the site's time zone."""
+    return now.astimezone(config.site.tz).date().isoformat()
+
+
+def build_issue(config: Config, store: Store, *, now: datetime) -> Issue | None:
+    """Compose today's issue from the stored, not-yet-issued articles."""
+    articles = store.unissued_articles(cutoff_for(config, store, now))
+    return compose(config, articles, now=now)
+
+
+def ensure_issue(
+    config: Config, store: Store, *, now: datetime, progress: Progress | None = None
+) -> StoredIssue:
+    """Return today's frozen issue, collecting, composing and storing it if needed."""
+    date = today(config, now)
+    existing = store.issue_for_date(date)
+    if existing is not None:
+        return existing
+    report = collect_articles(config, store, now=now, progress=progress)
+    for failure in report.failures:
+        log.warning("source %s failed: %s", failure.source, failure.error)
+    issue = build_issue(config, store, now=now)
+    if issue is None:
+        raise EmptyIssueError(
+            f"no new articles since {report.cutoff.astimezone(config.site.tz):%Y-%m-%d %H:%M}"
+            f" from {len(config.sources)} source(s); nothing to send today"
+        )
+    rendered = render(config, issue, now=now)
+    return store.create_issue(
+        date=date,
+        created_at=now,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        preheader=rendered.preheader,
+        article_ids=[s.article.id for s in issue.stories if s.article.id is not None],
+    )

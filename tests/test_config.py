@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_config
+from digest.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """
+[site]
+name = "The Daily Digest"
+url = "https://news.example.com"
+timezone = "Europe/Berlin"
+
+[[sources]]
+name = "Example News"
+url = "https://news.example.com/feed/"
+
+[store]
+url = "sqlite:///digest.db"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "config.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_shipped_config_loads() -> None:
+    cfg = load_config(ROOT / "config.toml")
+    assert cfg.site.timezone == "Europe/Berlin"
+    assert cfg.sources[0].is_local
+    assert Path(cfg.sources[0].url).is_file()
+    assert cfg.smtp is None or cfg.smtp.port > 0
+
+
+def test_good_config_resolves_relative_store(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.store.url == f"sqlite:///{tmp_path.resolve()}/digest.db"
+    assert cfg.summary.method == "lexrank"
+    assert cfg.collect.timeout == 15.0
+    assert cfg.smtp is None
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "hint"),
+    [
+        (
+            ('timezone = "Europe/Berlin"', 'timezone = "Europe/Berln"'),
+            "site.timezone",
+            "Europe/Berlin",
+        ),
+        (('name = "The Daily Digest"', 'name = "X"\ncolour = "red"'), "site.colour", "unknown key"),
+        (('name = "The Daily Digest"', "name = 5"), "site.name", "string"),
+        (
+            ('url = "https://news.example.com/feed/"', 'url = "htp://news.example.com/feed/"'),
+            "sources[0].url",
+            "https://",
+        ),
+        (
+            ('url = "https://news.example.com/feed/"', 'url = "feeds/missing.xml"'),
+            "sources[0].url",
+            "no such file",
+        ),
+        (("[store]", "[stor]"), "stor", 'did you mean "store"'),
+        (('url = "sqlite:///digest.db"', "url = 3"), "store.url", "string"),
+    ],
+)
+def test_config_errors_name_key_and_fix(
+    tmp_path: Path, change: tuple[str, str], key: str, hint: str
+) -> None:
+    text = GOOD.replace(*change, 1)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    msg = str(info.value)
+    assert str(tmp_path / "config.toml") in msg
+    assert key in msg
+    assert hint in msg
+    assert "\n" not in msg
+
+
+def test_smtp_table_validated(tmp_path: Path) -> None:
+    text = GOOD + '\n[smtp]\nhost = "localhost"\nport = 587\nsecurity = "tls"\n'
+    with pytest.raises(ConfigError, match=r"smtp\.security"):
+        load_config(write(tmp_path, text))
+
+
+def test_require_smtp_message(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    with pytest.raises(ConfigError, match=r"\[smtp\] is missing"):
+        cfg.require_smtp()
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(write(tmp_path, "[site\nname="))
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digest", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def test_cli_config_error_is_one_line_exit_2(tmp_path: Path) -> None:
+    cfg = write(tmp_path, GOOD.replace("Europe/Berlin", "Mars/Olympus"))
+    res = run_cli("--config", str(cfg), "preview", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "site.timezone" in lines[0]
+
+
+def test_cli_reads_digest_config_env(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path, GOOD.replace('url = "https://news.example.com/feed/"', 'url = "nope.xml"')
+    )
+    res = run_cli("collect", cwd=ROOT, env={"DIGEST_CONFIG": str(cfg)})
+    assert res.returncode == 2
+    assert "sources[0].url" in res.stderr

@@ -1,0 +1,326 @@
+"""Tests for digest.extract: real trafilatura on realistic pages, no network."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from digest.errors import ExtractError
+from digest.extract import clean_lines, extract_page, html_paragraphs, merge_article
+from digest.models import Entry, Page
+
+DATA = Path(__file__).parent / "data"
+XIAOMI_URL = "https://news.example.com/2024/07/22/xiaomi-ev-sanctions/"
+GAZETTE_URL = "https://gazette.example.org/local/2025/03/cycle-lanes"
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any attempt to open a connection: extraction must never fetch."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    yield
+
+
+def xiaomi_page() -> Page:
+    return extract_page((DATA / "pages" / "xiaomi.html").read_bytes(), XIAOMI_URL)
+
+
+# --- extract_page ---------------------------------------------------------------------
+
+
+def test_xiaomi_text_is_exactly_the_article_paragraphs() -> None:
+    page = xiaomi_page()
+    expected = (DATA / "text" / "xiaomi-article.txt").read_text(encoding="utf-8").strip()
+    assert page.text == expected
+    assert len(page.text.split("\n\n")) == 4
+
+
+@pytest.mark.parametrize(
+    "boilerplate",
+    [
+        "Image source",
+        "Published by",
+        "admin",
+        "Share",
+        "Recent Posts",
+        "Scientists have found a way",  # first "Recent Posts" headline
+        "Until now, it was believed",  # a "Recent Posts" teaser
+        "hours ago",
+        "gadgetfan88",
+        "sanctions or no sanctions",  # comment text
+        "Leave a Reply",
+        "cookies",
+        "All rights reserved",
+        "Tech News Today",
+        "Skip to content",
+        "Facebook",
+        "Tagged",
+    ],
+)
+def test_xiaomi_text_has_no_boilerplate(boilerplate: str) -> None:
+    pattern = rf"(?i)(?<!\w){re.escape(boilerplate)}(?!\w)"  # "admin", not "administration"
+    assert re.search(pattern, xiaomi_page().text) is None
+
+
+def test_xiaomi_metadata() -> None:
+    page = xiaomi_page()
+    assert page.url == XIAOMI_URL
+    assert page.title == (
+        "The founder of Xiaomi admitted that the company was forced to produce electric cars "
+        "by the threat of US sanctions"
+    )
+    assert page.author is None  # "admin" is a CMS placeholder, not a byline
+    assert page.date == datetime(2024, 7, 22, 7, 15, tzinfo=UTC)
+    assert page.date is not None and page.date.utcoffset() is not None
+    assert (
+        page.image == "https://news.example.com/wp-content/uploads/2024/07/xiaomi-su7-1200x675.jpg"
+    )
+
+
+def test_relative_og_image_is_made_absolute_and_json_ld_date_is_read() -> None:
+    page = extract_page((DATA / "pages" / "relative-image.html").read_text("utf-8"), GAZETTE_URL)
+    assert page.image == "https://gazette.example.org/media/2025/03/cycle-lanes.jpg"
+    assert page.date == datetime(2025, 3, 14, 8, 30, tzinfo=UTC)
+    assert page.author == "Jane Okafor"
+    assert page.text.startswith("The city council voted on Thursday evening")
+    assert page.text.endswith("on the old depot site if needed.")
+    for junk in (
+        "By Jane Okafor",
+        "Photo:",
+        "Advertisement",
+        "Read more",
+        "Bus fares",
+        "Copyright",
+    ):
+        assert junk not in page.text
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "",
+        b"",
+        "   \n ",
+        "<html><body></body></html>",
+        "<html><head><title>Home</title></head><body><nav><a href='/'>Home</a> "
+        "<a href='/news'>News</a></nav><div class='share'>Share</div>"
+        "<p>Published by admin</p><footer>© 2025 Example</footer></body></html>",
+        b"\xff\xfe\x00\x00garbage",
+    ],
+)
+def test_page_without_article_raises(html: str | bytes) -> None:
+    with pytest.raises(ExtractError, match="no article text found"):
+        extract_page(html, "https://example.org/empty")
+
+
+def article_html(head: str = "", body_extra: str = "") -> str:
+    paragraphs = "".join(
+        f"<p>Paragraph {i} of the report explains, in plain words, what the committee "
+        f"decided about the harbour project and why the vote took so long this year.</p>"
+        for i in range(1, 5)
+    )
+    return (
+        f"<html><head><title>Harbour vote</title>{head}</head><body><article>"
+        f"<h1>Harbour vote</h1>{paragraphs}{body_extra}</article></body></html>"
+    )
+
+
+@pytest.mark.parametrize(
+    "og_image", ["javascript:alert(1)", "data:image/png;base64,AAAA", "ftp://x.example/a.jpg"]
+)
+def test_non_http_images_are_dropped(og_image: str) -> None:
+    page = extract_page(
+        article_html(f'<meta property="og:image" content="{og_image}">'), "https://a.example/x"
+    )
+    assert page.image is None
+    assert "Paragraph 1 of the report" in page.text
+
+
+def test_date_only_and_naive_dates_become_utc() -> None:
+    page = extract_page(
+        article_html('<meta property="article:published_time" content="2025-02-03T09:10:11">'),
+        "https://a.example/x",
+    )
+    assert page.date == datetime(2025, 2, 3, 9, 10, 11, tzinfo=UTC)
+
+
+def test_missing_date_is_none_not_guessed_from_text() -> None:
+    page = extract_page(
+        article_html(body_extra="<p>It began in January 2021.</p>"), "https://a.ex/"
+    )
+    assert page.date is None
+
+
+def test_windows_1252_bytes_are_decoded() -> None:
+    html = article_html('<meta charset="windows-1252">', "<p>Café owners said “no” to it.</p>")
+    page = extract_page(html.encode("cp1252"), "https://a.example/x")
+    assert "Café owners said “no” to it." in page.text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=300)))
+def test_arbitrary_input_returns_page_or_raises_extract_error(html: str | bytes) -> None:
+    try:
+        page = extract_page(html, "https://a.example/x")
+    except ExtractError:
+        return
+    assert page.text.strip()
+
+
+# --- clean_lines ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Share",
+        "Share this article",
+        "Published by admin",
+        "Published by",
+        "Posted on July 22, 2024 by John Smith",
+        "Image source: Xiaomi",
+        "Photo: Reuters/John Doe",
+        "Photo credit: AP",
+        "Read more",
+        "Read more: Council budget for 2025 explained",
+        "Advertisement",
+        "Click here to subscribe",
+        "Scroll down for video",
+        "We use cookies to give you the best experience. Accept",
+        "This website uses cookies.",
+        "© 2024 Tech News Today. All rights reserved.",
+        "Tags: Xiaomi, EV",
+        "By Jane Doe | Transport correspondent",
+        "4 hours ago",
+        "The post Xiaomi builds cars appeared first on Tech News Today.",
+    ],
+)
+def test_boilerplate_lines_are_dropped(line: str) -> None:
+    kept = "The council approved the new budget after a long debate on Tuesday."
+    assert clean_lines([kept, line, kept + " Again."]) == [kept, kept + " Again."]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Share prices fell sharply on Monday after the announcement.",
+        "Copyright law was reformed in 2019 after years of debate.",
+        "Category 5 hurricanes are the strongest storms on the scale.",
+        "Published in 1990, the novel sold millions of copies.",
+        "Google said it uses cookies to measure advertising, regulators noted.",
+        "By Tuesday, officials had counted most of the votes.",
+    ],
+)
+def test_article_lines_that_look_like_boilerplate_are_kept(line: str) -> None:
+    assert clean_lines([line]) == [line]
+
+
+def test_recent_posts_cuts_everything_after_it() -> None:
+    lines = ["First real paragraph of the story.", "Recent Posts", "Another headline here."]
+    assert clean_lines(lines) == ["First real paragraph of the story."]
+
+
+def test_trailing_stubs_and_author_lines_are_dropped() -> None:
+    lines = ["Jane Roe", "The story itself ends here.", "Jane Roe", "Senior writer"]
+    assert clean_lines(lines, author="Jane Roe") == ["The story itself ends here."]
+
+
+def test_leading_title_repeat_is_dropped_but_headings_inside_are_kept() -> None:
+    lines = ["Big News Today", "The first paragraph.", "What happens next", "The last one."]
+    assert clean_lines(lines, title="Big news today") == lines[1:]
+
+
+# --- html_paragraphs / merge_article --------------------------------------------------
+
+
+def test_html_paragraphs_keeps_paragraphs_and_drops_scripts() -> None:
+    html = (
+        "<p>First &amp; foremost.</p><script>var x = '<p>no</p>';</script>"
+        "<ul><li>One item</li><li>Two items</li></ul><div>Last<br>line</div>"
+    )
+    assert html_paragraphs(html) == ["First & foremost.", "One item", "Two items", "Last line"]
+    assert html_paragraphs("") == []
+    assert html_paragraphs("plain text\n\nsecond para") == ["plain text", "second para"]
+
+
+WHEN = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+LONG = " ".join(["Harbour workers voted to accept the new contract offer on Friday."] * 6)
+
+
+def entry(**kw: Any) -> Entry:
+    base: dict[str, Any] = {
+        "source": "gazette",
+        "guid": "g-1",
+        "url": "https://a.example/story",
+        "title": "Feed title",
+        "summary": "The feed summary sentence is short.",
+    }
+    base.update(kw)
+    return Entry(**base)
+
+
+def test_merge_prefers_long_page_text_and_feed_metadata() -> None:
+    page = Page(
+        url="https://a.example/story",
+        title="Page title",
+        author="Page Author",
+        date=datetime(2024, 1, 1, tzinfo=UTC),
+        image="https://a.example/page.jpg",
+        text=LONG,
+    )
+    art = merge_article(
+        entry(published=WHEN, author="Feed Author", image="https://a.example/feed.jpg"),
+        page,
+        language="english",
+    )
+    assert art.text == LONG
+    assert art.title == "Feed title"
+    assert art.published == WHEN
+    assert art.author == "Feed Author"
+    assert art.image == "https://a.example/page.jpg"  # the page's image is the better one
+    assert art.feed_summary == "The feed summary sentence is short."
+    assert art.language == "english"
+    assert (art.source, art.guid, art.url) == ("gazette", "g-1", "https://a.example/story")
+
+
+def test_merge_falls_back_to_feed_content_then_summary() -> None:
+    short_page = Page(url="u", title="Page title", text="Too short to use.", date=WHEN)
+    content = f"<p>{LONG}</p><p>The post Harbour deal appeared first on Gazette.</p>"
+    art = merge_article(entry(title="", content_html=content), short_page, language=None)
+    assert art.text == LONG
+    assert art.title == "Page title"
+    assert art.published == WHEN  # the feed had none
+    assert art.language is None
+
+    art = merge_article(entry(image="https://a.example/feed.jpg"), None, language="german")
+    assert art.text == "The feed summary sentence is short."
+    assert art.image == "https://a.example/feed.jpg"
+    assert art.published is None and art.author is None
+
+
+def test_merge_min_words_threshold() -> None:
+    page = Page(url="u", text="one two three four five six seven eight nine ten")
+    art = merge_article(entry(), page, min_words=10, language=None)
+    assert art.text == page.text
+    art = merge_article(entry(content_html=f"<p>{LONG}</p>"), page, min_words=11, language=None)
+    assert art.text == LONG
+
+
+def test_merge_short_everything_keeps_the_longest() -> None:
+    page = Page(url="u", text="A page text of seven words here.")
+    art = merge_article(entry(summary="Tiny."), page, language=None)
+    assert art.text == "A page text of seven words here."
