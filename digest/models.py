@@ -131,7 +131,7 @@ class Delivery:
     issue_id: int
     subscriber_id: int
     email: str
-    status: str  # pending | sending | sent | failed
+    status: str  # pending | sending | sent | failed | skipped (unsubscribed before its turn)
     attempts: int = 0
     last_error: str | None = None
     message_id: str | None = None

@@ -130,9 +130,24 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_status", "issue_id", "status"),
 )
 
+# -- daemon locks (migration 2; the logic lives in digest.locks) ---------------
+# One row per lock name: who holds it and when it last proved it was alive.
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat", UTCDateTime, nullable=False),
+)
+# -- end daemon locks ---------------------------------------------------------
+
 # Numbered migrations: version -> tables created by it. Later versions add entries.
 MIGRATIONS: dict[int, Sequence[sa.Table]] = {
     1: (schema_version, sources, issues, articles, subscribers, deliveries),
+    2: (locks,),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -163,6 +178,46 @@ class StoredIssue:
     text: str
     preheader: str
     article_ids: tuple[int, ...]
+
+
+# -- deliveries: ledger statements (used by Store and LedgerWriter below) -------
+# The statements run for every message, built once: constructing SQLAlchemy
+# expressions per call costs more than executing them.
+_THIS_DELIVERY = (
+    deliveries.c.issue_id == sa.bindparam("b_issue"),
+    deliveries.c.subscriber_id == sa.bindparam("b_sub"),
+)
+_CLAIM = (
+    deliveries.update()
+    .where(*_THIS_DELIVERY, deliveries.c.status == "pending")
+    .where(
+        sa.exists().where(
+            subscribers.c.id == sa.bindparam("b_sub"), subscribers.c.status == "active"
+        )
+    )
+    .values(
+        status="sending",
+        attempts=deliveries.c.attempts + 1,
+        message_id=sa.bindparam("b_mid"),
+        last_error=None,
+        updated_at=sa.bindparam("b_now", type_=UTCDateTime),
+    )
+)
+_FINISH = (
+    deliveries.update()
+    .where(*_THIS_DELIVERY, deliveries.c.status == sa.bindparam("b_expect"))
+    .values(
+        status=sa.bindparam("b_status"),
+        last_error=sa.bindparam("b_error"),
+        updated_at=sa.bindparam("b_now", type_=UTCDateTime),
+    )
+)
+_FINISH_COUNTED = _FINISH.values(attempts=deliveries.c.attempts + 1)
+_BOUNCE = (
+    subscribers.update()
+    .where(subscribers.c.id == sa.bindparam("b_sub"), subscribers.c.status == "active")
+    .values(status="bounced", updated_at=sa.bindparam("b_now", type_=UTCDateTime))
+)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -639,28 +694,9 @@ class Store:
         self, issue_id: int, subscriber_id: int, *, message_id: str, now: datetime
     ) -> bool:
         """Mark a pending delivery to a still-active subscriber 'sending'; False if it is not."""
+        params = {"b_issue": issue_id, "b_sub": subscriber_id, "b_mid": message_id, "b_now": now}
         with self.begin() as conn:
-            res = conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.issue_id == issue_id,
-                    deliveries.c.subscriber_id == subscriber_id,
-                    deliveries.c.status == "pending",
-                )
-                .where(
-                    sa.exists().where(
-                        subscribers.c.id == subscriber_id, subscribers.c.status == "active"
-                    )
-                )
-                .values(
-                    status="sending",
-                    attempts=deliveries.c.attempts + 1,
-                    message_id=message_id,
-                    last_error=None,
-                    updated_at=now,
-                )
-            )
-            return res.rowcount == 1
+            return conn.execute(_CLAIM, params).rowcount == 1
 
     def finish_delivery(
         self,
@@ -675,26 +711,23 @@ class Store:
         bounce: bool = False,
     ) -> bool:
         """Move a delivery from status `expect` to `status`; bounce the subscriber if asked."""
-        values: dict[str, Any] = {"status": status, "last_error": error, "updated_at": now}
-        if count_attempt:
-            values["attempts"] = deliveries.c.attempts + 1
+        params = {
+            "b_issue": issue_id,
+            "b_sub": subscriber_id,
+            "b_expect": expect,
+            "b_status": status,
+            "b_error": error,
+            "b_now": now,
+        }
         with self.begin() as conn:
-            res = conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.issue_id == issue_id,
-                    deliveries.c.subscriber_id == subscriber_id,
-                    deliveries.c.status == expect,
-                )
-                .values(**values)
-            )
-            if bounce and res.rowcount == 1:
-                conn.execute(
-                    subscribers.update()
-                    .where(subscribers.c.id == subscriber_id, subscribers.c.status == "active")
-                    .values(status="bounced", updated_at=now)
-                )
-            return res.rowcount == 1
+            done = conn.execute(_FINISH_COUNTED if count_attempt else _FINISH, params).rowcount
+            if bounce and done == 1:
+                conn.execute(_BOUNCE, {"b_sub": subscriber_id, "b_now": now})
+            return done == 1
+
+    def ledger_writer(self) -> LedgerWriter:
+        """Return a connection-holding writer for one sending thread's per-message updates."""
+        return LedgerWriter(self)
 
     def delivery_counts(self, issue_id: int) -> dict[str, int]:
         """Return how many deliveries of an issue are in each status."""
@@ -730,6 +763,130 @@ class Store:
                 )
             )
         return int(res.rowcount or 0)
+
+
+# -- deliveries: the per-thread fast path used by digest.deliver -----------------
+
+
+class _Prepared:
+    """A statement compiled once for a dialect, run straight on the DBAPI cursor."""
+
+    def __init__(self, stmt: sa.Update, dialect: sa.engine.Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.defaults = dict(compiled.params)
+        self.order = compiled.positiontup if compiled.positional else None
+
+    def args(self, params: dict[str, Any]) -> Any:
+        full = {**self.defaults, **params}
+        return tuple(full[name] for name in self.order) if self.order is not None else full
+
+
+class LedgerWriter:
+    """One sending thread's own connection for claim/finish, the two per-message writes.
+
+    The statements are SQLAlchemy Core, compiled once for the engine's dialect and
+    run on the DBAPI connection: SQLAlchemy's execution layer per message cost more
+    CPU than everything else a send does per message.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        dialect = store.engine.dialect
+        self._errors = dialect.loaded_dbapi.Error
+        self._raw = store.engine.raw_connection()
+        self._stamp = UTCDateTime()
+        self._dialect = dialect
+        self._claim = _Prepared(_CLAIM, dialect)
+        self._finish = _Prepared(_FINISH, dialect)
+        self._finish_counted = _Prepared(_FINISH_COUNTED, dialect)
+        self._bounce = _Prepared(_BOUNCE, dialect)
+        # SQLite: the claim must be on disk before the end-of-data goes out (else a
+        # power cut could forget it and a re-run send again), so it syncs (FULL).
+        # Losing the later "sent" mark only leaves the row "sending" (uncertain,
+        # never resent), and the next claim's sync covers it too (the WAL is
+        # append-only), so finishing skips the fsync (NORMAL).
+        self._sqlite = dialect.name == "sqlite"
+
+    def close(self) -> None:
+        """Make the last unsynced marks durable and return the connection to the pool."""
+        try:
+            if self._sqlite:
+                cur = self._raw.cursor()
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the WAL first
+                cur.close()
+        except self._errors as exc:
+            log.warning("store: final checkpoint failed: %s", exc)
+        finally:
+            self._raw.close()
+
+    def _when(self, now: datetime) -> str | None:
+        return self._stamp.process_bind_param(now, self._dialect)
+
+    def _run(
+        self,
+        steps: Sequence[tuple[_Prepared, dict[str, Any]]],
+        *,
+        all_or_first: bool,
+        sync: bool = True,
+    ) -> int:
+        """Run statements in one transaction; later ones only if the first changed a row."""
+        cur = self._raw.cursor()
+        try:
+            if self._sqlite:
+                cur.execute("PRAGMA synchronous=FULL" if sync else "PRAGMA synchronous=NORMAL")
+            first = -1
+            for prepared, params in steps:
+                cur.execute(prepared.sql, prepared.args(params))
+                if first < 0:
+                    first = cur.rowcount
+                    if all_or_first and first != 1:
+                        break
+            self._raw.commit()
+            return first
+        except self._errors as exc:
+            self._raw.rollback()
+            raise StoreError(f"database error on {self._store._where()}: {exc}") from None
+        finally:
+            cur.close()
+
+    def claim(self, issue_id: int, subscriber_id: int, *, message_id: str, now: datetime) -> bool:
+        """Mark a pending delivery to a still-active subscriber 'sending'; False if it is not."""
+        params = {
+            "b_issue": issue_id,
+            "b_sub": subscriber_id,
+            "b_mid": message_id,
+            "b_now": self._when(now),
+        }
+        return self._run([(self._claim, params)], all_or_first=True) == 1
+
+    def finish(
+        self,
+        issue_id: int,
+        subscriber_id: int,
+        *,
+        status: str,
+        now: datetime,
+        expect: str,
+        error: str | None = None,
+        count_attempt: bool = False,
+        bounce: bool = False,
+    ) -> bool:
+        """Move a delivery from status `expect` to `status`; bounce the subscriber if asked."""
+        when = self._when(now)
+        params = {
+            "b_issue": issue_id,
+            "b_sub": subscriber_id,
+            "b_expect": expect,
+            "b_status": status,
+            "b_error": error,
+            "b_now": when,
+        }
+        steps = [(self._finish_counted if count_attempt else self._finish, params)]
+        if bounce:
+            steps.append((self._bounce, {"b_sub": subscriber_id, "b_now": when}))
+        return self._run(steps, all_or_first=True, sync=status != "sent") == 1
 
 
 def new_token() -> str:

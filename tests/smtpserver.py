@@ -1,0 +1,188 @@
+"""Real SMTP servers on 127.0.0.1 for tests (aiosmtpd), well-behaved or scripted to misbehave.
+
+    with LocalSMTPServer() as server:          # records every accepted message
+        ...                                     # server.port, server.handler.messages
+
+Knobs on `server.handler` (a `Recorder`), set before or during a test:
+    delay            seconds to wait before answering end-of-data
+    data_replies     replies for the next ends-of-data ("451 …", "421 …"); then 250
+    rcpt_replies     address -> reply for RCPT TO (e.g. "550 5.1.1 no such user")
+    drop_in_data     close the connection mid-DATA for the next N messages
+    drop_after_data  accept (record) the next N messages, then close without replying
+    kill_at          (n, pid): SIGKILL pid when the n-th message arrives, before replying
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as the server accepted it."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    def parse(self) -> EmailMessage:
+        """Return the message parsed with the modern `email` policy."""
+        msg = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+
+@dataclass
+class Recorder:
+    """aiosmtpd handler: records accepted messages; knobs make it misbehave on purpose."""
+
+    messages: list[Received] = field(default_factory=list)
+    delay: float = 0.0
+    data_replies: list[str] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    drop_in_data: int = 0
+    drop_after_data: int = 0
+    kill_at: tuple[int, int] | None = None
+    transactions: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def recipients(self) -> list[str]:
+        """Return every recipient of every accepted message, in order."""
+        with self.lock:
+            return [r for m in self.messages for r in m.rcpt_tos]
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        reply = self.rcpt_replies.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        self.transactions += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.data_replies:
+            reply = self.data_replies.pop(0)
+            if reply.startswith("421"):
+                asyncio.get_running_loop().call_soon(_close, server)
+            return reply
+        data = envelope.original_content or b""
+        assert isinstance(data, bytes)
+        with self.lock:
+            self.messages.append(
+                Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(data))
+            )
+            count = len(self.messages)
+        if self.drop_after_data > 0:
+            self.drop_after_data -= 1
+            _close(server)
+            return "250 OK (never seen)"
+        if self.kill_at is not None and count == self.kill_at[0]:
+            os.kill(self.kill_at[1], signal.SIGKILL)
+            await asyncio.sleep(0.3)  # the reply must go to a dead client
+        return "250 OK queued"
+
+
+def _close(server: SMTP) -> None:
+    if server.transport is not None:
+        server.transport.close()
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's server with one extra fault: hanging up in the middle of DATA."""
+
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        handler = self.event_handler
+        if handler.drop_in_data > 0 and self.envelope is not None and self.envelope.rcpt_tos:
+            handler.drop_in_data -= 1
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            assert self._reader is not None
+            await self._reader.readuntil(b"\r\n")  # one line of the message, then hang up
+            _close(self)
+            return
+        await super().smtp_DATA(arg)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _SMTP(self.handler, **self.SMTP_kwargs)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalSMTPServer:
+    """An aiosmtpd server on 127.0.0.1 in a background thread, optionally with TLS and AUTH."""
+
+    def __init__(
+        self,
+        *,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        users: dict[str, str] | None = None,
+        handler: Recorder | None = None,
+    ) -> None:
+        self.handler = handler or Recorder()
+        self.port = free_port()
+        self.users = users or {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": False}
+        if tls is not None and implicit_tls:
+            kwargs["ssl_context"] = tls
+        elif tls is not None:
+            kwargs.update(tls_context=tls, require_starttls=True)
+        if users:
+            kwargs.update(authenticator=self._authenticate, auth_required=True)
+            kwargs["auth_require_tls"] = tls is not None
+        self.logins: list[str] = []
+        self.controller = _Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            user, password = data.login.decode(), data.password.decode()
+            self.logins.append(user)
+            ok = self.users.get(user) == password
+            return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd replies 535
+        return AuthResult(success=False, handled=False)
+
+    @property
+    def messages(self) -> list[Received]:
+        """Return the accepted messages."""
+        return self.handler.messages
+
+    def start(self) -> LocalSMTPServer:
+        """Start listening."""
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close connections."""
+        self.controller.stop()
+
+    def __enter__(self) -> LocalSMTPServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,227 @@
+"""Subscribers: address validation, CSV import/export, and the CLI commands (incl. `send`)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest import subscribers
+from digest.cli import cli
+from digest.models import TOKEN_PLACEHOLDER
+from digest.store import Store
+from digest.subscribers import AddressError, normalize_address
+from tests.smtpserver import LocalSMTPServer
+
+NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("Ann@Example.ORG", "Ann@example.org"),
+        ("  bob@x.org ", "bob@x.org"),
+        ("a+tag@Sub.Example.com", "a+tag@sub.example.com"),
+        ("leser@Bücher.de", "leser@xn--bcher-kva.de"),
+    ],
+)
+def test_addresses_are_normalized(raw: str, normal: str) -> None:
+    assert normalize_address(raw) == normal
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not-an-address",
+        "a@b",
+        "a b@x.org",
+        "a@x.org\r\nBcc: y@z.org",
+        '"quoted"@x.org',
+        "jörg@x.org",
+        "Name <a@x.org>",
+        "a@[127.0.0.1]",
+        "",
+    ],
+)
+def test_invalid_addresses_are_refused(raw: str) -> None:
+    with pytest.raises(AddressError):
+        normalize_address(raw)
+
+
+def test_domain_case_does_not_make_a_second_subscriber(store: Store) -> None:
+    first, added = subscribers.add(store, "a@X.org", "Ann", now=NOW)
+    second, changed = subscribers.add(store, "a@x.ORG", now=NOW)
+    assert added and not changed
+    assert first.id == second.id
+    assert [s.email for s in store.list_subscribers()] == ["a@x.org"]
+    assert len(first.token) == len(TOKEN_PLACEHOLDER)
+    assert subscribers.remove(store, "A@x.org", now=NOW) is None  # local part is kept as written
+    removed = subscribers.remove(store, "a@X.ORG", now=NOW)
+    assert removed is not None and removed.status == "unsubscribed"
+
+
+CSV = (
+    "email,name\n"  # 1 header
+    "ann@example.org,Ann\n"  # 2
+    "not-an-address,Nobody\n"  # 3 bad
+    "\n"  # 4 blank
+    'bob@Example.org,"Bob, the\nBuilder"\n'  # 5-6, quoted newline in the name
+    "carol@example.org,Carol,unsubscribed\n"  # 7
+    "dave@example.org,Dave,vip\n"  # 8 bad status
+    "ANN@example.org,Ann again\n"  # 9 is a different local part: kept
+    "ann@EXAMPLE.org,Dup\n"  # 10 duplicate of line 2
+    "a,b,c,d\n"  # 11 too many columns
+    "erin@example.org\n"  # 12
+)
+
+
+def test_import_reports_bad_rows_by_line_and_imports_the_rest(store: Store) -> None:
+    subscribers.add(store, "erin@example.org", now=NOW)
+    store.set_subscriber_status(status="unsubscribed", now=NOW, email="erin@example.org")
+    report = subscribers.import_csv(store, io.StringIO(CSV), now=NOW)
+    assert [line for line, _ in report.errors] == [3, 8, 10, 11]
+    assert "not-an-address" in report.errors[0][1]
+    assert "vip" in report.errors[1][1]
+    assert (report.added, report.existing) == (4, 1)
+    listed = {s.email: (s.name, s.status) for s in store.list_subscribers()}
+    assert listed == {
+        "erin@example.org": ("", "unsubscribed"),  # an import never re-subscribes anyone
+        "ann@example.org": ("Ann", "active"),
+        "bob@example.org": ("Bob, the Builder", "active"),
+        "carol@example.org": ("Carol", "unsubscribed"),
+        "ANN@example.org": ("Ann again", "active"),
+    }
+
+
+def test_export_round_trips_through_import(store: Store, tmp_path: Path) -> None:
+    subscribers.import_csv(store, io.StringIO(CSV), now=NOW)
+    text = subscribers.export_text(store)
+    assert text.splitlines()[0] == "email,name,status"
+    other = Store.open(f"sqlite:///{tmp_path / 'other.db'}")
+    report = subscribers.import_csv(other, io.StringIO(text), now=NOW)
+    assert report.ok
+    strip = [(s.email, s.name, s.status) for s in store.list_subscribers()]
+    assert [(s.email, s.name, s.status) for s in other.list_subscribers()] == strip
+    # Tokens are per database: an exported list never carries them.
+    assert "token" not in text and all(s.token not in text for s in store.list_subscribers())
+    other.close()
+
+
+# -- CLI -------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, port: int = 25) -> Path:
+    feed = tmp_path / "feed.xml"
+    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[site]
+name = "The Daily Digest"
+url = "https://news.example.com"
+timezone = "UTC"
+
+[[sources]]
+name = "local"
+url = "{feed}"
+
+[store]
+url = "sqlite:///{tmp_path / "digest.db"}"
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from = "The Daily Digest <digest@news.example.com>"
+backoff = 0.05
+max_attempts = 2
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(config: Path, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args], input=stdin)
+
+
+def test_subscribers_commands(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert run(config, "subscribers", "add", "Ann@Example.ORG", "--name", "Ann").exit_code == 0
+    assert run(config, "subscribers", "add", "bob@example.org").exit_code == 0
+    bad = run(config, "subscribers", "add", "bob@@example.org")
+    assert bad.exit_code == 1 and "not a valid address" in bad.stderr
+    listed = run(config, "subscribers", "list")
+    assert listed.stdout == "Ann@example.org\tAnn\tactive\nbob@example.org\t\tactive\n"
+    assert run(config, "subscribers", "remove", "bob@EXAMPLE.org").exit_code == 0
+    assert run(config, "subscribers", "list", "--status", "unsubscribed").stdout == (
+        "bob@example.org\t\tunsubscribed\n"
+    )
+    missing = run(config, "subscribers", "remove", "zed@example.org")
+    assert missing.exit_code == 1 and "not on the list" in missing.stderr
+
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text(CSV, encoding="utf-8")
+    imported = run(config, "subscribers", "import", str(csv_file))
+    assert imported.exit_code == 1  # some rows were rejected; the rest are in
+    assert f"{csv_file}:3:" in imported.stderr and f"{csv_file}:11:" in imported.stderr
+    assert "imported 4, already on the list 1, rejected 4" in imported.stdout
+    exported = run(config, "subscribers", "export", "--status", "active")
+    assert exported.exit_code == 0
+    assert exported.stdout.splitlines()[0] == "email,name,status"
+    assert "Ann@example.org,Ann,active" in exported.stdout
+    assert "bob@example.org" not in exported.stdout
+    piped = run(config, "subscribers", "import", "-", stdin="zoe@example.org,Zoë\n")
+    assert piped.exit_code == 0 and "imported 1" in piped.stdout
+
+
+def test_send_command_dry_run_test_copy_and_exit_codes(tmp_path: Path) -> None:
+    with LocalSMTPServer() as server:
+        config = write_config(tmp_path, server.port)
+        for i in range(3):
+            assert run(config, "subscribers", "add", f"r{i}@example.org").exit_code == 0
+        store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+        unsub = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
+        store.create_issue(
+            date="2026-11-24",
+            created_at=NOW,
+            subject="Yesterday",
+            html=f'<a href="{unsub}">Unsubscribe</a>',
+            text=f"Unsubscribe: {unsub}\n",
+            preheader="",
+            article_ids=[],
+        )
+        dry = run(config, "send", "--dry-run", "--date", "2026-11-24")
+        assert dry.exit_code == 0
+        assert "r0@example.org\tsend" in dry.stdout and "send 3" in dry.stdout
+        assert server.messages == []
+
+        copy = run(config, "send", "--date", "2026-11-24", "--to", "Editor@Example.org")
+        assert copy.exit_code == 0, copy.output
+        assert [m.rcpt_tos for m in server.messages] == [("Editor@example.org",)]
+
+        server.handler.rcpt_replies["r1@example.org"] = "450 4.2.1 mailbox busy"
+        partial = run(config, "send", "--date", "2026-11-24")
+        assert partial.exit_code == 3, partial.output  # one delivery remains to retry
+        assert "sent 2" in partial.stdout and "to retry 1" in partial.stdout
+
+        server.handler.rcpt_replies.clear()
+        done = run(config, "send", "--date", "2026-11-24")
+        assert done.exit_code == 0, done.output
+        assert "sent 1, already sent 2" in done.stdout
+        assert len(server.messages) == 4
+
+        nothing = run(config, "send", "--date", "2026-01-01")
+        assert nothing.exit_code == 1 and "no issue stored for 2026-01-01" in nothing.stderr
+        store.close()
