@@ -1,0 +1,195 @@
+"""The issue lint: a clean rendered issue passes; each kind of damage is named."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.config import Config, SiteConfig, SmtpConfig
+from digest.lint import Finding, check_issue, lint_issue, lint_message
+from digest.message import build_template, format_date
+from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
+from digest.render import make_environment, render_issue
+
+NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+ROOT = Path(__file__).parent.parent
+SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com")
+UNSUB = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
+SMTP = SmtpConfig(
+    host="127.0.0.1",
+    security="none",
+    from_="The Daily Digest <digest@news.example.com>",
+    unsubscribe_mailto="unsubscribe@news.example.com",
+)
+
+
+def rendered(roundup: int = 3, title: str = "Council approves the budget") -> RenderedIssue:
+    def story(i: int, text: str) -> Story:
+        article = Article(
+            source="City Desk",
+            guid=f"g{i}",
+            url=f"https://news.example.com/{i}",
+            title=title if i == 0 else f"Story number {i}",
+            text=text,
+            published=NOW,
+            image="https://cdn.example.com/lead.jpg" if i == 0 else None,
+        )
+        return Story(article, (text,))
+
+    issue = Issue(
+        site_name="The Daily Digest",
+        site_url="https://news.example.com/",
+        date="2026-11-25",
+        created_at=NOW,
+        lead=story(0, "The council approved a budget on Tuesday."),
+        roundup=tuple(story(i, "Something happened in town. " * 8) for i in range(1, roundup + 1)),
+    )
+    return render_issue(
+        issue,
+        env=make_environment(None),
+        now=NOW,
+        tz=ZoneInfo("Europe/Berlin"),
+        subject_template="{site}: {lead}",
+        unsubscribe_url=UNSUB,
+        view_url="https://news.example.com/archive/2026-11-25",
+    )
+
+
+def codes(findings: list[Finding]) -> list[str]:
+    return [f.code for f in findings]
+
+
+def test_shipped_templates_pass_the_lint() -> None:
+    issue = rendered()
+    assert lint_issue(issue) == []
+    assert '<img class="lead-image"' in issue.html  # the image checks had something to check
+
+
+def test_size_near_and_over_gmail_clip() -> None:
+    issue = rendered()
+    pad = "<!-- " + "x" * (95_000 - len(issue.html)) + " -->"
+    near = lint_issue(replace(issue, html=issue.html.replace("</body>", pad + "</body>")))
+    assert codes(near) == ["size"] and "close to Gmail" in near[0].message
+    over = replace(issue, html=issue.html.replace("</body>", pad + pad + "</body>"))
+    (finding,) = lint_issue(over)
+    assert finding.code == "size" and "clips" in finding.message
+    assert "max_roundup" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "needle"),
+    [
+        ('alt="Council approves the budget"', "", "image", "no alt"),
+        ('width="560"', "", "image", "no width"),
+        ("display:block", "display:inline", "image", "not display:block"),
+        ('href="https://news.example.com/1"', 'href="/1"', "link", "absolute http(s)"),
+        ('href="https://news.example.com/1"', 'href="ftp://x.example/1"', "link", "absolute"),
+        ('href="https://news.example.com/1"', 'href="javascript:alert(1)"', "link", "dangerous"),
+        ("<style>", "<style>.lead-title { color: red }\n", "style", "not inlined"),
+        ("<body", "<script>x()</script><body", "unsafe", "<script>"),
+        (UNSUB, "https://news.example.com/unsubscribe", "unsubscribe", "no unsubscribe link"),
+        ("https://news.example.com/unsub", "http://news.example.com/unsub", "unsubscribe", "https"),
+    ],
+)  # fmt: skip
+def test_html_damage_is_named(old: str, new: str, code: str, needle: str) -> None:
+    issue = rendered()
+    assert old in issue.html
+    findings = lint_issue(replace(issue, html=issue.html.replace(old, new)))
+    assert code in codes(findings), findings
+    assert any(needle in f.message for f in findings if f.code == code), findings
+
+
+def test_text_part_must_exist_be_text_and_carry_the_unsubscribe_link() -> None:
+    issue = rendered()
+    assert codes(lint_issue(replace(issue, text="  \n"))) == ["text"]
+    html_as_text = "<p>Hello</p><p><a href='x'>there</a></p>\n" + UNSUB
+    (finding,) = lint_issue(replace(issue, text=html_as_text))
+    assert finding.code == "text" and "HTML tags" in finding.message
+    (finding,) = lint_issue(replace(issue, text=issue.text.replace(TOKEN_PLACEHOLDER, "x")))
+    assert finding.code == "unsubscribe" and "plain-text" in finding.message
+
+
+def test_subject_and_preheader() -> None:
+    issue = rendered(title="A long headline that goes on and on about the city budget and buses")
+    (finding,) = lint_issue(issue)
+    assert finding.code == "subject" and f"is {len(issue.subject)} characters" in finding.message
+    assert "readers see 'The Daily Digest: A long headline" in finding.message
+    assert lint_issue(issue, subject_shown=120) == []
+    assert codes(lint_issue(replace(rendered(), subject=" "))) == ["subject"]
+    assert codes(lint_issue(replace(rendered(), preheader=""))) == ["preheader"]
+    assert str(Finding("subject", "x")) == "subject: x"
+
+
+def built(issue: RenderedIssue) -> bytes:
+    template = build_template(issue, smtp=SMTP, site=SITE)
+    return template.render(
+        to="<reader@example.org>",
+        date=format_date(NOW),
+        message_id="<1@news.example.com>",
+        token="abc",
+    )
+
+
+def test_built_message_passes_and_missing_headers_are_named() -> None:
+    raw = built(rendered())
+    assert lint_message(raw) == []
+    no_post = re.sub(rb"List-Unsubscribe-Post:[^\r]*\r\n", b"", raw)
+    assert [f.message for f in lint_message(no_post)] == [
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click is missing (RFC 8058)"
+    ]
+    no_list = re.sub(rb"List-Unsubscribe:.*?\r\n(?! )", b"", raw, flags=re.S)
+    assert "no List-Unsubscribe header" in str(lint_message(no_list))
+    http_only = built(rendered()).replace(b"<https://news.example.com/unsub", b"<http://x/")
+    assert "no https URI" in str(lint_message(http_only))
+
+
+def test_html_only_message_lacks_a_text_part() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["Subject"] = "Hi"
+    msg.set_content("<p>hi</p>", subtype="html")
+    findings = lint_message(msg.as_bytes())
+    assert "text" in codes(findings)
+    assert "the message has no Message-ID header" in [f.message for f in findings]
+    assert "the message has no List-Unsubscribe header" in [f.message for f in findings]
+
+
+def test_check_issue_adds_the_message_checks_when_smtp_is_set(tmp_path: Path) -> None:
+    issue = rendered()
+    config = Config(path=tmp_path / "config.toml", site=SITE, sources=())
+    assert check_issue(config, issue, now=NOW) == []
+    assert check_issue(replace(config, smtp=SMTP), issue, now=NOW) == []
+    bad = replace(config, smtp=replace(SMTP, unsubscribe_mailto="not an address"))
+    (finding,) = check_issue(bad, issue, now=NOW)
+    assert finding.code == "headers" and "unsubscribe_mailto" in finding.message
+
+
+def test_preview_prints_the_lint_and_strict_fails(tmp_path: Path) -> None:
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    text = text.replace('url = "digest/sample/feed.xml"', f'url = "{ROOT}/digest/sample/feed.xml"')
+    text = text.replace('method = "position"', 'method = "lead"')  # faster, same lint
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    args = ["--config", str(cfg), "preview", "--out", str(tmp_path / "p.html"), "--no-collect"]
+    collect = runner.invoke(cli, ["--config", str(cfg), "collect"])
+    assert collect.exit_code == 0, collect.output
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "lint: subject: the subject is" in flat and "Lint: 1 warning(s)." in flat
+    strict = runner.invoke(cli, [*args, "--strict"])
+    assert strict.exit_code == 1 and "lint: subject" in strict.output
+    # A short subject leaves nothing to warn about.
+    cfg.write_text(text.replace('subject = "{site} — {lead}"', 'subject = "{site}"'), "utf-8")
+    clean = runner.invoke(cli, [*args, "--strict"])
+    assert clean.exit_code == 0, clean.output
+    assert "Lint: no problems found." in clean.output
