@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
@@ -19,7 +20,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .errors import ConfigError
 
-SUMMARY_METHODS = ("lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic", "edmundson", "lead")
+SUMMARY_METHODS = (
+    "position",
+    "lexrank",
+    "textrank",
+    "lsa",
+    "luhn",
+    "kl",
+    "sumbasic",
+    "edmundson",
+    "lead",
+)
 LANGUAGES = ("english", "german", "french", "spanish", "russian", "italian", "portuguese", "dutch")
 DEFAULT_USER_AGENT = "digest/0.1 (+https://github.com/digest-newsletter/digest; newsletter bot)"
 
@@ -83,7 +94,7 @@ class CollectConfig:
 class SummaryConfig:
     """How stories are summarized."""
 
-    method: str = "lexrank"
+    method: str = "position"
     language: str = "english"
     lead_sentences: int = 3
     roundup_sentences: int = 1
@@ -134,6 +145,19 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """When `digest run` collects and sends, in the site's time zone."""
+
+    # Times of day, "HH:MM" (or "HH:MM:SS"). One issue a day: the first time that runs
+    # creates and sends it; later ones only retry deliveries still pending.
+    send_at: tuple[str, ...] = ("07:00",)
+    days: str = "*"  # cron-style weekdays: "mon-fri", "mon,wed,fri"; "*" = every day
+    collect_every_minutes: float = 30.0
+    misfire_grace_minutes: float = 30.0  # a send this late (machine was down) still goes out
+    quiet_day: str = "skip"  # below [compose].min_articles: "skip" the day or "send" a short issue
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -146,6 +170,7 @@ class Config:
     compose: ComposeConfig = field(default_factory=ComposeConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     smtp: SmtpConfig | None = None
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -297,10 +322,77 @@ def _resolve_store(loader: _Loader, store: StoreConfig) -> StoreConfig:
     return store
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+
+def _parse_time(loader: _Loader, key: str, value: str) -> str:
+    m = _TIME_RE.fullmatch(value.strip())
+    if m is None or int(m[1]) > 23 or int(m[2]) > 59 or (m[3] is not None and int(m[3]) > 59):
+        raise loader.fail(
+            key, f'{value!r} is not a time of day; write 24-hour "HH:MM" such as "07:00"'
+        )
+    text = f"{int(m[1]):02d}:{m[2]}"
+    return f"{text}:{m[3]}" if m[3] is not None and m[3] != "00" else text
+
+
+def _parse_days(loader: _Loader, value: str) -> str:
+    """Normalize cron-style weekdays ("mon-fri", "sat,sun", "*") to lower case."""
+    text = value.strip().lower().replace(" ", "")
+    if text in ("*", "daily", ""):
+        return "*"
+    for part in text.split(","):
+        ends = part.split("-")
+        if len(ends) > 2 or not all(e in WEEKDAYS for e in ends):
+            raise loader.fail(
+                "schedule.days",
+                f'{value!r}: write weekday names like "mon-fri" or "mon,wed,fri" '
+                f'({", ".join(WEEKDAYS)}), or "*" for every day',
+            )
+        if len(ends) == 2 and WEEKDAYS.index(ends[0]) > WEEKDAYS.index(ends[1]):
+            raise loader.fail(
+                "schedule.days", f'{part!r} runs backwards; write "{ends[0]}-sun,mon-{ends[1]}"'
+            )
+    return text
+
+
+def _parse_schedule(loader: _Loader, raw: Any) -> ScheduleConfig:
+    if isinstance(raw, dict) and "send_at" in raw:
+        send_at = raw["send_at"]
+        if isinstance(send_at, str):
+            send_at = [send_at]
+        if not (isinstance(send_at, list) and send_at and all(isinstance(t, str) for t in send_at)):
+            raise loader.fail(
+                "schedule.send_at",
+                f'expected a time such as "07:00" or a list such as ["07:00", "18:00"], '
+                f"got {raw['send_at']!r}",
+            )
+        raw = {**raw, "send_at": send_at}
+    sched = loader.table(ScheduleConfig, raw, "schedule")
+    times = sorted({_parse_time(loader, "schedule.send_at", t) for t in sched.send_at})
+    if sched.collect_every_minutes <= 0:
+        raise loader.fail("schedule.collect_every_minutes", "must be greater than 0; e.g. 30")
+    if sched.misfire_grace_minutes < 0:
+        raise loader.fail("schedule.misfire_grace_minutes", "must be 0 or more; e.g. 30")
+    if sched.quiet_day not in ("skip", "send"):
+        raise loader.fail("schedule.quiet_day", f'{sched.quiet_day!r}: write "skip" or "send"')
+    return replace(sched, send_at=tuple(times), days=_parse_days(loader, sched.days))
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Validate a parsed TOML document and return the typed configuration."""
     loader = _Loader(path)
-    allowed = {"site", "sources", "store", "collect", "summary", "compose", "render", "smtp"}
+    allowed = {
+        "site",
+        "sources",
+        "store",
+        "collect",
+        "summary",
+        "compose",
+        "render",
+        "smtp",
+        "schedule",
+    }
     for key in data:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
@@ -421,6 +513,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
                 "smtp.dkim_selector", 'required when dkim_key is set; write e.g. "digest"'
             )
 
+    schedule = _parse_schedule(loader, data.get("schedule", {}))
+
     return Config(
         path=path,
         site=site,
@@ -431,6 +525,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         compose=compose,
         render=render,
         smtp=smtp,
+        schedule=schedule,
     )
 
 

@@ -1,0 +1,163 @@
+"""CLI commands for the long-running side: `digest run` (the daemon) and `digest status`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+import click
+from rich.markup import escape
+
+from . import schedule
+from .cli import App, cli, console
+from .config import Config
+from .locks import LockInfo, describe, read_lock, stale_reason
+from .store import SourceState, Store, StoredIssue
+
+FAILING_AFTER = 2  # consecutive failures before `digest status` lists a source
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `digest status` shows, gathered without writing anything."""
+
+    now: datetime
+    daemon: LockInfo | None  # the lock of a live `digest run`
+    dead_daemon: str | None  # why a leftover lock is stale
+    next_collect: datetime | None  # None: no daemon scheduled one
+    next_send: datetime | None
+    issues: tuple[tuple[StoredIssue, dict[str, int]], ...]
+    failing: tuple[SourceState, ...]
+    active_subscribers: int
+
+
+def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 5) -> Status:
+    """Collect the daemon's state, next run times, recent issues and failing sources."""
+    lock = read_lock(store, schedule.RUN_LOCK)
+    dead = None
+    if lock is not None:
+        dead = stale_reason(
+            lock, now=now, stale_after=schedule.LOCK_STALE_AFTER, host=socket.gethostname()
+        )
+    times = schedule.next_run_times(store) if lock is not None and dead is None else {}
+    next_send = times.get(schedule.SEND_JOB)
+    if next_send is None:  # no daemon: when it would send once started
+        next_send = schedule.send_trigger(config).get_next_fire_time(None, now)
+    names = {s.name for s in config.sources}
+    failing = tuple(
+        s
+        for s in store.source_states().values()
+        if s.name in names and s.consecutive_failures >= FAILING_AFTER
+    )
+    return Status(
+        now=now,
+        daemon=lock if dead is None else None,
+        dead_daemon=dead,
+        next_collect=times.get(schedule.COLLECT_JOB),
+        next_send=next_send,
+        issues=tuple((i, store.delivery_counts(i.id)) for i in store.list_issues(issues)),
+        failing=failing,
+        active_subscribers=len(store.list_subscribers("active")),
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    parts = [f"{k} {counts.get(k, 0)}" for k in ("sent", "failed", "pending")]
+    parts += [
+        f"{label} {counts[k]}"
+        for k, label in (("sending", "uncertain"), ("skipped", "skipped"))
+        if counts.get(k)
+    ]
+    return ", ".join(parts)
+
+
+@cli.command(name="status")
+@click.pass_obj
+def status_cmd(app: App) -> None:
+    """Show the daemon, next collection and send, recent issues and failing sources."""
+    config = app.config
+    st = gather_status(config, app.store, now=_now())
+    zone = config.site.timezone
+    if st.daemon is not None:
+        daemon = f"running ({describe(st.daemon, now=st.now)})"
+    elif st.dead_daemon is not None:
+        daemon = f"not running (a stopped daemon left its lock: {st.dead_daemon})"
+    else:
+        daemon = "not running (start it with `digest run`)"
+    s = config.schedule
+    days = "every day" if s.days == "*" else s.days
+    lines = [f"daemon:         {daemon}"]
+    if st.next_collect is not None:
+        lines.append(
+            f"next collect:   {schedule.local(config, st.next_collect)} {zone} "
+            f"(every {s.collect_every_minutes:g} min)"
+        )
+    else:
+        lines.append("next collect:   - (only while `digest run` runs)")
+    when = schedule.local(config, st.next_send) if st.next_send else "-"
+    lines.append(f"next send:      {when} {zone} ({days} at {', '.join(s.send_at)})")
+    lines.append(f"subscribers:    {st.active_subscribers} active")
+    lines.append("last issues:" if st.issues else "last issues:    none yet")
+    for issue, counts in st.issues:
+        created = schedule.local(config, issue.created_at)[-5:]
+        lines.append(f"  {issue.date} {created}  {_counts(counts)}  {issue.subject}")
+    lines.append("failing sources:" if st.failing else "failing sources: none")
+    for src in st.failing:
+        since = schedule.local(config, src.failing_since) if src.failing_since else "?"
+        lines.append(
+            f"  {src.name}: since {since}, {src.consecutive_failures} times in a row: "
+            f"{src.last_error}"
+        )
+    for line in lines:
+        console.print(escape(line), soft_wrap=True)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn the first SIGTERM/SIGINT into KeyboardInterrupt (a graceful stop); ignore repeats."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:  # a second signal must not cut short the delivery being finished
+            fired = True
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@cli.command(name="run")
+@click.pass_obj
+def run_cmd(app: App) -> None:
+    """Run the daemon: collect all day, send at [schedule].send_at (SIGTERM stops it)."""
+    # A daemon's log is its output: one line per event by default, -v adds detail.
+    logging.getLogger("digest").setLevel(logging.DEBUG if app.verbose else logging.INFO)
+    # The schedule module logs one line per source; the fetcher's own lines are detail.
+    logging.getLogger("digest.collect").setLevel(logging.NOTSET if app.verbose else logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(
+        {0: logging.ERROR, 1: logging.WARNING}.get(app.verbose, logging.DEBUG)
+    )
+    config = app.config
+    store = app.store
+    config.require_smtp()
+    with _stop_on_signals():
+        schedule.run_daemon(config, store)

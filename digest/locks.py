@@ -1,0 +1,238 @@
+"""Named locks in the database, so only one `digest run` works on a store at a time.
+
+A lock is a row in the `locks` table: who holds it (a random holder id, host and pid)
+and when it last proved it was alive (`heartbeat`). Acquiring is atomic: an INSERT, or,
+when a row exists but is stale, a compare-and-set UPDATE that only succeeds if the row
+is still the one we judged stale. A lock is stale when its heartbeat is older than
+`stale_after` seconds, or when its holder ran on this host and that pid is gone (a crash
+is detected at once, without waiting for the heartbeat to age).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from .errors import DigestError
+from .store import Store, locks
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class LockHeldError(DigestError):
+    """Another live process holds the lock."""
+
+
+class LockLostError(DigestError):
+    """Our lock was taken over (we looked dead to another process)."""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """One row of the `locks` table."""
+
+    name: str
+    holder: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    heartbeat: datetime
+
+
+def _utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def pid_alive(pid: int) -> bool:
+    """Return True when a process with this id exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def read_lock(store: Store, name: str) -> LockInfo | None:
+    """Return the current holder of a lock, if any (stale or not)."""
+    with store.begin() as conn:
+        row = conn.execute(sa.select(locks).where(locks.c.name == name)).mappings().first()
+    if row is None:
+        return None
+    return LockInfo(
+        name=row["name"],
+        holder=row["holder"],
+        host=row["host"],
+        pid=row["pid"],
+        acquired_at=row["acquired_at"],
+        heartbeat=row["heartbeat"],
+    )
+
+
+def stale_reason(info: LockInfo, *, now: datetime, stale_after: float, host: str) -> str | None:
+    """Return why a lock is stale (holder dead or silent), or None if it looks alive."""
+    if info.host == host and not pid_alive(info.pid):
+        return f"pid {info.pid} on {info.host} is gone"
+    age = (now - info.heartbeat).total_seconds()
+    if age > stale_after:
+        return f"no heartbeat for {age:.0f} s"
+    return None
+
+
+def describe(info: LockInfo, *, now: datetime) -> str:
+    """Return 'pid 123 on host, heartbeat 4 s ago' for messages."""
+    age = max((now - info.heartbeat).total_seconds(), 0.0)
+    return f"pid {info.pid} on {info.host}, heartbeat {age:.0f} s ago"
+
+
+def acquire(
+    store: Store,
+    name: str,
+    *,
+    holder: str,
+    now: datetime,
+    stale_after: float,
+    host: str | None = None,
+    pid: int | None = None,
+) -> LockInfo:
+    """Take the lock `name` for `holder`, taking over a stale one; raise LockHeldError if held."""
+    host = host or socket.gethostname()
+    pid = os.getpid() if pid is None else pid
+    mine = LockInfo(name=name, holder=holder, host=host, pid=pid, acquired_at=now, heartbeat=now)
+    values = {k: v for k, v in asdict(mine).items() if k != "name"}
+    for _ in range(5):  # only loops when another process races us for a stale row
+        try:
+            with store.begin() as conn:
+                conn.execute(locks.insert().values(name=name, **values))
+            return mine
+        except sa.exc.IntegrityError:
+            pass
+        current = read_lock(store, name)
+        if current is None:
+            continue  # released between our INSERT and our read
+        reason = (
+            "it is ours"
+            if current.holder == holder
+            else stale_reason(current, now=now, stale_after=stale_after, host=host)
+        )
+        if reason is None:
+            raise LockHeldError(
+                f"another `digest run` is already running on {store.engine.url.database or name} "
+                f"({describe(current, now=now)}); stop it first (the lock of a crashed daemon "
+                f"is taken over at once on its host, after {stale_after:.0f} s from others)"
+            )
+        with store.begin() as conn:
+            res = conn.execute(
+                locks.update()
+                .where(
+                    locks.c.name == name,
+                    locks.c.holder == current.holder,
+                    locks.c.heartbeat == current.heartbeat,
+                )
+                .values(**values)
+            )
+        if res.rowcount == 1:
+            if current.holder != holder:
+                log.warning("took over the stale %s lock: %s", name, reason)
+            return mine
+    raise LockHeldError(f"could not take the {name} lock: other processes keep racing for it")
+
+
+def heartbeat(store: Store, name: str, holder: str, *, now: datetime) -> bool:
+    """Refresh our heartbeat; False when the lock is no longer ours."""
+    with store.begin() as conn:
+        res = conn.execute(
+            locks.update()
+            .where(locks.c.name == name, locks.c.holder == holder)
+            .values(heartbeat=now)
+        )
+    return res.rowcount == 1
+
+
+def release(store: Store, name: str, holder: str) -> bool:
+    """Drop the lock if we still hold it; return whether we did."""
+    with store.begin() as conn:
+        res = conn.execute(locks.delete().where(locks.c.name == name, locks.c.holder == holder))
+    return res.rowcount == 1
+
+
+class DaemonLock:
+    """A lock held for a process's lifetime, kept fresh by a heartbeat thread.
+
+    When the heartbeat finds the lock taken over, `lost` is set (and `on_lost` called)
+    so the daemon can stop rather than run beside its successor.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        *,
+        stale_after: float = 60.0,
+        heartbeat_every: float = 10.0,
+        clock: Clock = _utcnow,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.holder = uuid.uuid4().hex
+        self.stale_after = stale_after
+        self.heartbeat_every = heartbeat_every
+        self.clock = clock
+        self.on_lost = on_lost
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> LockInfo:
+        """Take the lock (raise LockHeldError if a live process has it) and start beating."""
+        info = acquire(
+            self.store,
+            self.name,
+            holder=self.holder,
+            now=self.clock(),
+            stale_after=self.stale_after,
+        )
+        self._thread = threading.Thread(
+            target=self._beat, name=f"{self.name}-heartbeat", daemon=True
+        )
+        self._thread.start()
+        return info
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.heartbeat_every):
+            try:
+                ours = heartbeat(self.store, self.name, self.holder, now=self.clock())
+            except DigestError as exc:  # a busy or vanished database: try again next beat
+                log.warning("lock heartbeat failed: %s", exc)
+                continue
+            if not ours:
+                log.error("the %s lock was taken over by another process; stopping", self.name)
+                self.lost.set()
+                if self.on_lost is not None:
+                    self.on_lost()
+                return
+
+    def release(self) -> None:
+        """Stop the heartbeat and drop the lock."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if not self.lost.is_set():
+            try:
+                release(self.store, self.name, self.holder)
+            except DigestError as exc:
+                log.warning("could not release the %s lock: %s", self.name, exc)
