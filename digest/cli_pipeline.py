@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -25,6 +26,7 @@ from .collect import Fetcher, read_local
 from .config import SUMMARY_METHODS, CollectConfig
 from .errors import DigestError, ExtractError, FetchError
 from .extract import extract_page
+from .lint import check_issue
 from .models import TOKEN_PLACEHOLDER, RenderedIssue
 from .summarize import summarize, summarize_jsonl
 
@@ -158,13 +160,23 @@ def _serve(app: App, out: Path, port: int) -> None:
     "--port", default=8000, show_default=True, help="Port for --serve (0: any free port)."
 )
 @click.option("--no-collect", is_flag=True, help="Use only articles already collected.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when the lint finds anything.")
 @click.pass_obj
-def preview(app: App, out: Path, open_: bool, serve: bool, port: int, no_collect: bool) -> None:
-    """Collect and render today's issue to a local HTML file."""
-    rendered = _preview_rendered(app, _now(), collect=not no_collect)
+def preview(
+    app: App, out: Path, open_: bool, serve: bool, port: int, no_collect: bool, strict: bool
+) -> None:
+    """Collect and render today's issue to a local HTML file, then lint it."""
+    now = _now()
+    rendered = _preview_rendered(app, now, collect=not no_collect)
     txt = _write_preview(rendered, out)
     console.print(f"Subject: {rendered.subject}")
     console.print(f"Wrote {out} ({len(rendered.html.encode()) / 1024:.1f} KB) and {txt}")
+    findings = check_issue(app.config, rendered, now=now)
+    for finding in findings:
+        console.print(f"[yellow]lint:[/] {escape(str(finding))}")
+    console.print(f"Lint: {len(findings)} warning(s)." if findings else "Lint: no problems found.")
+    if findings and strict:
+        sys.exit(1)
     if open_:
         webbrowser.open(out.resolve().as_uri())
     if serve:
@@ -244,7 +256,7 @@ def summarize_cmd(
     """Summarize a text or HTML page (FILE, URL or - for stdin)."""
     summary_cfg = app.config.summary if app.config_available() else None
     n = sentences or (summary_cfg.lead_sentences if summary_cfg else 3)
-    m = method or (summary_cfg.method if summary_cfg else "lexrank")
+    m = method or (summary_cfg.method if summary_cfg else "position")
     lang = language or (summary_cfg.language if summary_cfg else "english")
     max_words = summary_cfg.max_words if summary_cfg else 60
     if jsonl:

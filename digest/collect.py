@@ -17,7 +17,7 @@ import mimetypes
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -466,6 +466,7 @@ async def fetch_pages(
     sources: Mapping[str, SourceConfig] | None = None,
     progress: Progress | None = None,
     deadline: float | None = None,
+    on_page: Callable[[str, FetchResult], Awaitable[None]] | None = None,
 ) -> dict[str, FetchResult | str]:
     """Fetch article pages for (source name, url) pairs; map each url to a result or an error.
 
@@ -487,6 +488,7 @@ async def fetch_pages(
                 trusted=trust.get(name, frozenset()),
                 source=(sources or {}).get(name),
                 progress=progress,
+                on_page=on_page,
             )
             for url, name in by_url.items()
         }
@@ -500,9 +502,13 @@ async def _page_job(
     trusted: frozenset[str],
     source: SourceConfig | None,
     progress: Progress | None,
+    on_page: Callable[[str, FetchResult], Awaitable[None]] | None = None,
 ) -> FetchResult | str:
     try:
-        return await _fetch_page(fetcher, url, trusted=trusted, source=source)
+        res = await _fetch_page(fetcher, url, trusted=trusted, source=source)
+        if on_page is not None:
+            await on_page(url, res)
+        return res
     except FetchError as exc:
         return str(exc)
     except Exception as exc:  # one odd page must not sink the run; keep the traceback

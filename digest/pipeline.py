@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -22,7 +23,16 @@ from .config import Config, SourceConfig
 from .errors import DigestError, ExtractError
 from .extract import extract_page, merge_article
 from .feeds import canonical_url, title_key
-from .models import TOKEN_PLACEHOLDER, Article, Entry, Issue, RenderedIssue, SourceReport, Story
+from .models import (
+    TOKEN_PLACEHOLDER,
+    Article,
+    Entry,
+    Issue,
+    Page,
+    RenderedIssue,
+    SourceReport,
+    Story,
+)
 from .netguard import is_public_address
 from .render import make_environment, render_issue
 from .store import Store, StoredIssue
@@ -53,6 +63,8 @@ class CollectReport:
 
 class EmptyIssueError(DigestError):
     """There is nothing new to put in an issue today."""
+
+    exit_code = 5
 
 
 def cutoff_for(config: Config, store: Store, now: datetime) -> datetime:
@@ -112,6 +124,7 @@ async def collect_articles_async(
     client: httpx.AsyncClient | None = None,
 ) -> CollectReport:
     """Fetch every source, extract and store new articles; one bad source never sinks the run."""
+    started = time.monotonic()
     cutoff = cutoff_for(config, store, now)
     states = {n: (s.etag, s.last_modified) for n, s in store.source_states().items()}
     results = await collect_stage.collect_feeds(
@@ -148,13 +161,25 @@ async def collect_articles_async(
         for e in entries
         if e.url
     ]
+    extracted: dict[str, Page | str] = {}
+
+    async def extract_now(url: str, fetched: collect_stage.FetchResult) -> None:
+        # In a worker thread, so extraction overlaps the other pages' network waits.
+        try:
+            extracted[url] = await asyncio.to_thread(extract_page, fetched.body, fetched.final_url)
+        except ExtractError as exc:
+            extracted[url] = str(exc)
+
+    remaining = config.collect.deadline - (time.monotonic() - started)
     pages = await collect_stage.fetch_pages(
         wanted,
         config.collect,
         client=client,
         trusted_hosts_by_source={s.name: _source_trust(s) for s in config.sources},
-        sources={s.name: s for s in config.sources},
+        sources=by_name,
         progress=progress,
+        deadline=max(remaining, 1.0),
+        on_page=extract_now,
     )
 
     for name, entries in kept.items():
@@ -162,15 +187,13 @@ async def collect_articles_async(
         warnings: list[str] = []
         articles: list[tuple[Article, str]] = []
         for e in entries:
-            page = None
             fetched = pages.get(e.url)
+            page = extracted.get(e.url)
             if isinstance(fetched, str):
                 warnings.append(f"{e.url}: {fetched}")
-            elif fetched is not None:
-                try:
-                    page = extract_page(fetched.body, fetched.final_url)
-                except ExtractError as exc:
-                    warnings.append(f"{e.url}: {exc}")
+            if isinstance(page, str):
+                warnings.append(f"{e.url}: {page}")
+                page = None
             art = merge_article(e, page, language=src.language or config.summary.language)
             art = replace(art, first_seen=now)
             articles.append((art, title_key(art.title)))

@@ -6,6 +6,12 @@ NLTK data), sentences that cannot stand in a newsletter are dropped *before* ran
 rankers picks among the rest. What comes back is whole sentences of the input, in
 article order, with runs of whitespace collapsed to one space.
 
+The default method, "position", is `digest.position.PositionSummarizer`: a position
+prior plus PacSum-style directed centrality, with rules against captions, quotations
+and dangling openers, and MMR against repetition. It beats the lead sentences on news,
+which sumy's classic rankers ("lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic",
+"edmundson", all still selectable) do not; "lead" takes the first sentences that qualify.
+
 The one exception: when no sentence qualifies, the first sentence that is neither
 boilerplate nor a fragment is returned alone; if it has more than `max_words` words it
 is cut at a word boundary and "…" appended. That is the only non-verbatim output.
@@ -37,46 +43,21 @@ from sumy.summarizers.text_rank import TextRankSummarizer
 from sumy.utils import get_stop_words
 
 from .config import SUMMARY_METHODS
+from .position import PositionSummarizer
+from .sentence_rules import is_boilerplate, word_count
 from .tokenize import Tokenizer, get_tokenizer, normalize_language, split_paragraphs
 
 log = logging.getLogger(__name__)
 
+# "position" first: the default. The rest are sumy's classic rankers and the plain lead.
+# The config validates against the same tuple.
 METHODS: tuple[str, ...] = SUMMARY_METHODS
+DEFAULT_METHOD = METHODS[0]
 
 MIN_WORDS = 4  # fewer words than this is a fragment: "Mr.", "Share this", "By Jane Doe."
 
-# Sentences that are page furniture or newsroom boilerplate, matched anywhere with
-# `search` unless anchored. Kept short and explainable: each is a pattern seen on
-# real pages that no summary should quote.
-_BOILERPLATE = re.compile(
-    r"""(?ix)
-      ^share\b(?:\s+\S+){0,3}\s*$                                 # Share / Share this article
-    | ^share(?:\s+this(?:\s+(?:article|story))?)?:?\s+(?-i:[A-Z"“])  # "Share The mayor…" run-in
-    | ^(?:published|posted|written|updated|last\ updated)\b.{0,40}?\bby\b   # Published by admin
-    | ^(?:published|updated|last\ updated)\s*:                   # PUBLISHED: 12:47 EST
-    | ^(?:image|photo|picture|photograph|illustration|video)s?
-        (?:\s+(?:source|credit|courtesy))?\s*[:：]                 # Image source: Xiaomi
-    | \b(?:image|photo|picture)\s+(?:source|credit)s?\s*[:：]     # …run in mid-sentence
-    | ^by\s+(?:\.\s+)?[A-Z][\w'’-]+(?:\s+[A-Z][\w'’.-]+){1,3}
-        \s*(?:\||\.\s|\.?$|,\s*(?:cnn|reuters|ap|afp|bbc|for)\b|for\s+[A-Z]|and\s+[A-Z])
-                                                                 # By Jane Doe | CNN
-    | \b(?:we|this\s+(?:web)?site|our\s+(?:web)?site)\s+uses?\s+cookies\b
-    | \bcookies?\s+(?:policy|settings|preferences|consent)\b
-    | \bclick\s+here\b
-    | \bscroll\s+down\s+for\b
-    | ^(?:read\s+(?:more|also|next)|continue\s+reading|advertisement|sponsored\b)
-    | ^(?:sign\s+up|subscribe)\b.{0,80}\b(?:newsletter|updates|email)
-    | ^follow\s+us\b
-    | ^(?:©|\(c\)|copyright\s+(?:©\s*)?\d{4})
-    | \ball\s+rights\s+reserved\b
-    | ^(?:recent|related|popular)\s+(?:posts|articles|stories)\b
-    | ^the\s+post\s+.+\s+appeared\s+first\s+on\b
-    """
-)
 # A sentence must end like one; a headline or a label ("Related coverage") does not.
 _TERMINAL = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
-_WORD = re.compile(r"\w", re.UNICODE)
-_SPACE = re.compile(r"\s+")
 
 
 def _set(words: str) -> frozenset[str]:
@@ -218,7 +199,11 @@ class _Language:
 
     def ranker(self, method: str) -> Any:
         if method not in self._rankers:
-            ranker = _RANKERS[method](self.stem)
+            if method == "position":
+                ranker = PositionSummarizer(self.stem, self.tokenizer.language)
+                ranker.max_words = None  # `summarize` has already applied the caller's cap
+            else:
+                ranker = _RANKERS[method](self.stem)
             ranker.stop_words = self.stop_words
             self._rankers[method] = ranker
         return self._rankers[method]
@@ -260,7 +245,7 @@ def summarize(
     text: str,
     *,
     sentences: int,
-    method: str = "lexrank",
+    method: str = DEFAULT_METHOD,
     language: str = "english",
     max_words: int = 60,
 ) -> tuple[str, ...]:
@@ -270,40 +255,51 @@ def summarize(
     lang = _language(language)  # LookupError for an unsupported language
     if sentences <= 0 or not text.strip():
         return ()
-    paragraphs = [lang.tokenizer.to_sentences(p) for p in split_paragraphs(text)]
-    good: list[tuple[int, str]] = []  # (paragraph index, sentence)
+    good, fallback = _candidates(lang, text, max_words)
+    if not good:
+        return (_truncate(fallback, max_words),) if fallback else ()
+    # "position" ranks even when all would fit: its rules still drop captions and quotes.
+    if method == "lead" or (len(good) <= sentences and method != "position"):
+        return tuple(str(s) for _, s in good[:sentences])
+    picked = _rank(lang, method, good, sentences)
+    return tuple(str(good[i][1]) for i in picked)
+
+
+def _candidates(
+    lang: _Language, text: str, max_words: int
+) -> tuple[list[tuple[int, Sentence]], str | None]:
+    """Return the sentences fit to rank, with their paragraph index, and a fallback.
+
+    The fallback is the first sentence that is neither boilerplate nor a fragment, for
+    when none qualifies.
+    """
+    good: list[tuple[int, Sentence]] = []
     fallback: str | None = None
     seen: set[str] = set()
-    for p_index, para in enumerate(paragraphs):
-        for sent in para:
-            count = _count_words(sent)
-            if count < MIN_WORDS or _BOILERPLATE.search(sent):
+    for p_index, paragraph in enumerate(split_paragraphs(text)):
+        for sent in lang.tokenizer.to_sentences(paragraph):
+            count = word_count(sent)
+            if count < MIN_WORDS or is_boilerplate(sent):
                 continue
             if fallback is None:
                 fallback = sent
             if count > max_words or not _TERMINAL.search(sent):
                 continue
-            words = lang.tokenizer.to_words(sent)
+            obj = Sentence(sent, lang.tokenizer)
+            words = obj.words  # cached on the object, so rankers do not split it again
             if not words:
                 continue  # no letters at all ("2-1, 3-0 and 4-4."): nothing to rank
             key = " ".join(words).casefold()
             if key in seen:
                 continue
             seen.add(key)
-            good.append((p_index, sent))
-    if not good:
-        return (_truncate(fallback, max_words),) if fallback else ()
-    if len(good) <= sentences:
-        return tuple(s for _, s in good)
-    if method == "lead":
-        return tuple(s for _, s in good[:sentences])
-    picked = _rank(lang, method, good, sentences)
-    return tuple(good[i][1] for i in picked)
+            good.append((p_index, obj))
+    return good, fallback
 
 
-def _rank(lang: _Language, method: str, good: list[tuple[int, str]], count: int) -> list[int]:
+def _rank(lang: _Language, method: str, good: list[tuple[int, Sentence]], count: int) -> list[int]:
     """Return the indices into `good` that `method` picks, in article order."""
-    objects = [Sentence(s, lang.tokenizer) for _, s in good]
+    objects = [obj for _, obj in good]
     grouped: dict[int, list[Sentence]] = {}
     for (p_index, _), obj in zip(good, objects, strict=True):
         grouped.setdefault(p_index, []).append(obj)
@@ -318,13 +314,9 @@ def _rank(lang: _Language, method: str, good: list[tuple[int, str]], count: int)
             chosen = ranker(document, count)
     except (ValueError, ArithmeticError) as exc:  # numpy.linalg.LinAlgError is a ValueError
         log.warning("summarizer %s failed (%s); using the lead sentences", method, exc)
-        return list(range(count))
+        return list(range(min(count, len(good))))
     picked = sorted(index[id(s)] for s in chosen if id(s) in index)
-    return picked or list(range(count))
-
-
-def _count_words(sentence: str) -> int:
-    return sum(1 for w in sentence.split() if _WORD.search(w))
+    return picked or list(range(min(count, len(good))))
 
 
 def _truncate(sentence: str, max_words: int) -> str:
@@ -338,7 +330,7 @@ def summarize_jsonl(
     lines: Iterable[str],
     *,
     sentences: int,
-    method: str = "lexrank",
+    method: str = DEFAULT_METHOD,
     language: str = "english",
     max_words: int = 60,
 ) -> Iterator[str]:

@@ -44,7 +44,7 @@ def test_shipped_config_loads() -> None:
 def test_good_config_resolves_relative_store(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     assert cfg.store.url == f"sqlite:///{tmp_path.resolve()}/digest.db"
-    assert cfg.summary.method == "lexrank"
+    assert cfg.summary.method == "position"
     assert cfg.collect.timeout == 15.0
     assert cfg.smtp is None
 

@@ -1,0 +1,446 @@
+"""Tests for digest.position: the position-aware sumy summarizer and its sentence rules."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
+from sumy.nlp.stemmers import Stemmer
+from sumy.parsers.plaintext import PlaintextParser
+from sumy.summarizers._summarizer import AbstractSummarizer
+from sumy.utils import get_stop_words
+
+from digest.position import PositionSummarizer
+from digest.sentence_rules import (
+    is_caption,
+    is_fragment,
+    is_question,
+    is_quotation,
+    is_quote_only,
+    opens_mid_thought,
+    stands_alone,
+    word_count,
+)
+from digest.summarize import DEFAULT_METHOD, METHODS, summarize
+from digest.tokenize import Tokenizer, split_sentences
+
+DATA = Path(__file__).parent / "data" / "text"
+
+# A Daily Mail style article: caption lines and page furniture run into the text, the
+# way extracted pages deliver them. The facts are in the plain sentences.
+LEAD = (
+    "A fire at a recycling plant in Leeds forced 300 people from their homes overnight, "
+    "West Yorkshire Fire and Rescue Service said on Sunday."
+)
+NEWS = " ".join(
+    [
+        "By Sarah Jones For Mailonline.",
+        "Blaze: Firefighters tackle the flames at the Kirkstall plant late on Saturday .",
+        LEAD,
+        "Crews from eight stations fought the blaze at the Kirkstall recycling plant for "
+        "more than nine hours before bringing it under control.",
+        "Scroll down for video.",
+        "Residents of 120 homes near the recycling plant were taken to a leisure centre "
+        "where the council provided beds and food.",
+        "'It was terrifying.",
+        "The smoke was everywhere.'",
+        "He said the fire had spread quickly through stacks of paper and plastic.",
+        "But the fire service said nobody had been injured.",
+        "Station manager Tom Reed (pictured) praised the crews for their work overnight .",
+        "Click here for the latest updates on the Leeds fire.",
+        "Why did the plant catch fire?",
+        "Investigators from the fire service will visit the recycling plant on Monday to "
+        "establish the cause of the fire.",
+        "The company that runs the plant said it was cooperating fully with the fire service.",
+        "Roads around the plant remained closed on Sunday afternoon and the council urged "
+        "drivers to avoid the area.",
+        "This is the second fire at the plant in three years.",
+    ]
+)
+NEWS_SENTENCES = split_sentences(NEWS)
+FURNITURE = (
+    "By Sarah Jones",
+    "Blaze:",
+    "Scroll down",
+    "It was terrifying",
+    "The smoke was everywhere",
+    "(pictured)",
+    "Click here",
+)
+CLEAN = 6  # sentences that stand alone: the lede and five more
+
+
+def assert_extract(summary: tuple[str, ...], source: list[str]) -> None:
+    positions = [source.index(s) for s in summary]  # ValueError if not a source sentence
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(positions)
+
+
+def document(sentences: list[str], language: str = "english") -> ObjectDocumentModel:
+    tok = Tokenizer(language)
+    return ObjectDocumentModel([Paragraph([Sentence(s, tok) for s in sentences])])
+
+
+def ranker(language: str = "english") -> PositionSummarizer:
+    summarizer = PositionSummarizer(Stemmer(language), language)
+    with contextlib.suppress(LookupError):  # sumy has no Russian list; none is needed
+        summarizer.stop_words = get_stop_words(language)
+    return summarizer
+
+
+def test_fixture_splits_as_intended() -> None:
+    # Guards the tests below: each piece of furniture is a sentence of its own.
+    assert len(NEWS_SENTENCES) == 17
+    assert LEAD in NEWS_SENTENCES
+    for piece in FURNITURE:
+        assert sum(piece in s for s in NEWS_SENTENCES) == 1, piece
+    assert sum(stands_alone(s) for s in NEWS_SENTENCES) == CLEAN
+
+
+# --- sentence rules ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Blaze: Firefighters tackle the flames at the plant late on Saturday.",
+        "Pictured: The Mayor opens the bridge.",
+        "Station manager Tom Reed (pictured) praised the crews for their work.",
+        "David is pictured with his wife Susan and the plane in 2014.",
+        "Rick Bremner (left) and David Bremner (right) rebuilt the plane.",
+        "Above, black smoke rises from buildings in the city.",
+        "The rebuilt aircraft, which was flown between 1914 and 1916 by their grandfather .",
+    ],
+)
+def test_captions(sentence: str) -> None:
+    assert is_caption(sentence)
+    assert not stands_alone(sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        LEAD,
+        "The minister said the picture was clear: prices will rise.",
+        "Apple (AAPL) and Google reported results on Thursday.",
+        "The score was 2-1 at half time.",
+        "The meeting starts at 10:30 on Monday.",
+    ],
+)
+def test_not_captions(sentence: str) -> None:
+    assert not is_caption(sentence)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "language"),
+    [
+        ("He said the fire had spread quickly.", "english"),
+        ("But the fire service said nobody had been injured.", "english"),
+        ("This is the second fire at the plant in three years.", "english"),
+        ("They’re expected to return home on Monday.", "english"),
+        ("(CNN) -- It started with neighbors digging through the rubble.", "english"),
+        ("HARARE, Zimbabwe (CNN) -- However, the court disagreed.", "english"),
+        ("Er sagte, die Busse seien leiser.", "german"),
+        ("Mais le ministre a refusé de commenter.", "french"),
+        ("Pero el ministro no quiso comentar.", "spanish"),
+        ("Но министр отказался от комментариев.", "russian"),
+    ],
+)
+def test_mid_thought_openers(sentence: str, language: str) -> None:
+    assert opens_mid_thought(sentence, language)
+    assert not stands_alone(sentence, language)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "language"),
+    [
+        (LEAD, "english"),
+        ("This week the council approved the budget for the harbour.", "english"),
+        ("Theresa May met the Irish prime minister in Dublin.", "english"),
+        ("(CNN) -- The Kenyan government named the attack's mastermind.", "english"),
+        ("Apple (AAPL) and Google reported results on Thursday.", "english"),
+        ("Diese Woche stimmte der Gemeinderat für den Plan.", "german"),
+        ("Este lunes, el Gobierno aprobó el presupuesto.", "spanish"),
+        ("Le gouvernement a présenté son budget mardi.", "french"),
+        ("Правительство представило бюджет во вторник.", "russian"),
+        ("He said it.", "klingon"),  # no list for the language: no opinion
+    ],
+)
+def test_sentences_that_open_cleanly(sentence: str, language: str) -> None:
+    assert not opens_mid_thought(sentence, language)
+
+
+def test_quotations() -> None:
+    assert is_quote_only("'It was terrifying.")  # runs on into the next paragraph
+    assert is_quote_only('"The smoke was everywhere."')
+    assert is_quote_only("„Wir schaffen das.“")
+    assert not is_quote_only('"It is in his nature," Mourinho said.')
+    assert not is_quote_only("«Nous sommes prêts», a déclaré le ministre.")
+    assert not is_quote_only("The mayor said it was 'a dark day' for the city.")
+    assert is_quotation('"It is in his nature," Mourinho said.')
+    assert not stands_alone('"It is in his nature," Mourinho said.')
+
+
+def test_fragments_and_questions() -> None:
+    assert is_fragment("he recalled.")
+    assert is_fragment("Tebow worked out with the.")
+    assert not is_fragment("This is where my interest in the novel came from.")
+    assert not is_fragment("1,200 people were evacuated.")
+    assert is_question("Why did the plant catch fire?")
+    assert is_question('Who could have known?" she asked?')
+    assert not is_question(LEAD)
+    assert word_count("Crews -- from 8 stations , fought it .") == 6
+
+
+# --- the summarizer ---------------------------------------------------------------------
+
+
+def test_is_a_sumy_summarizer_and_the_default_method() -> None:
+    assert issubclass(PositionSummarizer, AbstractSummarizer)
+    assert DEFAULT_METHOD == METHODS[0] == "position"
+    assert summarize(NEWS, sentences=3) == summarize(NEWS, sentences=3, method="position")
+
+
+def test_plugs_into_sumy_like_the_others() -> None:
+    parser = PlaintextParser.from_string(NEWS, Tokenizer("english"))
+    picked = ranker()(parser.document, 3)
+    assert len(picked) == 3
+    assert_extract(tuple(str(s) for s in picked), NEWS_SENTENCES)
+    assert str(picked[0]) == LEAD
+    ratings = ranker().rate_sentences(parser.document)
+    assert set(ratings) == set(parser.document.sentences)
+    assert ranker()(ObjectDocumentModel([]), 3) == ()
+    assert ranker().rate_sentences(ObjectDocumentModel([])) == {}
+    assert ranker()(parser.document, 0) == ()
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 8, 100])
+def test_extractive_ordered_deterministic_and_clean(count: int) -> None:
+    summary = summarize(NEWS, sentences=count)
+    assert summary == summarize(NEWS, sentences=count)
+    assert_extract(summary, NEWS_SENTENCES)
+    assert LEAD in summary  # the lede always makes it
+    for sentence in summary:
+        assert not any(piece in sentence for piece in FURNITURE), sentence
+        if count <= CLEAN:  # there are alternatives to a question or a dangling opener
+            assert not is_question(sentence)
+            assert not opens_mid_thought(sentence) or _follows_its_predecessor(sentence, summary)
+    if count >= 100:  # everything fit to print, and nothing else
+        assert len(summary) == 10
+
+
+def _follows_its_predecessor(sentence: str, summary: tuple[str, ...]) -> bool:
+    index = NEWS_SENTENCES.index(sentence)
+    return NEWS_SENTENCES[index - 1] in summary
+
+
+def test_roundup_sentence_stands_alone_and_says_what_happened() -> None:
+    assert summarize(NEWS, sentences=1) == (LEAD,)
+    texts = [
+        # the best-connected sentence opens mid-thought, a question, a quote, a teaser
+        "Why are bus fares rising again? The regional transport authority will raise bus "
+        "fares by ten percent in March to cover higher fuel costs. He said the fuel costs "
+        "of the transport authority had doubled since March. Bus fares rose by five "
+        "percent last year.",
+        "'We had no choice,' the chairman said. But the board voted to close the factory in "
+        "Derby with the loss of 400 jobs. The car parts maker will close its factory in Derby "
+        "with the loss of 400 jobs, the company said on Friday. Unions called the factory "
+        "closure a betrayal of the workers in Derby.",
+        "It was quiet. Rescue teams pulled two climbers alive from a crevasse on Mont Blanc "
+        "after a search that lasted two days. The climbers were flown to hospital in "
+        "Chamonix.",
+    ]
+    expected = [
+        "The regional transport authority will raise bus fares by ten percent in March to "
+        "cover higher fuel costs.",
+        "The car parts maker will close its factory in Derby with the loss of 400 jobs, the "
+        "company said on Friday.",
+        "Rescue teams pulled two climbers alive from a crevasse on Mont Blanc after a search "
+        "that lasted two days.",
+    ]
+    for text, want in zip(texts, expected, strict=True):
+        (got,) = summarize(text, sentences=1)
+        assert got == want
+        assert stands_alone(got) and word_count(got) >= 8
+
+
+def test_mid_thought_opener_is_skipped_when_alternatives_exist() -> None:
+    text = (
+        "The city council met on Tuesday evening to discuss the harbour. "
+        "Councillors spent most of the evening on parking fees and bin collections. "
+        "This means the new harbour bridge will open in June, two years later than planned, "
+        "and the bridge will cost the harbour authority twice its budget. "
+        "The harbour bridge was first proposed in 2015 by the harbour authority. "
+        "The harbour authority said the bridge budget had doubled because of steel prices."
+    )
+    sentences = split_sentences(text)
+    this_means = sentences[2]
+    # The "This means" sentence is the most central: only the rule keeps it out.
+    ratings = ranker().rate_sentences(document(sentences))
+    rated = sorted(ratings, key=ratings.__getitem__, reverse=True)
+    assert str(rated[0]) in (sentences[0], this_means)
+    assert str(rated[1]) in (sentences[0], this_means)
+    for count in (1, 2):
+        summary = summarize(text, sentences=count)
+        assert this_means not in summary
+        assert len(summary) == count
+    # Next to the sentence it continues it reads fine, so then it may be chosen.
+    for count in (3, 4, 5):
+        summary = summarize(text, sentences=count)
+        assert this_means not in summary or sentences[1] in summary
+    assert this_means in summarize(text, sentences=5)
+
+
+POOL = [
+    "The city council approved the harbour budget on Tuesday after a long debate.",
+    "But the opposition said the harbour budget ignored the rail network.",
+    "He said the harbour plan would cost twice as much as promised.",
+    "The harbour authority expects the new quay to open in June next year.",
+    "This is the third harbour plan in five years.",
+    "They will vote again on the rail network in March.",
+    "Residents welcomed the plan for a new ferry terminal at the harbour.",
+    "However, the ferry operators want lower harbour fees first.",
+    "Blaze: Firefighters at the harbour quay on Friday .",
+    '"We are ready," the harbour master said on Tuesday morning.',
+    "Is the harbour ready for bigger ships?",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.sampled_from(POOL), min_size=1, max_size=12, unique=True),
+    count=st.integers(1, 4),
+)
+def test_rules_hold_for_any_article(picks: list[str], count: int) -> None:
+    text = " ".join(picks)
+    summary = summarize(text, sentences=count)
+    assert 1 <= len(summary) <= count
+    assert_extract(summary, picks)
+    clean = [s for s in picks if stands_alone(s)]
+    for sentence in summary:
+        assert not is_caption(sentence) or all(is_caption(s) for s in picks)
+        if opens_mid_thought(sentence):
+            # only right after the sentence it continues, or for want of anything better
+            previous = picks.index(sentence) - 1
+            assert (previous >= 0 and picks[previous] in summary) or len(clean) < count
+    if count == 1 and clean:
+        assert stands_alone(summary[0])
+
+
+def test_redundancy_control_drops_a_repeated_lede() -> None:
+    repeat = (
+        "A fire at a recycling plant in Leeds forced 300 people from their homes overnight, "
+        "the fire service said."
+    )
+    text = f"{LEAD} {repeat} " + " ".join(NEWS_SENTENCES[3:])
+    summary = summarize(text, sentences=3)
+    assert LEAD in summary and repeat not in summary
+    unpenalized = ranker()
+    unpenalized.redundancy = 0.0
+    sentences = split_sentences(text)
+    picked = [str(s) for s in unpenalized(document(sentences), 3)]
+    assert repeat in picked  # without MMR the near-copy would have been chosen
+
+
+def test_directed_centrality_favours_the_sentence_others_follow() -> None:
+    # Same words at positions 1 and 4: the first is credited for what follows it, the
+    # second debited for what precedes it. Position is switched off to show it.
+    sentences = [
+        "Markets were calm in early trading on Monday.",
+        "The central bank raised interest rates by half a point to curb inflation.",
+        "Shares in small companies fell sharply.",
+        "Analysts had expected a smaller move.",
+        "Inflation forced the central bank to raise interest rates by half a point.",
+    ]
+    flat = ranker()
+    flat.position_decay = 0.0
+    ratings = {str(s): r for s, r in flat.rate_sentences(document(sentences)).items()}
+    assert ratings[sentences[1]] > ratings[sentences[4]]
+    assert ratings[sentences[1]] == max(ratings.values())
+
+
+def test_position_prior_decides_when_nothing_overlaps() -> None:
+    sentences = [
+        "Alpha company reported record profits.",
+        "Bravo stadium hosted a sold-out concert.",
+        "Charlie museum reopened after renovation.",
+        "Delta airline cancelled twelve flights.",
+        "Echo school won the regional chess title.",
+    ]
+    picked = ranker()(document(sentences), 2)
+    assert [str(s) for s in picked] == sentences[:2]
+
+
+def test_short_inputs() -> None:
+    one = "The council approved the budget on Tuesday after a long debate."
+    assert summarize(one, sentences=1) == (one,)
+    assert summarize(one, sentences=3) == (one,)
+    assert summarize("", sentences=3) == ()
+    assert summarize("Share\n\nRead more", sentences=3) == ()
+    # Two sentences, three asked: both, the second after the one it continues.
+    two = f"{one} It passed by 31 votes to 9 after six hours."
+    assert summarize(two, sentences=3) == tuple(split_sentences(two))
+    # Nothing but a caption: better than nothing, but never alongside real sentences.
+    caption = "Pictured: The mayor cuts the ribbon at the new harbour bridge."
+    assert summarize(caption, sentences=2) == (caption,)
+    assert caption not in summarize(f"{caption} {one}", sentences=2)
+
+
+def test_500_sentences_fast_and_extractive() -> None:
+    subjects = ["The council", "The mayor", "Residents", "The harbour board", "Engineers"]
+    verbs = ["approved", "delayed", "reviewed", "criticised", "funded", "rejected"]
+    objects = ["bridge", "tram line", "school", "hospital", "ferry terminal", "library", "park"]
+    text = " ".join(
+        f"{subjects[i % 5]} {verbs[i % 6]} the {objects[i % 7]} plan in week {i} of talks."
+        for i in range(500)
+    )
+    sentences = split_sentences(text)
+    assert len(sentences) == 500
+    summarize(text, sentences=3)  # warm the stemmer cache
+    started = time.perf_counter()
+    summary = summarize(text, sentences=3)
+    assert time.perf_counter() - started < 2.0
+    assert len(summary) == 3
+    assert_extract(summary, sentences)
+
+
+def test_max_words_is_never_exceeded() -> None:
+    long = (
+        "The council, which had met on Tuesday for the first time since the summer break "
+        "and after months of talks with residents, unions, bus operators, cycling groups, "
+        "business owners and the regional government, finally approved the plan that would "
+        "double the money spent on buses, trams and cycle lanes over the next five years "
+        "in the whole region and in the three largest cities of the neighbouring county."
+    )
+    assert word_count(long) > 60
+    text = f"{long} {NEWS}"
+    for count in (1, 3, 20):
+        assert all(word_count(s) <= 60 for s in summarize(text, sentences=count))
+    parser = PlaintextParser.from_string(text, Tokenizer("english"))
+    assert all(word_count(str(s)) <= 60 for s in ranker()(parser.document, 20))
+    assert all(word_count(s) <= 25 for s in summarize(text, sentences=20, max_words=25))
+
+
+@pytest.mark.parametrize("language", ["german", "french", "spanish", "russian"])
+def test_other_languages(language: str) -> None:
+    text = (DATA / f"{language}.txt").read_text(encoding="utf-8")
+    sentences = split_sentences(text, language)
+    for count in (1, 2, 3):
+        summary = summarize(text, sentences=count, language=language)
+        assert len(summary) == count
+        assert_extract(summary, sentences)
+        assert summary == summarize(text, sentences=count, language=language)
+    (single,) = summarize(text, sentences=1, language=language)
+    assert stands_alone(single, language)
+    parser = PlaintextParser.from_string(text, Tokenizer(language))
+    assert len(ranker(language)(parser.document, 2)) == 2
+
+
+def test_language_codes_are_accepted() -> None:
+    assert PositionSummarizer(language="de").language == "german"
+    assert opens_mid_thought("Er sagte nein.", "de")
