@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
 import click
 from rich.markup import escape
@@ -51,6 +52,19 @@ def subscribers_remove(app: App, email: str) -> None:
     sub = subscribers.remove(app.store, email, now=_now())
     if sub is None:
         raise DigestError(f"{email} is not on the list; see `digest subscribers list`")
+    console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
+
+
+@subscribers_group.command(name="mail-unsubscribe")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
+    """Unsubscribe the sender of one e-mail (FILE or stdin) sent to [smtp].unsubscribe_mailto.
+
+    Pipe the mailbox's mail here (e.g. from /etc/aliases); the token in the subject says
+    who. Exit code 1 when the mail names no known subscriber (the MTA bounces it).
+    """
+    sub = subscribers.remove_by_mail(app.store, file.read(20_000_000), now=_now())
     console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
 
 

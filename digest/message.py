@@ -254,7 +254,11 @@ def build_template(
             raise ConfigError(
                 f"smtp.unsubscribe_mailto: {smtp.unsubscribe_mailto!r} is not an address"
             )
-        unsubscribe.append(f"<mailto:{smtp.unsubscribe_mailto}?subject=unsubscribe>")
+        # The token rides in the subject so `digest subscribers mail-unsubscribe` knows who
+        # left without trusting the (forgeable) From: header.
+        unsubscribe.append(
+            f"<mailto:{smtp.unsubscribe_mailto}?subject=unsubscribe%20{TOKEN_PLACEHOLDER}>"
+        )
     boundary = "=_digest_" + secrets.token_hex(12)  # "=_" can never occur in QP output
     list_label = phrase(list_name or site.name)
     head = "".join(

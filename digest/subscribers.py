@@ -9,11 +9,14 @@ sent to without SMTPUTF8.
 from __future__ import annotations
 
 import csv
+import email.policy
 import io
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.parser import BytesParser
 from typing import TextIO
 
 from email_validator import EmailNotValidError, validate_email
@@ -64,6 +67,33 @@ def remove(store: Store, email: str, *, now: datetime) -> Subscriber | None:
     return store.set_subscriber_status(
         status="unsubscribed", now=now, email=normalize_address(email)
     )
+
+
+# `new_token()` gives 32 URL-safe characters; mail clients keep them in the subject.
+_MAIL_TOKEN = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]{32})(?![A-Za-z0-9_-])", re.IGNORECASE)
+
+
+def remove_by_mail(store: Store, raw: bytes, *, now: datetime) -> Subscriber:
+    """Unsubscribe the reader who sent `raw`, an e-mail to the List-Unsubscribe mailto.
+
+    The subject carries the reader's token ("unsubscribe <token>", as the mailto link
+    fills it in); the From: header is never trusted, since anyone can forge it.
+    """
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
+    try:
+        subject = str(msg.get("Subject", ""))
+    except (ValueError, TypeError, IndexError):  # a malformed encoded word
+        subject = ""
+    match = _MAIL_TOKEN.search(subject)
+    if match is None:
+        raise DigestError(
+            "no unsubscribe token in the subject (expected 'unsubscribe <token>', "
+            "as the List-Unsubscribe link writes it); nothing changed"
+        )
+    sub = store.set_subscriber_status(status="unsubscribed", now=now, token=match.group(1))
+    if sub is None:
+        raise DigestError("unknown unsubscribe token in the subject; nothing changed")
+    return sub
 
 
 @dataclass

@@ -5,6 +5,7 @@
 
 Knobs on `server.handler` (a `Recorder`), set before or during a test:
     delay            seconds to wait before answering end-of-data
+    max_in_data      (read) the most ends-of-data answered at once
     data_replies     replies for the next ends-of-data ("451 …", "421 …"); then 250
     rcpt_replies     address -> reply for RCPT TO (e.g. "550 5.1.1 no such user")
     drop_in_data     close the connection mid-DATA for the next N messages
@@ -56,6 +57,8 @@ class Recorder:
     drop_after_data: int = 0
     kill_at: tuple[int, int] | None = None
     transactions: int = 0
+    in_data: int = 0  # ends-of-data being answered right now
+    max_in_data: int = 0  # the most seen at once: how many connections really ran together
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def recipients(self) -> list[str]:
@@ -76,8 +79,13 @@ class Recorder:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         self.transactions += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.in_data += 1
+        self.max_in_data = max(self.max_in_data, self.in_data)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_data -= 1
         if self.data_replies:
             reply = self.data_replies.pop(0)
             if reply.startswith("421"):

@@ -225,3 +225,63 @@ def test_send_command_dry_run_test_copy_and_exit_codes(tmp_path: Path) -> None:
         nothing = run(config, "send", "--date", "2026-01-01")
         assert nothing.exit_code == 1 and "no issue stored for 2026-01-01" in nothing.stderr
         store.close()
+
+
+def test_mail_to_the_unsubscribe_address_unsubscribes_by_token(tmp_path: Path) -> None:
+    from email import message_from_bytes, policy
+    from urllib.parse import unquote, urlsplit
+
+    from digest.config import SiteConfig, SmtpConfig
+    from digest.message import build_template
+    from digest.models import RenderedIssue
+
+    config = write_config(tmp_path)
+    for who in ("ann@example.org", "bob@example.org"):
+        assert run(config, "subscribers", "add", who).exit_code == 0
+    store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    ann = store.get_subscriber(email="ann@example.org")
+    store.close()
+    assert ann is not None
+    smtp = SmtpConfig(unsubscribe_mailto="leave@news.example.com")
+    site = SiteConfig(name="The Daily Digest", url="https://news.example.com")
+    template = build_template(
+        RenderedIssue("2026-11-25", "S", "<p>x</p>", "x"), smtp=smtp, site=site
+    )
+    sent = template.render(
+        to="<ann@example.org>",
+        date="Wed, 25 Nov 2026 07:00:00 +0000",
+        message_id="<m@x>",
+        token=ann.token,
+    )
+    header = str(message_from_bytes(sent, policy=policy.default)["List-Unsubscribe"])
+    mailto = next(u for u in header.replace(" ", "").strip("<>").split(">,<") if "mailto:" in u)
+    parts = urlsplit(mailto)
+    assert parts.path == "leave@news.example.com"
+    subject = unquote(parts.query.removeprefix("subject="))
+    # What a mail client sends when the reader clicks "Unsubscribe" in Gmail or Apple Mail.
+    reply = (
+        f"From: Someone Else <mallory@example.net>\r\nTo: {parts.path}\r\n"
+        f"Subject: {subject}\r\n\r\nThis message will unsubscribe you.\r\n"
+    )
+
+    forged = run(
+        config, "subscribers", "mail-unsubscribe", stdin=reply.replace(ann.token, "x" * 32)
+    )
+    assert forged.exit_code == 1 and "unknown unsubscribe token" in forged.stderr
+    no_token = run(
+        config,
+        "subscribers",
+        "mail-unsubscribe",
+        stdin="From: bob@example.org\r\nSubject: unsubscribe\r\n\r\n",
+    )
+    assert no_token.exit_code == 1 and "no unsubscribe token" in no_token.stderr
+    # A forged From: alone changes nothing: both are still active.
+    assert run(config, "subscribers", "list", "--status", "active").stdout.count("active") == 2
+
+    mail = tmp_path / "reply.eml"
+    mail.write_bytes(reply.encode())
+    done = run(config, "subscribers", "mail-unsubscribe", str(mail))
+    assert done.exit_code == 0 and "ann@example.org: unsubscribed" in done.stdout
+    assert run(config, "subscribers", "list", "--status", "active").stdout == (
+        "bob@example.org\t\tactive\n"
+    )
