@@ -1,0 +1,62 @@
+"""The README and the shipped config.toml stay true to the code."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import click
+
+from digest import config as config_module
+from digest.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def command_paths(group: click.Group, prefix: str = "digest") -> list[str]:
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            paths.extend(command_paths(command, path))
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_every_command_is_in_the_readme_commands_table() -> None:
+    table = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    paths = command_paths(cli)
+    assert len(paths) >= 12
+    missing = [p for p in paths if f"`{p}" not in table and f"/ `{p.split()[-1]}" not in table]
+    assert not missing, f"not in the README's commands table: {missing}"
+
+
+def test_readme_quick_start_commands_match_ci() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    assert f"```sh\n{ci}\n```" in README
+    assert "&& .venv/bin/digest preview\n" in README
+
+
+def test_every_config_key_is_in_the_shipped_file() -> None:
+    shipped = (ROOT / "config.toml").read_text(encoding="utf-8")
+    tables = {
+        "site": config_module.SiteConfig,
+        "sources": config_module.SourceConfig,
+        "store": config_module.StoreConfig,
+        "collect": config_module.CollectConfig,
+        "summary": config_module.SummaryConfig,
+        "compose": config_module.ComposeConfig,
+        "render": config_module.RenderConfig,
+        "smtp": config_module.SmtpConfig,
+        "schedule": config_module.ScheduleConfig,
+    }
+    missing = []
+    for table, cls in tables.items():
+        for f in dataclasses.fields(cls):
+            key = f.name.rstrip("_")
+            if not re.search(rf"^#? ?{key} = ", shipped, re.MULTILINE):
+                missing.append(f"{table}.{key}")
+    assert not missing, f"keys missing from config.toml: {missing}"
