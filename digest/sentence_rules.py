@@ -59,11 +59,16 @@ _DANGLING_ENDS: dict[str, frozenset[str]] = {
     "dutch": _set("en de een"),
     "russian": _set("и или"),
 }
+# "Of this amount", "In that case": a preposition and a demonstrative point back too.
+_PREPOSITIONS: dict[str, frozenset[str]] = {
+    "english": _set("of in for to at by with from on after before despite because besides"),
+}
+_DEMONSTRATIVES = _set("this that these those such")
 _LAST_WORD = re.compile(r"([^\W\d_]+)\W*$")
 # "This week", "that year": a demonstrative before a time word refers to the calendar.
 _TIME_WORDS = _set(
     """week weekend month year morning afternoon evening night summer winter spring autumn
-    fall season time decade century"""
+    fall season time decade century day"""
 )
 # A dateline before the first real word: "(CNN)", "LONDON (Reuters) -", "(CNN) --".
 _DATELINE = re.compile(
@@ -203,9 +208,13 @@ def opens_mid_thought(sentence: str, language: str = "english") -> bool:
     if not words:
         return False
     first = words[0].casefold().replace("’", "'")
-    if first not in openers:
-        return False
     second = words[1].casefold() if len(words) > 1 else ""
+    if first in _PREPOSITIONS.get(normalize_language(language), ()):
+        if second not in _DEMONSTRATIVES:
+            return False
+        first, second = second, words[2].casefold() if len(words) > 2 else ""
+    elif first not in openers:
+        return False
     return not (first in {"this", "that", "these", "those"} and second in _TIME_WORDS)
 
 
