@@ -61,11 +61,22 @@ def _report_table(report: pipeline.CollectReport) -> Table:
     table.add_column("new", justify="right")
     table.add_column("status")
     for s in report.sources:
-        status = "[green]ok[/]" if s.ok else f"[red]failed:[/] {s.error}"
+        # Errors quote what servers and feeds sent: never let them be rich markup.
+        status = "[green]ok[/]" if s.ok else f"[red]failed:[/] {escape(s.error or '')}"
+        if s.flagged:
+            status += f" [bold red]({s.failures_in_a_row} runs in a row)[/]"
         if s.ok and s.warnings:
             status += f" [yellow]({len(s.warnings)} page(s) skipped)[/]"
-        table.add_row(s.source, str(s.entries), str(s.new_articles), status)
+        table.add_row(escape(s.source), str(s.entries), str(s.new_articles), status)
     return table
+
+
+def _print_report(report: pipeline.CollectReport) -> None:
+    """Print the run summary: one row per source, then each skipped page with its reason."""
+    console.print(_report_table(report))
+    for s in report.sources:
+        for warning in s.warnings:
+            console.print(escape(f"  {s.source}: page skipped: {warning}"), soft_wrap=True)
 
 
 def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssue:
@@ -85,7 +96,7 @@ def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssu
         )
     if collect:
         report = _collect_with_progress(app, now)
-        console.print(_report_table(report))
+        _print_report(report)
     issue = pipeline.build_issue(config, store, now=now)
     if issue is None:
         raise pipeline.EmptyIssueError(
@@ -188,7 +199,7 @@ def preview(
 def collect_cmd(app: App) -> None:
     """Fetch all sources now and store new articles."""
     report = _collect_with_progress(app, _now())
-    console.print(_report_table(report))
+    _print_report(report)
     console.print(f"{report.new_articles} new article(s).")
     if report.failures and len(report.failures) == len(report.sources):
         sys.exit(1)

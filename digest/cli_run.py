@@ -21,8 +21,6 @@ from .config import Config
 from .locks import LockInfo, describe, read_lock, stale_reason
 from .store import SourceState, Store, StoredIssue
 
-FAILING_AFTER = 2  # consecutive failures before `digest status` lists a source
-
 
 def _now() -> datetime:
     return datetime.now(tz=UTC)
@@ -58,7 +56,7 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
     failing = tuple(
         s
         for s in store.source_states().values()
-        if s.name in names and s.consecutive_failures >= FAILING_AFTER
+        if s.name in names and s.consecutive_failures >= config.collect.flag_after_failures
     )
     return Status(
         now=now,

@@ -220,7 +220,12 @@ class Fetcher:
             request = self._client.build_request(
                 "GET", current, headers=headers, timeout=httpx.Timeout(self.cfg.timeout)
             )
-            response = await self._client.send(request, stream=True, follow_redirects=False)
+            try:
+                response = await self._client.send(request, stream=True, follow_redirects=False)
+            except httpx.InvalidURL as exc:
+                # httpx parses a redirect's Location even when not following it; the URL
+                # we asked for was valid (build_request checked it), so this is theirs.
+                raise FetchError(f"redirect to an invalid URL ({exc})") from None
             try:
                 code = response.status_code
                 if code in _REDIRECTS and response.headers.get("location"):
@@ -435,8 +440,15 @@ async def _collect_one(
                 f"body over {cfg.max_bytes} bytes, cut; raise [collect] max_bytes "
                 "if the feed is really that big"
             )
-        entries = parse_feed(
-            res.body, source=src.name, base_url=base, content_type=res.content_type, now=now
+        # In a worker thread: a huge or pathological feed (feedparser is slow on
+        # thousands of inline elements) must not stall the other sources' timeouts.
+        entries = await asyncio.to_thread(
+            parse_feed,
+            res.body,
+            source=src.name,
+            base_url=base,
+            content_type=res.content_type,
+            now=now,
         )
         log.info("source %s: %d entries", src.name, len(entries))
         return FeedResult(

@@ -88,6 +88,7 @@ class CollectConfig:
     lookback_hours: float = 24.0  # first run: keep items this recent
     max_items_per_source: int = 50
     allow_private: bool = False  # let public feeds link to private-network pages
+    flag_after_failures: int = 2  # runs failed in a row before a source is flagged
 
 
 @dataclass(frozen=True)
@@ -447,6 +448,10 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     for name in ("timeout", "deadline", "concurrency", "max_bytes", "lookback_hours"):
         if getattr(collect, name) <= 0:
             raise loader.fail(f"collect.{name}", "must be greater than 0")
+    if collect.flag_after_failures < 1:
+        raise loader.fail(
+            "collect.flag_after_failures", "must be at least 1 (runs failed in a row); e.g. 3"
+        )
     summary = loader.table(SummaryConfig, data.get("summary", {}), "summary")
     if summary.method not in SUMMARY_METHODS:
         raise loader.fail(

@@ -24,6 +24,7 @@ from trafilatura.utils import load_html
 
 from .errors import ExtractError
 from .models import Article, Entry, Page
+from .textclean import one_line, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ _BLOCKS = frozenset(
 _SENTENCE_END = re.compile(r"[.!?…:;\"'”’»)\]]$")
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w", re.UNICODE)
+TITLE_LIMIT = 300  # as for feed titles
 
 
 def extract_page(html: str | bytes, url: str) -> Page:
@@ -127,7 +129,8 @@ def extract_page(html: str | bytes, url: str) -> Page:
     )
     if not isinstance(doc, Document):
         raise ExtractError("no article text found")
-    title = _clean(doc.title) or None
+    # Page titles are as untrusted as feed titles: no markup, controls or bidi tricks.
+    title = one_line(plain_text(doc.title or ""), TITLE_LIMIT) or None
     author = _clean_author(doc.author)
     if published is None and doc.date:
         published = _parse_date(doc.date)

@@ -25,7 +25,7 @@ import feedparser.sanitizer
 
 from .errors import FetchError
 from .models import Entry
-from .textclean import html_to_text, one_line
+from .textclean import one_line, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,16 @@ _XML_DECL = re.compile(rb"(\xef\xbb\xbf)?\s*<\?xml\s")
 # Not errors: notes that the declared encoding was wrong and another one was used.
 _ENCODING_NOTES = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _URL_JUNK = re.compile(r"[\t\r\n\x00-\x1f\x7f]")
+# Numeric character references; feedparser crashes on ones no character has
+# (&#x110000;, surrogates, 30-digit numbers), so those become U+FFFD first.
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+_UTF_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+)
+_DECL_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*[\"'][^\"']*[\"']")
 # The sanitizer feedparser applies to RSS/Atom content, so JSON Feed content_html is held
 # to the same standard (no scripts, handlers or javascript: links).
 _SANITIZE = getattr(feedparser.sanitizer, "_sanitize_html", None)
@@ -104,6 +114,7 @@ def parse_feed(
     decides which dates lie in the future.
     """
     now = now or datetime.now(tz=UTC)
+    body = _utf8_from_bom(body)
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head:
         raise FetchError("empty document")
@@ -111,6 +122,26 @@ def parse_feed(
     if head[:1] in (b"{", b"[") or (head[:1] != b"<" and "json" in ctype):
         return _parse_json_feed(body, source=source, base_url=base_url, now=now)
     return _parse_xml_feed(body, source=source, base_url=base_url, ctype=content_type, now=now)
+
+
+def _utf8_from_bom(body: bytes) -> bytes:
+    """Re-encode a UTF-16/32 document (known by its byte-order mark) as UTF-8."""
+    for bom, codec in _UTF_BOMS:
+        if body.startswith(bom):
+            text = body[len(bom) :].decode(codec, "replace").encode("utf-8")
+            # The declaration would still name the old encoding.
+            return _DECL_ENCODING.sub(rb"\1", text, count=1)
+    return body
+
+
+def _fix_charref(m: re.Match[bytes]) -> bytes:
+    hex_digits, digits = m.group(1), m.group(2)
+    if len((hex_digits or digits).lstrip(b"0")) > 8:  # also spares int() a 10,000-digit number
+        return b"&#xFFFD;"
+    code = int(hex_digits, 16) if hex_digits is not None else int(digits)
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        return b"&#xFFFD;"
+    return m.group(0)
 
 
 # --- XML (feedparser) -----------------------------------------------------------------------
@@ -126,7 +157,9 @@ def _parse_xml_feed(
         # feedparser mangles file:// bases; those links are resolved by _abs_url instead.
         headers["content-location"] = base_url
     # A BytesIO, never bytes: feedparser treats a bytes argument as a path to open.
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    parsed = feedparser.parse(
+        io.BytesIO(_CHARREF.sub(_fix_charref, body)), response_headers=headers
+    )
     version = parsed.get("version") or ""
     raw_entries = parsed.get("entries") or []
     bozo = parsed.get("bozo_exception") if parsed.get("bozo") else None
@@ -157,6 +190,10 @@ def _parse_xml_feed(
         entry = _xml_entry(raw, source=source, base_url=base_url, allow_file=allow_file, now=now)
         if entry is not None:
             entries.append(entry)
+    if not entries and bozo is not None and not isinstance(bozo, _ENCODING_NOTES):
+        # Broken before its first usable item (an unclosed CDATA swallows the rest):
+        # that is a failure to report, not a quiet day.
+        raise FetchError(f"invalid XML: {_describe_xml_error(bozo, shift)}")
     return entries
 
 
@@ -199,7 +236,7 @@ def _xml_entry(
             if "html" in str(part.get("type", "")):
                 break
     summary = one_line(
-        html_to_text(_text_of(raw.get("summary")) or content_html[:20_000]), SUMMARY_LIMIT
+        plain_text(_text_of(raw.get("summary")) or content_html[:20_000]), SUMMARY_LIMIT
     )
     parsed = raw.get("published_parsed") or raw.get("updated_parsed")
     author = ""
@@ -316,7 +353,7 @@ def _json_entry(
     if content_html and _SANITIZE is not None:
         content_html = str(_SANITIZE(content_html, "utf-8", "text/html"))
     text = _str(item.get("summary")) or _str(item.get("content_text"))
-    summary = one_line(html_to_text(text) if text else html_to_text(content_html), SUMMARY_LIMIT)
+    summary = one_line(plain_text(text) if text else plain_text(content_html), SUMMARY_LIMIT)
     published = None
     for key in ("date_published", "date_modified"):
         published = _from_iso(_str(item.get(key)), now=now, source=source)
@@ -375,7 +412,7 @@ def _make_entry(
     image: str | None,
 ) -> Entry | None:
     """Build a clean Entry, or None when the item has neither a link nor any text."""
-    clean_title = one_line(html_to_text(title), TITLE_LIMIT)
+    clean_title = one_line(plain_text(title), TITLE_LIMIT)
     if not clean_title:
         # Title-less items (microblogs, some RSS) get the start of their text as a title.
         clean_title = one_line(summary, 120)
@@ -394,7 +431,7 @@ def _make_entry(
         summary=summary,
         content_html=content_html[:CONTENT_LIMIT],
         published=published,
-        author=one_line(html_to_text(author), 200) or None,
+        author=one_line(plain_text(author), 200) or None,
         image=image or None,
     )
 

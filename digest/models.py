@@ -105,6 +105,8 @@ class SourceReport:
     new_articles: int = 0
     error: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    failures_in_a_row: int = 0  # this run included; 0 when it worked
+    flagged: bool = False  # failed [collect].flag_after_failures runs in a row or more
 
     @property
     def ok(self) -> bool:

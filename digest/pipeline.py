@@ -135,7 +135,7 @@ async def collect_articles_async(
     reports: dict[str, SourceReport] = {}
     for res in results:
         name = res.source.name
-        store.record_source_result(
+        state = store.record_source_result(
             name,
             res.source.url,
             now=now,
@@ -144,8 +144,22 @@ async def collect_articles_async(
             last_modified=res.last_modified,
         )
         if res.error:
-            log.warning("source %s: %s", name, res.error)
-            reports[name] = SourceReport(source=name, url=res.source.url, error=res.error)
+            streak = state.consecutive_failures
+            flagged = streak >= config.collect.flag_after_failures
+            # The one log line per failure; callers print the report, never log it again.
+            log.warning(
+                "source %s: %s%s",
+                name,
+                res.error,
+                f" (failed {streak} runs in a row; fix or remove the source)" if flagged else "",
+            )
+            reports[name] = SourceReport(
+                source=name,
+                url=res.source.url,
+                error=res.error,
+                failures_in_a_row=streak,
+                flagged=flagged,
+            )
             continue
         entries = _keep_entries(
             res.entries, cutoff=cutoff, seen=seen, limit=config.collect.max_items_per_source
@@ -304,8 +318,6 @@ def ensure_issue(
     if existing is not None:
         return existing
     report = collect_articles(config, store, now=now, progress=progress)
-    for failure in report.failures:
-        log.warning("source %s failed: %s", failure.source, failure.error)
     issue = build_issue(config, store, now=now)
     if issue is None:
         raise EmptyIssueError(

@@ -67,6 +67,23 @@ def html_to_text(s: str) -> str:
     return _SPACE.sub(" ", _INVISIBLE.sub("", "".join(parser.parts))).strip()
 
 
+def plain_text(s: str, *, rounds: int = 3) -> str:
+    """Return the visible text of untrusted HTML, decoding again while markup keeps appearing.
+
+    Feeds often escape titles twice ("&amp;lt;script&amp;gt;"): one decoding leaves a
+    tag as text, which must not reach a reader either, escaped or not.
+    """
+    text = html_to_text(s)
+    for _ in range(rounds - 1):
+        if "<" not in text and "&" not in text:
+            break
+        again = html_to_text(text)
+        if again == text:
+            break
+        text = again
+    return text
+
+
 def one_line(s: str, limit: int) -> str:
     """Return `s` without controls or bidi tricks, on one line, cut at a word to `limit` chars."""
     text = _SPACE.sub(" ", _INVISIBLE.sub("", s)).strip()
