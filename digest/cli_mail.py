@@ -17,11 +17,13 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from . import pipeline, subscribers
+from . import locks, pipeline, subscribers
 from .cli import App, cli, console, err_console
 from .deliver import SendReport, plan, send_issue, send_test
 from .errors import DeliveryError, DigestError
 from .store import StoredIssue
+
+SEND_LOCK = "digest-send"
 
 
 def _now() -> datetime:
@@ -178,7 +180,39 @@ def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncer
     uncertain after a crash (check the mail server's log, then use
     --resend-uncertain if they never arrived).
     """
-    now = _now()
+    config = app.config
+    store = app.store
+    if dry_run:
+        _send(app, _now(), date, dry_run=True, to=to, resend_uncertain=resend_uncertain)
+        return
+    # Before collecting anything or touching the network: a mistake here must cost nothing.
+    config.require_smtp()
+    store.check_writable()
+
+    def waiting(holder: locks.LockInfo) -> None:
+        err_console.print(
+            escape(
+                f"another `digest send` is running ({locks.describe(holder, now=_now())}); "
+                "waiting for it to finish, then delivering whatever it left"
+            ),
+            soft_wrap=True,
+        )
+
+    # Two sends at once would both collect and compose; the ledger alone already keeps
+    # them from sending anything twice, the lock makes the second one simply wait.
+    with locks.hold(store, SEND_LOCK, on_wait=waiting):
+        _send(app, _now(), date, dry_run=False, to=to, resend_uncertain=resend_uncertain)
+
+
+def _send(
+    app: App,
+    now: datetime,
+    date: str | None,
+    *,
+    dry_run: bool,
+    to: str | None,
+    resend_uncertain: bool,
+) -> None:
     config = app.config
     store = app.store
     day = date or pipeline.today(config, now)

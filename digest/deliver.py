@@ -343,6 +343,9 @@ def send_issue(
     finish and leaves the rest pending.
     """
     smtp = config.require_smtp()
+    # A ledger that cannot be written would let mail go out unrecorded (and go out
+    # again on the next run): find out before the first message leaves.
+    store.check_writable()
     clock = clock or _utcnow
     template = build_template(_rendered(issue), smtp=smtp, site=config.site)
     sender = _Sender(template, smtp, clock)

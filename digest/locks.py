@@ -1,4 +1,4 @@
-"""Named locks in the database, so only one `digest run` works on a store at a time.
+"""Named locks in the database, so one `digest run` (and one `digest send`) works on a store.
 
 A lock is a row in the `locks` table: who holds it (a random holder id, host and pid)
 and when it last proved it was alive (`heartbeat`). Acquiring is atomic: an INSERT, or,
@@ -14,8 +14,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -236,3 +238,36 @@ class DaemonLock:
                 release(self.store, self.name, self.holder)
             except DigestError as exc:
                 log.warning("could not release the %s lock: %s", self.name, exc)
+
+
+@contextmanager
+def hold(
+    store: Store,
+    name: str,
+    *,
+    on_wait: Callable[[LockInfo], None] | None = None,
+    poll: float = 0.2,
+    stale_after: float = 60.0,
+    heartbeat_every: float = 10.0,
+) -> Iterator[DaemonLock]:
+    """Hold the lock `name` for a block, first waiting while another live process has it.
+
+    `on_wait` is called once, with the holder, when we have to wait. A holder that died
+    on this host is taken over at once; one elsewhere after `stale_after` seconds.
+    """
+    lock = DaemonLock(store, name, stale_after=stale_after, heartbeat_every=heartbeat_every)
+    waited = False
+    while True:
+        try:
+            lock.acquire()
+            break
+        except LockHeldError:
+            holder = read_lock(store, name)
+            if holder is not None and not waited and on_wait is not None:
+                on_wait(holder)
+            waited = True
+            time.sleep(poll)
+    try:
+        yield lock
+    finally:
+        lock.release()
