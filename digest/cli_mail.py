@@ -179,6 +179,10 @@ def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncer
     3 deliveries remain to retry (run again later); 4 some deliveries are
     uncertain after a crash (check the mail server's log, then use
     --resend-uncertain if they never arrived).
+
+    A second `digest send` started while one runs waits for it, then delivers
+    whatever is left. A missing [smtp] table or a store that cannot be written
+    stops the command before anything is collected or sent.
     """
     config = app.config
     store = app.store

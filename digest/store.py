@@ -305,7 +305,7 @@ class Store:
                     conn.exec_driver_sql("DROP TABLE IF EXISTS main._digest_write_probe")
                     conn.exec_driver_sql("CREATE TABLE main._digest_write_probe(x)")
                     conn.exec_driver_sql("DROP TABLE main._digest_write_probe")
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:  # PostgreSQL says "read-only" as an InternalError
             raise StoreError(
                 f"the store {self._where()} is not writable ({exc.orig}); "
                 "check the file and folder permissions and free disk space"

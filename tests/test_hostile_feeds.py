@@ -529,7 +529,7 @@ def test_hostile_sources_fail_alone_once_with_reason_and_the_issue_is_clean(
     with caplog.at_level(logging.WARNING, logger="digest"):
         report = pipeline.collect_articles(config, store, now=now)
     elapsed = time.monotonic() - start
-    assert elapsed < 6, elapsed  # timeouts run side by side, well inside the deadline
+    assert elapsed < config.collect.deadline, elapsed  # side by side, inside the deadline
 
     by_name = {r.source: r for r in report.sources}
     assert [r.source for r in report.sources] == list(PATHS)  # every source, in order

@@ -8,6 +8,7 @@ problem that must stop the send stops it before the first message leaves.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -215,7 +216,7 @@ def write_config(tmp_path: Path, *, smtp_port: int | None, source: str, db: Path
     smtp = (
         f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
         'from = "The Daily Digest <digest@news.example.com>"\nconnections = 1\n'
-        "backoff = 0.05\ntimeout = 5.0\n"
+        "backoff = 0.05\ntimeout = 30.0\n"
         if smtp_port is not None
         else ""
     )
@@ -280,13 +281,50 @@ def feed_file(tmp_path: Path) -> Path:
     return path
 
 
+class Gated(Recorder):
+    """Holds every RCPT (before any ledger claim) until `gate` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        while not self.gate.is_set():
+            await asyncio.sleep(0.01)
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+
+class Drain:
+    """Read a pipe to its end in a thread; `text()` is what arrived so far."""
+
+    def __init__(self, pipe: IO[bytes] | None) -> None:
+        assert pipe is not None
+        self._pipe = pipe
+        self._chunks: list[bytes] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._pipe:
+            self._chunks.append(line)
+
+    def text(self) -> str:
+        return b"".join(list(self._chunks)).decode()
+
+    def close(self) -> None:
+        self._thread.join(timeout=30)
+        self._pipe.close()
+
+
 def test_two_sends_started_together_one_sends_the_other_waits_no_duplicates(
     tmp_path: Path, store: Store
 ) -> None:
     n = 40
     subscribe(store, n)
-    with LocalSMTPServer() as server:
-        server.handler.delay = 0.02  # about a second of sending: the other must overlap it
+    gate = Gated()
+    with LocalSMTPServer(handler=gate) as server:
         path = write_config(
             tmp_path,
             smtp_port=server.port,
@@ -301,9 +339,21 @@ def test_two_sends_started_together_one_sends_the_other_waits_no_duplicates(
             )
             for _ in range(2)
         ]
-        outputs = [p.communicate(timeout=120) for p in procs]
+        streams = [Drain(p.stdout) for p in procs] + [Drain(p.stderr) for p in procs]
+        # The first message is held at the server until the other process says it waits,
+        # so the two runs surely overlap (however slowly this machine starts Python).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            "waiting for it to finish" in d.text() for d in streams[2:]
+        ):
+            time.sleep(0.05)
+        gate.gate.set()
+        for proc in procs:
+            proc.wait(timeout=120)
+        for stream in streams:
+            stream.close()
         received = Counter(server.handler.recipients())
-    texts = [(out.decode(), err.decode()) for out, err in outputs]
+    texts = [(streams[i].text(), streams[i + 2].text()) for i in range(2)]
     assert [p.returncode for p in procs] == [0, 0], texts
     assert received == Counter(readers(n))  # exactly one copy each
     (issue,) = store.list_issues()  # one issue, composed once
