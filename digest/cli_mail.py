@@ -16,7 +16,7 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from . import pipeline, subscribers
+from . import pipeline, subscribers, workers
 from .cli import App, cli, console, err_console
 from .deliver import SendReport, plan, send_issue, send_test
 from .errors import DeliveryError, DigestError
@@ -155,8 +155,22 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     is_flag=True,
     help="Also resend deliveries a crash left uncertain (their readers may get two copies).",
 )
+@click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    help="PostgreSQL store: also start N local `digest worker` processes to send with.",
+)
 @click.pass_obj
-def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncertain: bool) -> None:
+def send(
+    app: App,
+    to: str | None,
+    dry_run: bool,
+    date: str | None,
+    resend_uncertain: bool,
+    n_workers: int,
+) -> None:
     """Create today's issue if needed and mail it to every active subscriber once.
 
     Exit code: 0 all done; 1 a problem stopped the send (e.g. login refused);
@@ -167,6 +181,8 @@ def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncer
     now = _now()
     config = app.config
     store = app.store
+    if n_workers:
+        workers.require_shared(store, "`digest send --workers`")
     day = date or pipeline.today(config, now)
     issue: StoredIssue | None
     if date or dry_run:
@@ -198,14 +214,25 @@ def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncer
         _sigterm_as_interrupt(),
     ):
         task = bar.add_task("send", total=None)
-        report = send_issue(
-            store,
-            issue,
-            config,
-            now=now,
-            resend_uncertain=resend_uncertain,
-            progress=lambda _address, _outcome: bar.advance(task),
-        )
+        if n_workers:
+            report = workers.send_with_workers(
+                store,
+                issue,
+                config,
+                now=now,
+                workers=n_workers,
+                resend_uncertain=resend_uncertain,
+                progress=lambda _address, _outcome: bar.advance(task),
+            )
+        else:
+            report = send_issue(
+                store,
+                issue,
+                config,
+                now=now,
+                resend_uncertain=resend_uncertain,
+                progress=lambda _address, _outcome: bar.advance(task),
+            )
     console.print(escape(_summary(issue, report)), soft_wrap=True)
     if report.uncertain:
         err_console.print(
