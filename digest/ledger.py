@@ -252,22 +252,33 @@ class Ledger(Database):
         `FOR UPDATE SKIP LOCKED` lets concurrent workers pass each other's claims
         instead of queueing behind them (SQLite, with one writer, ignores it).
         """
+        # A materialized CTE: as a plain `IN (subquery)` PostgreSQL may run the locking
+        # subquery more than once and claim far more than `size` rows.
+        d = deliveries.alias("d")
         free = (
-            sa.select(deliveries.c.subscriber_id)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "pending")
-            .where(_LEASE_FREE, _ACTIVE)
-            .order_by(deliveries.c.subscriber_id)
+            sa.select(d.c.subscriber_id)
+            .where(d.c.issue_id == issue_id, d.c.status == "pending")
+            .where(
+                sa.or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
+                sa.exists().where(
+                    subscribers.c.id == d.c.subscriber_id, subscribers.c.status == "active"
+                ),
+            )
+            .order_by(d.c.subscriber_id)
             .limit(size)
             .with_for_update(skip_locked=True)
+            .cte("free")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         claim = (
             deliveries.update()
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id.in_(free))
+            .where(deliveries.c.issue_id == issue_id)
+            .where(deliveries.c.subscriber_id.in_(sa.select(free.c.subscriber_id)))
             .values(claimed_by=worker, claimed_until=now + timedelta(seconds=lease))
             .returning(deliveries.c.subscriber_id)
         )
         with self.begin() as conn:
-            ids = list(conn.execute(claim, {"b_now": now}).scalars())
+            ids = list(conn.execute(claim).scalars())
             if not ids:
                 return []
             rows = conn.execute(
@@ -306,7 +317,7 @@ class Ledger(Database):
                 .where(deliveries.c.claimed_by != worker, ~_LEASE_FREE, _ACTIVE),
                 {"b_now": now},
             ).scalar()
-        return UTCDateTime().process_result_value(until, None) if until else None
+        return until if isinstance(until, datetime) else None
 
     def claims(self, issue_id: int) -> dict[str, int]:
         """Return how many deliveries each worker claimed (sent, in flight or held)."""

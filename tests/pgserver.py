@@ -78,7 +78,14 @@ class LocalPostgres:
             "-c max_connections=200"
         )
         self._run(
-            self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w",
+            self.pg_ctl,
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            options,
+            "-w",
             "start",
         )
         return self
