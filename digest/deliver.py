@@ -90,7 +90,7 @@ class Lease:
     worker: str
     batch: int = 100
     seconds: float = 120.0
-    poll: float = 5.0  # longest wait between looks at other workers' leases
+    poll: float = 2.0  # longest wait between looks at other workers' leases
     clock: Clock = _utcnow  # real time: leases are compared across processes
 
 
