@@ -58,10 +58,11 @@ def test_the_standby_takes_over_when_the_leader_dies(
             store.add_subscriber(f"reader{i}@example.org", now=now)
         log_a, log_b, log_c = (tmp_path / f"{n}.log" for n in "abc")
         leader = daemon(leader_cfg, log_a)
-        standby = daemon(standby_cfg, log_b, "--standby")
+        standby: subprocess.Popen[bytes] | None = None
         try:
-            wait_for(lambda: "digest run started" in log_a.read_text(), 20, "the leader")
-            wait_for(lambda: "waiting to take over" in log_b.read_text(), 20, "the standby")
+            wait_for(lambda: "digest run started" in log_a.read_text(), 30, "the leader")
+            standby = daemon(standby_cfg, log_b, "--standby")
+            wait_for(lambda: "waiting to take over" in log_b.read_text(), 30, "the standby")
             # Without --standby a second daemon still refuses at once.
             third = daemon(leader_cfg, log_c)
             assert third.wait(timeout=20) == 1
@@ -82,6 +83,8 @@ def test_the_standby_takes_over_when_the_leader_dies(
             assert standby.wait(timeout=30) == 0
         finally:
             for proc in (leader, standby):
+                if proc is None:
+                    continue
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait()

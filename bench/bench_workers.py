@@ -1,0 +1,213 @@
+"""Benchmark `digest worker`: 50,000 subscribers, 1, 2 and 4 workers, PostgreSQL, an SMTP sink.
+
+    python bench/bench_workers.py                       # throwaway local PostgreSQL server
+    python bench/bench_workers.py -n 5000 --workers 1 2 --url postgresql+psycopg://me@db/bench
+
+Each round starts from a fresh database holding N subscribers and one issue, starts
+W `digest worker` processes ([smtp].connections each) against an aiosmtpd sink in
+its own process, and waits until they exit. It prints messages/second (wall clock
+from launch, and steady: first to last "sent" in the ledger) and the CPU seconds
+that the workers, PostgreSQL and the sink each spent per 1,000 messages, which
+shows where the bottleneck is on this machine. With --url the database named must
+be empty and is reused (its tables are dropped between rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+from bench_send import free_port, issue_content  # noqa: E402  (beside this file)
+
+from digest.schema import metadata  # noqa: E402
+from digest.store import Store  # noqa: E402
+
+NOW = datetime.now(tz=UTC)
+DATE = NOW.strftime("%Y-%m-%d")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the user+system CPU seconds used so far by these processes."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def postgres_pids(data_dir: Path | None) -> list[int]:
+    """Return the pids of the local PostgreSQL server and its backends (empty if remote)."""
+    if data_dir is None:
+        return []
+    master = int((data_dir / "postmaster.pid").read_text().split()[0])
+    pids = [master]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == master:
+                pids.append(int(entry.name))
+    return pids
+
+
+def write_config(tmp: Path, url: str, port: int, connections: int) -> Path:
+    feed = tmp / "feed.xml"
+    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
+    path = tmp / "config.toml"
+    path.write_text(
+        f"""
+[site]
+name = "The Daily Digest"
+url = "https://news.example.com"
+
+[[sources]]
+name = "local"
+url = "{feed}"
+
+[store]
+url = "{url}"
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from = "The Daily Digest <digest@news.example.com>"
+connections = {connections}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def prepare(url: str, n: int) -> None:
+    """Empty the database, then add N subscribers and one issue."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.exec_driver_sql("DROP TABLE IF EXISTS apscheduler_jobs")
+    engine.dispose()
+    store = Store.open(url)
+    store.import_subscribers(
+        [(f"reader{i}@example.org", f"Reader {i}", "active") for i in range(n)], now=NOW
+    )
+    html, text = issue_content()
+    store.create_issue(
+        date=DATE,
+        created_at=NOW,
+        subject="The Daily Digest — Council approves transport budget",
+        html=html,
+        text=text,
+        preheader="",
+        article_ids=[],
+    )
+    store.close()
+
+
+def steady_rate(url: str) -> float:
+    """Return messages/second between the first and the last delivery marked sent."""
+    store = Store.open(url)
+    issue = store.issue_for_date(DATE)
+    assert issue is not None
+    sent = store.list_deliveries(issue.id, "sent")
+    times = sorted(d.updated_at for d in sent if d.updated_at is not None)
+    store.close()
+    span = (times[-1] - times[0]).total_seconds()
+    return (len(times) - 1) / span if span > 0 else float("nan")
+
+
+def round_(
+    args: argparse.Namespace, url: str, config: Path, workers: int, sink: int, pg: list[int]
+) -> None:
+    n = args.subscribers
+    prepare(url, n)
+    cmd = [sys.executable, "-m", "digest", "--config", str(config), "worker", "--date", DATE]
+    cpu_sink, cpu_pg = cpu_seconds([sink]), cpu_seconds(pg)
+    before = os.times()
+    start = time.perf_counter()
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL) for _ in range(workers)]
+    codes = [p.wait() for p in procs]
+    elapsed = time.perf_counter() - start
+    after = os.times()
+    if any(codes):
+        raise SystemExit(f"a worker failed: exit codes {codes}")
+    per_k = 1000 / n
+    used_workers = (after.children_user + after.children_system) - (
+        before.children_user + before.children_system
+    )
+    used_sink = cpu_seconds([sink]) - cpu_sink
+    used_pg = cpu_seconds(pg) - cpu_pg if pg else float("nan")
+    print(
+        f"{workers} worker(s) x {args.connections} connections: "
+        f"{n / elapsed:6.0f} msg/s from launch, {steady_rate(url):6.0f} msg/s steady; "
+        f"CPU s per 1,000 msgs: workers {used_workers * per_k:.2f}, "
+        f"postgres {used_pg * per_k:.2f}, sink {used_sink * per_k:.2f} "
+        f"(all together {(used_workers + used_pg + used_sink) / elapsed:.2f} of "
+        f"{os.cpu_count()} cores busy)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    """Run the benchmark rounds and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--subscribers", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--connections", type=int, default=2, help="per worker")
+    parser.add_argument("--url", default=None, help="an empty PostgreSQL database to use")
+    args = parser.parse_args()
+
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bench_send.py")), "--sink", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sink.stdout is not None and sink.stdin is not None
+    if sink.stdout.readline().strip() != "ready":
+        raise SystemExit("the sink did not start")
+    server = None
+    try:
+        url = args.url
+        if url is None:
+            from tests.pgserver import LocalPostgres
+
+            server = LocalPostgres().start()
+            url = server.new_database()
+        size = len(issue_content()[0]) / 1024
+        where = "a local throwaway server" if server else url
+        print(
+            f"subscribers {args.subscribers}, message {size:.0f} KB HTML, "
+            f"{os.cpu_count()} cores, PostgreSQL on {where}",
+            flush=True,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            config = write_config(Path(tmp), url, port, args.connections)
+            pg = postgres_pids(server.data if server else None)
+            for workers in args.workers:
+                round_(args, url, config, workers, sink.pid, pg)
+    finally:
+        sink.stdin.close()
+        sink.wait(timeout=10)
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
