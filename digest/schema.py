@@ -137,6 +137,15 @@ deliveries = sa.Table(
     sa.Column("claimed_until", UTCDateTime),
     sa.Index("ix_deliveries_status", "issue_id", "status"),
 )
+# Migration 3: workers claim the lowest pending rows again and again; without this the
+# scan walks past every row already sent, and a send slows down as it proceeds.
+ix_deliveries_pending = sa.Index(
+    "ix_deliveries_pending",
+    deliveries.c.issue_id,
+    deliveries.c.subscriber_id,
+    postgresql_where=deliveries.c.status == "pending",
+    sqlite_where=deliveries.c.status == "pending",
+)
 
 # -- daemon locks (migration 2; the logic lives in digest.locks) ---------------
 # One row per lock name: who holds it and when it last proved it was alive.
@@ -163,6 +172,22 @@ def _create(*tables: sa.Table) -> Migration:
     return step
 
 
+def _create_indexes(*indexes: sa.Index) -> Migration:
+    def step(conn: Connection) -> None:
+        for index in indexes:
+            index.create(conn, checkfirst=True)
+
+    return step
+
+
+def _steps(*steps: Migration) -> Migration:
+    def step(conn: Connection) -> None:
+        for one in steps:
+            one(conn)
+
+    return step
+
+
 def _add_columns(table: sa.Table, *names: str) -> Migration:
     """Add columns that a database created before them lacks (new ones have them already)."""
 
@@ -181,7 +206,10 @@ def _add_columns(table: sa.Table, *names: str) -> Migration:
 MIGRATIONS: dict[int, Migration] = {
     1: _create(schema_version, sources, issues, articles, subscribers, deliveries),
     2: _create(locks),
-    3: _add_columns(deliveries, "claimed_by", "claimed_until"),
+    3: _steps(
+        _add_columns(deliveries, "claimed_by", "claimed_until"),
+        _create_indexes(ix_deliveries_pending),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

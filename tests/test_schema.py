@@ -45,15 +45,19 @@ def make_version_2(db: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
         conn.execute(schema_version.delete().where(schema_version.c.version == 3))
+        conn.exec_driver_sql("DROP INDEX ix_deliveries_pending")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_until")
     engine.dispose()
 
 
 def columns(db: Path) -> set[str]:
+    """Return the names of the deliveries table's columns and indexes."""
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
-        names = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+        inspector = sa.inspect(conn)
+        names = {c["name"] for c in inspector.get_columns("deliveries")}
+        names |= {str(i["name"]) for i in inspector.get_indexes("deliveries")}
     engine.dispose()
     return names
 
@@ -61,7 +65,9 @@ def columns(db: Path) -> set[str]:
 def test_an_empty_database_is_created_at_the_current_version(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
     assert store.version() == SCHEMA_VERSION == 3
-    assert {"claimed_by", "claimed_until"} <= columns(tmp_path / "digest.db")
+    assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(
+        tmp_path / "digest.db"
+    )
     store.close()
 
 
@@ -79,7 +85,7 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert upgrade.exit_code == 0, upgrade.output
     assert "schema 2 -> 3 (applied 3)" in upgrade.output
-    assert {"claimed_by", "claimed_until"} <= columns(db)
+    assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(db)
     store = Store.open(f"sqlite:///{db}")
     assert store.version() == 3
     store.close()

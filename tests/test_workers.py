@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -19,7 +20,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from digest import workers
 from digest.cli import cli
+from digest.config import load_config
+from digest.deliver import Lease, SendReport
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, StoredIssue
 from tests.smtpserver import LocalSMTPServer
@@ -161,3 +165,42 @@ def test_workers_need_postgresql(tmp_path: Path, args: list[str]) -> None:
     assert result.exit_code == 1
     assert "needs a PostgreSQL store" in result.output
     assert len(result.output.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_a_following_worker_delivers_each_new_issue_then_stops_on_request(
+    pg_url: str, tmp_path: Path
+) -> None:
+    store = Store.open(pg_url)
+    with LocalSMTPServer() as server:
+        config = load_config(write_config(tmp_path, pg_url, server.port))
+        stop = threading.Event()
+        reports: list[SendReport] = []
+        follower = threading.Thread(
+            target=workers.work,
+            args=(config, store),
+            kwargs={
+                "lease": Lease(worker="follower", batch=10),
+                "follow": True,
+                "stop": stop,
+                "idle": 0.1,
+                "on_report": lambda _issue, report: reports.append(report),
+            },
+        )
+        follower.start()
+        try:
+            time.sleep(0.5)  # no issue yet: it waits
+            assert reports == [] and follower.is_alive()
+            creator, issue = setup_issue(pg_url, 25)
+            creator.close()
+            deadline = time.monotonic() + 30
+            while len(server.messages) < 25 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            follower.join(timeout=30)
+        received = Counter(server.handler.recipients())
+    assert not follower.is_alive()
+    assert received == Counter(f"reader{i:05d}@example.org" for i in range(25))
+    assert [r.sent for r in reports] == [25]  # one run: nothing pending afterwards
+    assert store.claims(issue.id) == {"follower": 25}
+    store.close()
