@@ -82,9 +82,9 @@ def new_worker_id() -> str:
 class Lease:
     """How one process claims deliveries on a shared store.
 
-    Short batches spread the work evenly and lose little to a killed worker; the
-    lease must outlast one batch's sends only if the renewer thread stalls, since
-    it is renewed every third of its length.
+    Short batches spread the work evenly and strand little with a killed worker.
+    The lease is renewed every third of its length while the process lives, so its
+    length is how long a dead worker's unsent claims wait for someone else.
     """
 
     worker: str

@@ -76,8 +76,9 @@ def work(
         issue = store.issue_for_date(date) if date else open_issue(store, now=now)
         if date and issue is None:
             raise DigestError(f"no issue stored for {date}; see `digest status`")
-        pending = store.delivery_counts(issue.id).get("pending", 0) if issue else 0
-        if issue is not None and (pending or not follow):
+        counts = store.delivery_counts(issue.id) if issue else {}
+        # An issue with no ledger yet is one whose creator has not queued it: do it.
+        if issue is not None and (counts.get("pending") or not counts or not follow):
             last = send_issue(store, issue, config, now=now, stop=stop, lease=lease)
             if on_report is not None:
                 on_report(issue, last)

@@ -158,8 +158,8 @@ def test_send_with_local_workers_delivers_once_each(pg_url: str, tmp_path: Path)
     store.close()
 
 
-@pytest.mark.parametrize("args", [["worker"], ["send", "--workers", "2"]])
-def test_workers_need_postgresql(tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize("args", [["worker"], ["send", "--workers", "2"], ["run", "--standby"]])
+def test_workers_and_standbys_need_postgresql(tmp_path: Path, args: list[str]) -> None:
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'digest.db'}", 25)
     result = CliRunner().invoke(cli, ["--config", str(config), *args])
     assert result.exit_code == 1
