@@ -13,7 +13,7 @@ import click
 from rich.markup import escape
 
 from . import workers
-from .cli import App, cli, console
+from .cli import App, cli, console, err_console
 from .deliver import Lease, SendReport, new_worker_id
 from .errors import DeliveryError
 from .store import StoredIssue
@@ -76,6 +76,8 @@ def worker_cmd(app: App, date: str | None, follow: bool, batch: int, lease_secon
             ),
             soft_wrap=True,
         )
+        if report.error and follow:  # otherwise it ends the command below
+            err_console.print(f"[bold red]error:[/] {escape(report.error)}", soft_wrap=True)
 
     with _signals_set(stop):
         report = workers.work(
