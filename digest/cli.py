@@ -110,7 +110,9 @@ def main() -> None:
 
 
 # Commands live beside their subject; importing registers them on `cli`.
+from . import cli_db as _cli_db  # noqa: E402,F401
 from . import cli_mail as _cli_mail  # noqa: E402,F401
 from . import cli_pipeline as _cli_pipeline  # noqa: E402,F401
 from . import cli_run as _cli_run  # noqa: E402,F401
 from . import cli_web as _cli_web  # noqa: E402,F401
+from . import cli_worker as _cli_worker  # noqa: E402,F401

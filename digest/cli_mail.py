@@ -17,7 +17,7 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from . import locks, pipeline, subscribers
+from . import locks, pipeline, subscribers, workers
 from .cli import App, cli, console, err_console
 from .deliver import SendReport, plan, send_issue, send_test
 from .errors import DeliveryError, DigestError
@@ -171,8 +171,22 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     is_flag=True,
     help="Also resend deliveries a crash left uncertain (their readers may get two copies).",
 )
+@click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    help="PostgreSQL store: also start N local `digest worker` processes to send with.",
+)
 @click.pass_obj
-def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncertain: bool) -> None:
+def send(
+    app: App,
+    to: str | None,
+    dry_run: bool,
+    date: str | None,
+    resend_uncertain: bool,
+    n_workers: int,
+) -> None:
     """Create today's issue if needed and mail it to every active subscriber once.
 
     Exit code: 0 all done; 1 a problem stopped the send (e.g. login refused);
@@ -190,6 +204,8 @@ def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncer
         _send(app, _now(), date, dry_run=True, to=to, resend_uncertain=resend_uncertain)
         return
     # Before collecting anything or touching the network: a mistake here must cost nothing.
+    if n_workers:
+        workers.require_shared(store, "`digest send --workers`")
     config.require_smtp()
     store.check_writable()
 
@@ -205,7 +221,15 @@ def send(app: App, to: str | None, dry_run: bool, date: str | None, resend_uncer
     # Two sends at once would both collect and compose; the ledger alone already keeps
     # them from sending anything twice, the lock makes the second one simply wait.
     with locks.hold(store, SEND_LOCK, on_wait=waiting):
-        _send(app, _now(), date, dry_run=False, to=to, resend_uncertain=resend_uncertain)
+        _send(
+            app,
+            _now(),
+            date,
+            dry_run=False,
+            to=to,
+            resend_uncertain=resend_uncertain,
+            n_workers=n_workers,
+        )
 
 
 def _send(
@@ -216,6 +240,7 @@ def _send(
     dry_run: bool,
     to: str | None,
     resend_uncertain: bool,
+    n_workers: int = 0,
 ) -> None:
     config = app.config
     store = app.store
@@ -250,14 +275,25 @@ def _send(
         _sigterm_as_interrupt(),
     ):
         task = bar.add_task("send", total=None)
-        report = send_issue(
-            store,
-            issue,
-            config,
-            now=now,
-            resend_uncertain=resend_uncertain,
-            progress=lambda _address, _outcome: bar.advance(task),
-        )
+        if n_workers:
+            report = workers.send_with_workers(
+                store,
+                issue,
+                config,
+                now=now,
+                workers=n_workers,
+                resend_uncertain=resend_uncertain,
+                progress=lambda _address, _outcome: bar.advance(task),
+            )
+        else:
+            report = send_issue(
+                store,
+                issue,
+                config,
+                now=now,
+                resend_uncertain=resend_uncertain,
+                progress=lambda _address, _outcome: bar.advance(task),
+            )
     console.print(escape(_summary(issue, report)), soft_wrap=True)
     if report.uncertain:
         err_console.print(

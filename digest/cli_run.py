@@ -144,8 +144,13 @@ def _stop_on_signals() -> Iterator[None]:
 
 
 @cli.command(name="run")
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="PostgreSQL store: if a daemon already runs, wait and take over when it stops.",
+)
 @click.pass_obj
-def run_cmd(app: App) -> None:
+def run_cmd(app: App, standby: bool) -> None:
     """Run the daemon: collect all day, send at [schedule].send_at (SIGTERM stops it)."""
     # A daemon's log is its output: one line per event by default, -v adds detail.
     logging.getLogger("digest").setLevel(logging.DEBUG if app.verbose else logging.INFO)
@@ -158,4 +163,4 @@ def run_cmd(app: App) -> None:
     store = app.store
     config.require_smtp()
     with _stop_on_signals():
-        schedule.run_daemon(config, store)
+        schedule.run_daemon(config, store, standby=standby)

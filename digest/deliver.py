@@ -23,11 +23,19 @@ subscriber who unsubscribed meanwhile is not sent to, and two `digest send` proc
 running at once can never both complete the same delivery.
 
 Everything runs in threads of the calling process: killing it stops all sending.
+
+On a shared (PostgreSQL) store the run takes its work in leased batches instead of
+one fixed list (`Lease`, see digest.ledger), so any number of processes on any
+machines (`digest worker`, `digest send`, the daemon's send) drain one issue together
+without sending anything twice, and a killed one's unsent claims are taken over
+when its lease runs out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import socket
 import threading
 import time
@@ -38,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Config, SmtpConfig
-from .errors import DeliveryError
+from .errors import DeliveryError, DigestError
 from .message import MessageTemplate, build_template, dkim_sign, format_date, mailbox
 from .models import RenderedIssue, Subscriber
 from .smtpclient import (
@@ -63,6 +71,100 @@ MAX_BACKOFF = 300.0
 
 def _utcnow() -> datetime:
     return datetime.now(tz=UTC)
+
+
+def new_worker_id() -> str:
+    """Return a name for this sending process that is unique across machines."""
+    return f"{socket.gethostname()[:70]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """How one process claims deliveries on a shared store.
+
+    Short batches spread the work evenly and strand little with a killed worker.
+    The lease is renewed every third of its length while the process lives, so its
+    length is how long a dead worker's unsent claims wait for someone else.
+    """
+
+    worker: str
+    batch: int = 100
+    seconds: float = 120.0
+    poll: float = 2.0  # longest wait between looks at other workers' leases
+    clock: Clock = _utcnow  # real time: leases are compared across processes
+
+
+class _Fixed:
+    """The subscribers to serve, listed once at the start (one sender per store)."""
+
+    def __init__(self, items: list[Subscriber]) -> None:
+        self.items: deque[Subscriber] = deque(items)
+
+    def take(self, stop: threading.Event) -> Subscriber | None:
+        return self.items.popleft() if self.items else None
+
+    def give_back(self, sub: Subscriber) -> None:
+        self.items.appendleft(sub)
+
+    def close(self) -> None:
+        pass
+
+
+class _Leased:
+    """Subscribers claimed from the ledger a batch at a time, leases kept fresh meanwhile."""
+
+    def __init__(self, store: Store, issue_id: int, lease: Lease) -> None:
+        self.store = store
+        self.issue_id = issue_id
+        self.lease = lease
+        self.items: deque[Subscriber] = deque()
+        self._done = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name="digest-lease", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        lease = self.lease
+        while not self._done.wait(lease.seconds / 3):
+            try:
+                self.store.renew_claims(
+                    self.issue_id, worker=lease.worker, lease=lease.seconds, now=lease.clock()
+                )
+            except DigestError as exc:  # a database blip: the next beat may work
+                log.warning("lease renewal failed: %s", exc)
+
+    def take(self, stop: threading.Event) -> Subscriber | None:
+        lease = self.lease
+        while not self.items and not stop.is_set():
+            now = lease.clock()
+            batch = self.store.claim_batch(
+                self.issue_id, worker=lease.worker, size=lease.batch, lease=lease.seconds, now=now
+            )
+            if batch:
+                self.items.extend(batch)
+                break
+            # Nothing free: done, unless another worker's claims may yet come free.
+            until = self.store.next_lease_expiry(self.issue_id, worker=lease.worker, now=now)
+            if until is None:
+                return None
+            wait = min(max((until - now).total_seconds(), 0.0) + 0.05, lease.poll)
+            log.debug("waiting %.1f s for other workers' leases", wait)
+            stop.wait(wait)
+        return self.items.popleft() if self.items else None
+
+    def give_back(self, sub: Subscriber) -> None:
+        self.items.appendleft(sub)
+
+    def close(self) -> None:
+        """Stop renewing and hand back what this process claimed but did not finish."""
+        self._done.set()
+        self._renewer.join()
+        try:
+            n = self.store.release_claims(self.issue_id, worker=self.lease.worker)
+        except DigestError as exc:  # the leases run out by themselves
+            log.warning("could not release claims: %s", exc)
+            return
+        if n:
+            log.info("released %d unfinished claim(s) to other workers", n)
 
 
 @dataclass(frozen=True)
@@ -162,7 +264,7 @@ class _Run:
         issue: StoredIssue,
         smtp: SmtpConfig,
         sender: _Sender,
-        items: list[Subscriber],
+        source: _Fixed | _Leased,
         *,
         password: str,
         clock: Clock,
@@ -172,7 +274,7 @@ class _Run:
         self.issue = issue
         self.smtp = smtp
         self.sender = sender
-        self.queue: deque[Subscriber] = deque(items)
+        self.source = source
         self.clock = clock
         self.progress = progress
         self.password = password
@@ -188,7 +290,7 @@ class _Run:
 
     def _next(self) -> Subscriber | None:
         with self.lock:
-            return self.queue.popleft() if self.queue else None
+            return self.source.take(self.stop)
 
     def _note(self, sub: Subscriber, outcome: str) -> None:
         if self.progress is not None:
@@ -215,7 +317,7 @@ class _Run:
                     break
                 if not self._deliver(client, ledger, sub):
                     with self.lock:
-                        self.queue.appendleft(sub)
+                        self.source.give_back(sub)
                     break
         except Fatal as exc:
             with self.lock:
@@ -334,13 +436,15 @@ def send_issue(
     resend_uncertain: bool = False,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    lease: Lease | None = None,
 ) -> SendReport:
     """Deliver an issue to every active subscriber not yet served; return the ledger's state.
 
     Safe to run again at any time (after a crash, a kill or a partial failure): accepted
     deliveries are never repeated, and "uncertain" ones are left alone unless
     `resend_uncertain` is set. Setting `stop` (or Ctrl-C) lets the messages in flight
-    finish and leaves the rest pending.
+    finish and leaves the rest pending. On a shared store deliveries are claimed in
+    leased batches (`lease`, by default a new worker id), so other processes can help.
     """
     smtp = config.require_smtp()
     # A ledger that cannot be written would let mail go out unrecorded (and go out
@@ -354,38 +458,55 @@ def send_issue(
         n = store.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
     store.ensure_deliveries(issue.id, now=now)
-    items = [sub for _d, sub in store.pending_deliveries(issue.id)]
+    if lease is None and store.shared:
+        lease = Lease(worker=new_worker_id())
+    source: _Fixed | _Leased
+    if lease is not None:
+        source, connections = _Leased(store, issue.id, lease), smtp.connections
+    else:
+        items = [sub for _d, sub in store.pending_deliveries(issue.id)]
+        source, connections = _Fixed(items), min(smtp.connections, len(items))
     interrupted = False
     run: _Run | None = None
-    if items:
-        run = _Run(
-            store, issue, smtp, sender, items, password=password, clock=clock, progress=progress
-        )
-        threads = [
-            threading.Thread(target=run.worker, name=f"digest-smtp-{i}", daemon=True)
-            for i in range(min(smtp.connections, len(items)))
-        ]
-        run.running = len(threads)
-        for t in threads:
-            t.start()
-        # Wait on an Event, not Thread.join(timeout): a KeyboardInterrupt landing inside
-        # join() can mark a still-running thread as finished (CPython 3.11), and we
-        # would report while a message is still in flight.
-        try:
-            while not run.all_done.wait(0.1):
-                if stop is not None and stop.is_set() and not run.stop.is_set():
-                    interrupted = True
-                    run.stop.set()
-                    log.warning("stop requested: finishing the messages already in flight")
-        except KeyboardInterrupt:
-            interrupted = True
-            run.stop.set()
-            log.warning("interrupted: finishing the messages already in flight")
-            run.all_done.wait()
-        for t in threads:
-            t.join()
-        if run.crash is not None:
-            raise run.crash
+    try:
+        if connections:
+            run = _Run(
+                store,
+                issue,
+                smtp,
+                sender,
+                source,
+                password=password,
+                clock=clock,
+                progress=progress,
+            )
+            threads = [
+                threading.Thread(target=run.worker, name=f"digest-smtp-{i}", daemon=True)
+                for i in range(connections)
+            ]
+            run.running = len(threads)
+            for t in threads:
+                t.start()
+            # Wait on an Event, not Thread.join(timeout): a KeyboardInterrupt landing inside
+            # join() can mark a still-running thread as finished (CPython 3.11), and we
+            # would report while a message is still in flight.
+            try:
+                while not run.all_done.wait(0.1):
+                    if stop is not None and stop.is_set() and not run.stop.is_set():
+                        interrupted = True
+                        run.stop.set()
+                        log.warning("stop requested: finishing the messages already in flight")
+            except KeyboardInterrupt:
+                interrupted = True
+                run.stop.set()
+                log.warning("interrupted: finishing the messages already in flight")
+                run.all_done.wait()
+            for t in threads:
+                t.join()
+    finally:
+        source.close()
+    if run is not None and run.crash is not None:
+        raise run.crash
     counts = store.delivery_counts(issue.id)
     sent_now = run.sent if run else 0
     return SendReport(

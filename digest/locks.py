@@ -6,6 +6,13 @@ when a row exists but is stale, a compare-and-set UPDATE that only succeeds if t
 is still the one we judged stale. A lock is stale when its heartbeat is older than
 `stale_after` seconds, or when its holder ran on this host and that pid is gone (a crash
 is detected at once, without waiting for the heartbeat to age).
+
+On PostgreSQL the row is only a record for `digest status`: who may run is decided
+by a session advisory lock, held on a connection of its own for the daemon's life.
+The server drops it the moment that connection ends (the process died, or its
+machine vanished and TCP keepalives found out), so a standby (`digest run
+--standby`) polling for it takes over within seconds, and two daemons on different
+machines never both believe they lead.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from .errors import DigestError
+from .errors import DigestError, StoreError
+from .schema import advisory_key
 from .store import Store, locks
 
 log = logging.getLogger(__name__)
@@ -153,6 +161,72 @@ def acquire(
     raise LockHeldError(f"could not take the {name} lock: other processes keep racing for it")
 
 
+def take(store: Store, name: str, *, holder: str, now: datetime) -> LockInfo:
+    """Write the lock row as ours whatever it says (we hold the advisory lock)."""
+    host, pid = socket.gethostname(), os.getpid()
+    mine = LockInfo(name=name, holder=holder, host=host, pid=pid, acquired_at=now, heartbeat=now)
+    values = {k: v for k, v in asdict(mine).items() if k != "name"}
+    with store.begin() as conn:
+        if conn.execute(locks.update().where(locks.c.name == name).values(**values)).rowcount:
+            return mine
+        conn.execute(locks.insert().values(name=name, **values))
+    return mine
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock on a dedicated connection."""
+
+    # Keepalives on the server side of our connection: if our machine vanishes, the
+    # server notices in about 25 s and frees the lock for a standby.
+    KEEPALIVES = (
+        "tcp_keepalives_idle = 10",
+        "tcp_keepalives_interval = 5",
+        "tcp_keepalives_count = 3",
+    )
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.key = advisory_key(name)
+        self._conn: sa.Connection | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; True when we hold it."""
+        try:
+            if self._conn is None:
+                self._conn = self.store.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT"
+                )
+                for setting in self.KEEPALIVES:
+                    self._conn.exec_driver_sql(f"SET {setting}")
+            got = self._conn.execute(sa.select(sa.func.pg_try_advisory_lock(self.key))).scalar()
+        except sa.exc.OperationalError as exc:
+            self.close()
+            raise StoreError(f"database error on {self.store._where()}: {exc.orig}") from None
+        return bool(got)
+
+    def alive(self) -> bool:
+        """Return True while our connection (and so the lock) is still there."""
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute(sa.select(1))
+        except sa.exc.DBAPIError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release the lock (closing the connection releases it too)."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(sa.select(sa.func.pg_advisory_unlock(self.key)))
+        except sa.exc.DBAPIError:
+            self._conn.invalidate()
+        finally:
+            self._conn.close()
+            self._conn = None
+
+
 def heartbeat(store: Store, name: str, holder: str, *, now: datetime) -> bool:
     """Refresh our heartbeat; False when the lock is no longer ours."""
     with store.begin() as conn:
@@ -198,24 +272,72 @@ class DaemonLock:
         self.lost = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._advisory: AdvisoryLock | None = None
 
-    def acquire(self) -> LockInfo:
-        """Take the lock (raise LockHeldError if a live process has it) and start beating."""
-        info = acquire(
-            self.store,
-            self.name,
-            holder=self.holder,
-            now=self.clock(),
-            stale_after=self.stale_after,
-        )
+    def acquire(
+        self, *, standby: bool = False, stop: threading.Event | None = None, poll: float = 2.0
+    ) -> LockInfo | None:
+        """Take the lock and start beating; None if `stop` was set while standing by.
+
+        Raises LockHeldError when a live process has it, unless `standby` (PostgreSQL
+        only): then wait, polling every `poll` seconds, until the holder is gone.
+        """
+        if self.store.shared:
+            info = self._acquire_advisory(standby, stop or threading.Event(), poll)
+            if info is None:
+                return None
+        elif standby:
+            raise StoreError(
+                "--standby needs a PostgreSQL store (a standby on another machine needs a "
+                "shared database); with SQLite run one `digest run` under a service manager"
+            )
+        else:
+            info = acquire(
+                self.store,
+                self.name,
+                holder=self.holder,
+                now=self.clock(),
+                stale_after=self.stale_after,
+            )
         self._thread = threading.Thread(
             target=self._beat, name=f"{self.name}-heartbeat", daemon=True
         )
         self._thread.start()
         return info
 
+    def _acquire_advisory(
+        self, standby: bool, stop: threading.Event, poll: float
+    ) -> LockInfo | None:
+        self._advisory = AdvisoryLock(self.store, self.name)
+        waiting = False
+        while not self._advisory.try_acquire():
+            current = read_lock(self.store, self.name)
+            leader = describe(current, now=self.clock()) if current else "starting up"
+            if not standby:
+                self._advisory.close()
+                raise LockHeldError(
+                    f"another `digest run` is already running on {self.store._where()} "
+                    f"({leader}); stop it first, or start this one with --standby to take "
+                    "over when it stops"
+                )
+            if not waiting:
+                log.info("standby: another `digest run` leads (%s); waiting to take over", leader)
+                waiting = True
+            if stop.wait(poll):
+                self._advisory.close()
+                return None
+        if waiting:
+            log.warning("the leading `digest run` is gone; taking over")
+        return take(self.store, self.name, holder=self.holder, now=self.clock())
+
     def _beat(self) -> None:
         while not self._done.wait(self.heartbeat_every):
+            if self._advisory is not None and not self._advisory.alive():
+                log.error("lost the connection holding the %s lock; stopping", self.name)
+                self.lost.set()
+                if self.on_lost is not None:
+                    self.on_lost()
+                return
             try:
                 ours = heartbeat(self.store, self.name, self.holder, now=self.clock())
             except DigestError as exc:  # a busy or vanished database: try again next beat
@@ -238,6 +360,8 @@ class DaemonLock:
                 release(self.store, self.name, self.holder)
             except DigestError as exc:
                 log.warning("could not release the %s lock: %s", self.name, exc)
+        if self._advisory is not None:
+            self._advisory.close()
 
 
 @contextmanager

@@ -1,9 +1,11 @@
 """The daily send on APScheduler: when to collect and send, and the long-running daemon.
 
 `run_daemon` (behind `digest run`) holds a database lock so only one daemon works on a
-store, and runs an APScheduler `BackgroundScheduler` whose jobs live in the same
-database (table `apscheduler_jobs`), so after a restart it knows when the next send is
-due and whether one was missed while it was down:
+store (on PostgreSQL others may wait as standbys, see digest.locks: an APScheduler 3
+job store must never be shared by two schedulers), and runs an APScheduler
+`BackgroundScheduler` whose jobs live in the same database (table `apscheduler_jobs`),
+so after a restart or a takeover it knows when the next send is due and whether one
+was missed while no daemon ran:
 
     collect   every [schedule].collect_every_minutes: store new articles, then retry
               deliveries of the latest issue that are still pending
@@ -422,11 +424,13 @@ def run_daemon(
     ready: Callable[[], None] | None = None,
     lock_stale_after: float = LOCK_STALE_AFTER,
     heartbeat_every: float = HEARTBEAT_EVERY,
+    standby: bool = False,
 ) -> None:
     """Collect and send on schedule until `stop` is set or KeyboardInterrupt (SIGTERM).
 
-    Raises LockHeldError at once when another daemon works on the same store. On a stop,
-    the delivery in flight is finished and recorded before returning.
+    Raises LockHeldError at once when another daemon works on the same store, unless
+    `standby` (PostgreSQL): then wait for it to go and take over. On a stop, the
+    delivery in flight is finished and recorded before returning.
     """
     stop = stop or threading.Event()
     lock = DaemonLock(
@@ -436,7 +440,14 @@ def run_daemon(
         heartbeat_every=heartbeat_every,
         on_lost=stop.set,
     )
-    lock.acquire()
+    try:
+        if lock.acquire(standby=standby, stop=stop) is None:
+            log.info("digest run stopped (it was standing by)")
+            return
+    except KeyboardInterrupt:
+        lock.release()
+        log.info("digest run stopped (it was standing by)")
+        return
     key = str(config.path)
     with _RUNTIMES_LOCK:
         _RUNTIMES[key] = _Runtime(config, store, stop)

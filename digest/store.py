@@ -1,7 +1,8 @@
-"""The database: articles, per-source state, issues, subscribers and the delivery ledger.
+"""The database: articles, per-source state, issues and subscribers.
 
 SQLAlchemy Core over SQLite by default, so a PostgreSQL URL works the same way.
-Schema changes go through numbered migrations recorded in `schema_version`.
+The tables and their numbered migrations live in `digest.schema`, the delivery
+ledger's queries in `digest.ledger`; `Store` gathers them behind one object.
 """
 
 from __future__ import annotations
@@ -9,147 +10,52 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
 
 from .errors import StoreError
-from .models import Article, Delivery, Subscriber
+from .ledger import Ledger, LedgerWriter
+from .models import Article, Subscriber
+from .schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    UTCDateTime,
+    articles,
+    deliveries,
+    issues,
+    locks,
+    metadata,
+    schema_version,
+    sources,
+    subscriber_from_row,
+    subscribers,
+)
+
+# Re-exported: callers import these from digest.store.
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "LedgerWriter",
+    "SourceState",
+    "Store",
+    "StoredIssue",
+    "UTCDateTime",
+    "articles",
+    "deliveries",
+    "issues",
+    "locks",
+    "metadata",
+    "new_token",
+    "sources",
+    "subscribers",
+]
 
 log = logging.getLogger(__name__)
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Store aware datetimes as UTC ISO text; read them back aware."""
-
-    impl = sa.String(32)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-    def process_result_value(self, value: str | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return datetime.fromisoformat(value).astimezone(UTC)
-
-
-metadata = sa.MetaData()
-
-schema_version = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("applied_at", UTCDateTime, nullable=False),
-)
-
-sources = sa.Table(
-    "sources",
-    metadata,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("etag", sa.Text),
-    sa.Column("last_modified", sa.Text),
-    sa.Column("last_run", UTCDateTime),
-    sa.Column("last_success", UTCDateTime),
-    sa.Column("last_error", sa.Text),
-    sa.Column("failing_since", UTCDateTime),
-    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
-)
-
-articles = sa.Table(
-    "articles",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("source", sa.String(200), nullable=False),
-    sa.Column("guid", sa.Text, nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("title_key", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False, default=""),
-    sa.Column("feed_summary", sa.Text, nullable=False, default=""),
-    sa.Column("published", UTCDateTime),
-    sa.Column("first_seen", UTCDateTime, nullable=False),
-    sa.Column("author", sa.Text),
-    sa.Column("image", sa.Text),
-    sa.Column("language", sa.String(40)),
-    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id")),
-    sa.UniqueConstraint("guid", name="uq_articles_guid"),
-    sa.Index("ix_articles_url", "url"),
-    sa.Index("ix_articles_title_key", "title_key"),
-    sa.Index("ix_articles_first_seen", "first_seen"),
-)
-
-issues = sa.Table(
-    "issues",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("date", sa.String(10), nullable=False, unique=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("subject", sa.Text, nullable=False),
-    sa.Column("html", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("preheader", sa.Text, nullable=False, default=""),
-    sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
-)
-
-subscribers = sa.Table(
-    "subscribers",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("email", sa.String(320), nullable=False, unique=True),
-    sa.Column("name", sa.Text, nullable=False, default=""),
-    sa.Column("status", sa.String(20), nullable=False, default="active"),
-    sa.Column("token", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-)
-
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), primary_key=True),
-    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
-    sa.Column("email", sa.String(320), nullable=False),
-    # pending -> sending (committed just before end-of-data) -> sent | failed
-    sa.Column("status", sa.String(20), nullable=False, default="pending"),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
-    sa.Column("message_id", sa.Text),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Index("ix_deliveries_status", "issue_id", "status"),
-)
-
-# -- daemon locks (migration 2; the logic lives in digest.locks) ---------------
-# One row per lock name: who holds it and when it last proved it was alive.
-locks = sa.Table(
-    "locks",
-    metadata,
-    sa.Column("name", sa.String(100), primary_key=True),
-    sa.Column("holder", sa.String(64), nullable=False),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("acquired_at", UTCDateTime, nullable=False),
-    sa.Column("heartbeat", UTCDateTime, nullable=False),
-)
-# -- end daemon locks ---------------------------------------------------------
-
-# Numbered migrations: version -> tables created by it. Later versions add entries.
-MIGRATIONS: dict[int, Sequence[sa.Table]] = {
-    1: (schema_version, sources, issues, articles, subscribers, deliveries),
-    2: (locks,),
-}
-SCHEMA_VERSION = max(MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -180,46 +86,6 @@ class StoredIssue:
     article_ids: tuple[int, ...]
 
 
-# -- deliveries: ledger statements (used by Store and LedgerWriter below) -------
-# The statements run for every message, built once: constructing SQLAlchemy
-# expressions per call costs more than executing them.
-_THIS_DELIVERY = (
-    deliveries.c.issue_id == sa.bindparam("b_issue"),
-    deliveries.c.subscriber_id == sa.bindparam("b_sub"),
-)
-_CLAIM = (
-    deliveries.update()
-    .where(*_THIS_DELIVERY, deliveries.c.status == "pending")
-    .where(
-        sa.exists().where(
-            subscribers.c.id == sa.bindparam("b_sub"), subscribers.c.status == "active"
-        )
-    )
-    .values(
-        status="sending",
-        attempts=deliveries.c.attempts + 1,
-        message_id=sa.bindparam("b_mid"),
-        last_error=None,
-        updated_at=sa.bindparam("b_now", type_=UTCDateTime),
-    )
-)
-_FINISH = (
-    deliveries.update()
-    .where(*_THIS_DELIVERY, deliveries.c.status == sa.bindparam("b_expect"))
-    .values(
-        status=sa.bindparam("b_status"),
-        last_error=sa.bindparam("b_error"),
-        updated_at=sa.bindparam("b_now", type_=UTCDateTime),
-    )
-)
-_FINISH_COUNTED = _FINISH.values(attempts=deliveries.c.attempts + 1)
-_BOUNCE = (
-    subscribers.update()
-    .where(subscribers.c.id == sa.bindparam("b_sub"), subscribers.c.status == "active")
-    .values(status="bounced", updated_at=sa.bindparam("b_now", type_=UTCDateTime))
-)
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers (digest status, digest serve) work while a send writes;
@@ -230,15 +96,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store:
+class Store(Ledger):
     """All database access; hand it an engine (tests use a temp SQLite file)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
-        """Open (and by default create or upgrade) the store at a SQLAlchemy URL."""
+        """Open the store at a SQLAlchemy URL, creating an empty database (unless told not to).
+
+        Raises StoreError when the schema is older or newer than this code's
+        (`digest db upgrade` brings an older one up to date).
+        """
         try:
             engine = sa.create_engine(url)
         except Exception as exc:  # bad URL or missing driver
@@ -247,49 +114,14 @@ class Store:
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
         if migrate:
-            store.migrate()
+            try:
+                if store.version() == 0:
+                    store.migrate()
+                store.check_schema()
+            except BaseException:
+                store.close()
+                raise
         return store
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        self.engine.dispose()
-
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """Yield a connection in a transaction, turning database failures into StoreError."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
-
-    def _where(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
-
-    # -- schema ---------------------------------------------------------------
-
-    def version(self) -> int:
-        """Return the schema version of the database (0 when empty)."""
-        with self.begin() as conn:
-            if not sa.inspect(conn).has_table("schema_version"):
-                return 0
-            v = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-            return int(v or 0)
-
-    def migrate(self) -> None:
-        """Apply pending numbered migrations; refuse a database newer than this code."""
-        current = self.version()
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self._where()} has schema version {current}, newer than this digest "
-                f"knows ({SCHEMA_VERSION}); upgrade digest"
-            )
-        for version in sorted(v for v in MIGRATIONS if v > current):
-            with self.begin() as conn:
-                for table in MIGRATIONS[version]:
-                    table.create(conn, checkfirst=True)
-                conn.execute(schema_version.insert().values(version=version, applied_at=_now()))
-            log.info("store: applied migration %d", version)
 
     def check_writable(self) -> None:
         """Fail with a clear StoreError unless the database accepts writes."""
@@ -541,7 +373,7 @@ class Store:
                 .mappings()
                 .one()
             )
-        return _subscriber(out), changed
+        return subscriber_from_row(out), changed
 
     def set_subscriber_status(
         self, *, status: str, now: datetime, email: str | None = None, token: str | None = None
@@ -559,7 +391,7 @@ class Store:
                     .values(status=status, updated_at=now)
                 )
             row = conn.execute(sa.select(subscribers).where(cond)).mappings().one()
-        return _subscriber(row)
+        return subscriber_from_row(row)
 
     def get_subscriber(
         self, *, email: str | None = None, token: str | None = None
@@ -568,7 +400,7 @@ class Store:
         cond = subscribers.c.email == email if email is not None else subscribers.c.token == token
         with self.begin() as conn:
             row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
-        return _subscriber(row) if row else None
+        return subscriber_from_row(row) if row else None
 
     def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
         """Return subscribers (optionally of one status), oldest first."""
@@ -577,14 +409,7 @@ class Store:
             q = q.where(subscribers.c.status == status)
         with self.begin() as conn:
             rows = conn.execute(q).mappings().all()
-        return [_subscriber(r) for r in rows]
-
-    # -- deliveries (the ledger; used by digest.deliver) -----------------------
-    #
-    # A row goes pending -> sending -> sent, or pending -> failed | skipped.
-    # "sending" is committed just before the SMTP end-of-data and only from
-    # "pending" (compare-and-set), so two senders can never both finish one row;
-    # a row left in "sending" is the crash window and is never retried automatically.
+        return [subscriber_from_row(r) for r in rows]
 
     def import_subscribers(
         self, rows: Sequence[tuple[str, str, str]], *, now: datetime
@@ -621,272 +446,6 @@ class Store:
                 conn.execute(subscribers.insert(), new)
             added = len(new)
         return added, existing
-
-    def ensure_deliveries(self, issue_id: int, *, now: datetime) -> int:
-        """Queue every active subscriber without a delivery of this issue; return how many.
-
-        Subscribers who left since their row was queued are marked skipped; skipped rows
-        of subscribers who are active again are reopened.
-        """
-        active = sa.select(subscribers.c.id).where(subscribers.c.status == "active")
-        this = deliveries.c.issue_id == issue_id
-        with self.begin() as conn:
-            conn.execute(
-                deliveries.update()
-                .where(this, deliveries.c.status == "pending")
-                .where(deliveries.c.subscriber_id.not_in(active))
-                .values(status="skipped", last_error="not active at send time", updated_at=now)
-            )
-            reopened = conn.execute(
-                deliveries.update()
-                .where(this, deliveries.c.status == "skipped")
-                .where(deliveries.c.subscriber_id.in_(active))
-                .values(status="pending", last_error=None, updated_at=now)
-            ).rowcount
-            has_row = sa.exists().where(this, deliveries.c.subscriber_id == subscribers.c.id)
-            query = sa.select(
-                sa.literal(issue_id, sa.Integer),
-                subscribers.c.id,
-                subscribers.c.email,
-                sa.literal("pending", sa.String),
-                sa.literal(0, sa.Integer),
-                sa.literal(now, UTCDateTime),
-            ).where(subscribers.c.status == "active", ~has_row)
-            inserted = conn.execute(
-                deliveries.insert().from_select(
-                    ["issue_id", "subscriber_id", "email", "status", "attempts", "updated_at"],
-                    query,
-                )
-            ).rowcount
-        return int(inserted or 0) + int(reopened or 0)
-
-    def pending_deliveries(self, issue_id: int) -> list[tuple[Delivery, Subscriber]]:
-        """Return an issue's pending deliveries to active subscribers, by subscriber id."""
-        q = (
-            sa.select(deliveries, subscribers)
-            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "pending")
-            .where(subscribers.c.status == "active")
-            .order_by(deliveries.c.subscriber_id)
-        )
-        out = []
-        with self.begin() as conn:
-            for row in conn.execute(q):
-                m = row._mapping
-                out.append(
-                    (
-                        _delivery(m, deliveries.c),
-                        _subscriber(
-                            {
-                                "id": m[subscribers.c.id],
-                                "email": m[subscribers.c.email],
-                                "name": m[subscribers.c.name],
-                                "status": m[subscribers.c.status],
-                                "token": m[subscribers.c.token],
-                                "created_at": m[subscribers.c.created_at],
-                            }
-                        ),
-                    )
-                )
-        return out
-
-    def claim_delivery(
-        self, issue_id: int, subscriber_id: int, *, message_id: str, now: datetime
-    ) -> bool:
-        """Mark a pending delivery to a still-active subscriber 'sending'; False if it is not."""
-        params = {"b_issue": issue_id, "b_sub": subscriber_id, "b_mid": message_id, "b_now": now}
-        with self.begin() as conn:
-            return conn.execute(_CLAIM, params).rowcount == 1
-
-    def finish_delivery(
-        self,
-        issue_id: int,
-        subscriber_id: int,
-        *,
-        status: str,
-        now: datetime,
-        expect: str,
-        error: str | None = None,
-        count_attempt: bool = False,
-        bounce: bool = False,
-    ) -> bool:
-        """Move a delivery from status `expect` to `status`; bounce the subscriber if asked."""
-        params = {
-            "b_issue": issue_id,
-            "b_sub": subscriber_id,
-            "b_expect": expect,
-            "b_status": status,
-            "b_error": error,
-            "b_now": now,
-        }
-        with self.begin() as conn:
-            done = conn.execute(_FINISH_COUNTED if count_attempt else _FINISH, params).rowcount
-            if bounce and done == 1:
-                conn.execute(_BOUNCE, {"b_sub": subscriber_id, "b_now": now})
-            return done == 1
-
-    def ledger_writer(self) -> LedgerWriter:
-        """Return a connection-holding writer for one sending thread's per-message updates."""
-        return LedgerWriter(self)
-
-    def delivery_counts(self, issue_id: int) -> dict[str, int]:
-        """Return how many deliveries of an issue are in each status."""
-        with self.begin() as conn:
-            rows = conn.execute(
-                sa.select(deliveries.c.status, sa.func.count())
-                .where(deliveries.c.issue_id == issue_id)
-                .group_by(deliveries.c.status)
-            ).all()
-        return {str(status): int(n) for status, n in rows}
-
-    def list_deliveries(self, issue_id: int, status: str | None = None) -> list[Delivery]:
-        """Return the deliveries of an issue (optionally of one status) by subscriber id."""
-        q = (
-            sa.select(deliveries)
-            .where(deliveries.c.issue_id == issue_id)
-            .order_by(deliveries.c.subscriber_id)
-        )
-        if status:
-            q = q.where(deliveries.c.status == status)
-        with self.begin() as conn:
-            rows = conn.execute(q).mappings().all()
-        return [_delivery(r, None) for r in rows]
-
-    def requeue_uncertain(self, issue_id: int, *, now: datetime) -> int:
-        """Put deliveries left 'sending' by a crash back to pending (may duplicate them)."""
-        with self.begin() as conn:
-            res = conn.execute(
-                deliveries.update()
-                .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "sending")
-                .values(
-                    status="pending", last_error="requeued after an uncertain send", updated_at=now
-                )
-            )
-        return int(res.rowcount or 0)
-
-
-# -- deliveries: the per-thread fast path used by digest.deliver -----------------
-
-
-class _Prepared:
-    """A statement compiled once for a dialect, run straight on the DBAPI cursor."""
-
-    def __init__(self, stmt: sa.Update, dialect: sa.engine.Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.defaults = dict(compiled.params)
-        self.order = compiled.positiontup if compiled.positional else None
-
-    def args(self, params: dict[str, Any]) -> Any:
-        full = {**self.defaults, **params}
-        return tuple(full[name] for name in self.order) if self.order is not None else full
-
-
-class LedgerWriter:
-    """One sending thread's own connection for claim/finish, the two per-message writes.
-
-    The statements are SQLAlchemy Core, compiled once for the engine's dialect and
-    run on the DBAPI connection: SQLAlchemy's execution layer per message cost more
-    CPU than everything else a send does per message.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        dialect = store.engine.dialect
-        self._errors = dialect.loaded_dbapi.Error
-        self._raw = store.engine.raw_connection()
-        self._stamp = UTCDateTime()
-        self._dialect = dialect
-        self._claim = _Prepared(_CLAIM, dialect)
-        self._finish = _Prepared(_FINISH, dialect)
-        self._finish_counted = _Prepared(_FINISH_COUNTED, dialect)
-        self._bounce = _Prepared(_BOUNCE, dialect)
-        # SQLite: the claim must be on disk before the end-of-data goes out (else a
-        # power cut could forget it and a re-run send again), so it syncs (FULL).
-        # Losing the later "sent" mark only leaves the row "sending" (uncertain,
-        # never resent), and the next claim's sync covers it too (the WAL is
-        # append-only), so finishing skips the fsync (NORMAL).
-        self._sqlite = dialect.name == "sqlite"
-
-    def close(self) -> None:
-        """Make the last unsynced marks durable and return the connection to the pool."""
-        try:
-            if self._sqlite:
-                cur = self._raw.cursor()
-                cur.execute("PRAGMA synchronous=FULL")
-                cur.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the WAL first
-                cur.close()
-        except self._errors as exc:
-            log.warning("store: final checkpoint failed: %s", exc)
-        finally:
-            self._raw.close()
-
-    def _when(self, now: datetime) -> str | None:
-        return self._stamp.process_bind_param(now, self._dialect)
-
-    def _run(
-        self,
-        steps: Sequence[tuple[_Prepared, dict[str, Any]]],
-        *,
-        all_or_first: bool,
-        sync: bool = True,
-    ) -> int:
-        """Run statements in one transaction; later ones only if the first changed a row."""
-        cur = self._raw.cursor()
-        try:
-            if self._sqlite:
-                cur.execute("PRAGMA synchronous=FULL" if sync else "PRAGMA synchronous=NORMAL")
-            first = -1
-            for prepared, params in steps:
-                cur.execute(prepared.sql, prepared.args(params))
-                if first < 0:
-                    first = cur.rowcount
-                    if all_or_first and first != 1:
-                        break
-            self._raw.commit()
-            return first
-        except self._errors as exc:
-            self._raw.rollback()
-            raise StoreError(f"database error on {self._store._where()}: {exc}") from None
-        finally:
-            cur.close()
-
-    def claim(self, issue_id: int, subscriber_id: int, *, message_id: str, now: datetime) -> bool:
-        """Mark a pending delivery to a still-active subscriber 'sending'; False if it is not."""
-        params = {
-            "b_issue": issue_id,
-            "b_sub": subscriber_id,
-            "b_mid": message_id,
-            "b_now": self._when(now),
-        }
-        return self._run([(self._claim, params)], all_or_first=True) == 1
-
-    def finish(
-        self,
-        issue_id: int,
-        subscriber_id: int,
-        *,
-        status: str,
-        now: datetime,
-        expect: str,
-        error: str | None = None,
-        count_attempt: bool = False,
-        bounce: bool = False,
-    ) -> bool:
-        """Move a delivery from status `expect` to `status`; bounce the subscriber if asked."""
-        when = self._when(now)
-        params = {
-            "b_issue": issue_id,
-            "b_sub": subscriber_id,
-            "b_expect": expect,
-            "b_status": status,
-            "b_error": error,
-            "b_now": when,
-        }
-        steps = [(self._finish_counted if count_attempt else self._finish, params)]
-        if bounce:
-            steps.append((self._bounce, {"b_sub": subscriber_id, "b_now": when}))
-        return self._run(steps, all_or_first=True, sync=status != "sent") == 1
 
 
 def new_token() -> str:
@@ -931,31 +490,4 @@ def _issue(r: Any) -> StoredIssue:
         text=r["text"],
         preheader=r["preheader"],
         article_ids=tuple(json.loads(r["article_ids"])),
-    )
-
-
-def _subscriber(r: Any) -> Subscriber:
-    return Subscriber(
-        id=r["id"],
-        email=r["email"],
-        name=r["name"],
-        status=r["status"],
-        token=r["token"],
-        created_at=r["created_at"],
-    )
-
-
-def _delivery(r: Any, cols: Any) -> Delivery:
-    def get(name: str) -> Any:
-        return r[getattr(cols, name)] if cols is not None else r[name]
-
-    return Delivery(
-        issue_id=get("issue_id"),
-        subscriber_id=get("subscriber_id"),
-        email=get("email"),
-        status=get("status"),
-        attempts=get("attempts") or 0,
-        last_error=get("last_error"),
-        message_id=get("message_id"),
-        updated_at=get("updated_at"),
     )

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.httpserver import LocalHTTPServer
+from tests.pgserver import LocalPostgres
 
 
 @pytest.fixture
@@ -13,3 +14,17 @@ def http_server() -> Iterator[LocalHTTPServer]:
     server = LocalHTTPServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the whole session (started on first use)."""
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: LocalPostgres) -> str:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database."""
+    return postgres.new_database()

@@ -1,0 +1,106 @@
+"""Schema versions on SQLite: created at once when empty, refused when older or newer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.errors import StoreError
+from digest.schema import SCHEMA_VERSION, schema_version
+from digest.store import Store
+
+NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+
+
+def write_config(tmp_path: Path) -> Path:
+    feed = tmp_path / "feed.xml"
+    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[site]
+name = "The Daily Digest"
+url = "https://news.example.com"
+
+[[sources]]
+name = "local"
+url = "{feed}"
+
+[store]
+url = "sqlite:///digest.db"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def make_version_2(db: Path) -> None:
+    """Turn a new database into one made by the code before leases (schema 2)."""
+    Store.open(f"sqlite:///{db}").close()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(schema_version.delete().where(schema_version.c.version == 3))
+        conn.exec_driver_sql("DROP INDEX ix_deliveries_pending")
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_until")
+    engine.dispose()
+
+
+def columns(db: Path) -> set[str]:
+    """Return the names of the deliveries table's columns and indexes."""
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        names = {c["name"] for c in inspector.get_columns("deliveries")}
+        names |= {str(i["name"]) for i in inspector.get_indexes("deliveries")}
+    engine.dispose()
+    return names
+
+
+def test_an_empty_database_is_created_at_the_current_version(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    assert store.version() == SCHEMA_VERSION == 3
+    assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(
+        tmp_path / "digest.db"
+    )
+    store.close()
+
+
+def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    db = tmp_path / "digest.db"
+    make_version_2(db)
+    with pytest.raises(StoreError, match=r"schema version 2, older .* run `digest db upgrade`"):
+        Store.open(f"sqlite:///{db}")
+    status = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert status.exit_code == 1
+    assert "older than this digest needs (3)" in status.output
+    assert len(status.output.strip().splitlines()) == 1  # one line, no traceback
+
+    upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert upgrade.exit_code == 0, upgrade.output
+    assert "schema 2 -> 3 (applied 3)" in upgrade.output
+    assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(db)
+    store = Store.open(f"sqlite:///{db}")
+    assert store.version() == 3
+    store.close()
+    again = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert again.exit_code == 0 and "schema 3, already up to date" in again.output
+
+
+def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    with store.begin() as conn:
+        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_at=NOW))
+    store.close()
+    for args in (["status"], ["db", "upgrade"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 1
+        assert f"schema version 4, newer than this digest knows ({SCHEMA_VERSION})" in result.output
+        assert len(result.output.strip().splitlines()) == 1
