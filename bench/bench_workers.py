@@ -32,6 +32,7 @@ from bench_send import free_port, issue_content  # noqa: E402  (beside this file
 
 from digest.schema import metadata  # noqa: E402
 from digest.store import Store  # noqa: E402
+from tests import configfile  # noqa: E402
 
 NOW = datetime.now(tz=UTC)
 DATE = NOW.strftime("%Y-%m-%d")
@@ -105,32 +106,9 @@ def postgres_pids(data_dir: Path | None) -> list[int]:
 
 
 def write_config(tmp: Path, url: str, port: int, connections: int) -> Path:
-    feed = tmp / "feed.xml"
-    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
-    path = tmp / "config.toml"
-    path.write_text(
-        f"""
-[site]
-name = "The Daily Digest"
-url = "https://news.example.com"
-
-[[sources]]
-name = "local"
-url = "{feed}"
-
-[store]
-url = "{url}"
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-from = "The Daily Digest <digest@news.example.com>"
-connections = {connections}
-""",
-        encoding="utf-8",
+    return configfile.write_config(
+        tmp, store_url=url, smtp_port=port, smtp={"connections": connections}
     )
-    return path
 
 
 def prepare(url: str, n: int) -> None:

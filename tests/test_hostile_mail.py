@@ -31,6 +31,7 @@ from digest.deliver import send_issue
 from digest.errors import StoreError
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, StoredIssue
+from tests import configfile
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import LocalSMTPServer, Recorder, _Controller
 
@@ -213,32 +214,15 @@ def test_read_only_store_stops_the_send_before_the_first_message(
 
 
 def write_config(tmp_path: Path, *, smtp_port: int | None, source: str, db: Path) -> Path:
-    smtp = (
-        f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
-        'from = "The Daily Digest <digest@news.example.com>"\nconnections = 1\n'
-        "backoff = 0.05\ntimeout = 30.0\n"
-        if smtp_port is not None
-        else ""
+    return configfile.write_config(
+        tmp_path,
+        store_url=f"sqlite:///{db}",
+        source=source,
+        source_name="Feed",
+        source_keys={"fetch_pages": False},
+        smtp_port=smtp_port,
+        smtp={"connections": 1, "backoff": 0.05, "timeout": 30.0},
     )
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[site]
-name = "The Daily Digest"
-url = "https://news.example.com"
-timezone = "UTC"
-
-[[sources]]
-name = "Feed"
-url = "{source}"
-fetch_pages = false
-
-[store]
-url = "sqlite:///{db}"
-{smtp}""",
-        encoding="utf-8",
-    )
-    return path
 
 
 def test_digest_send_on_a_read_only_store_prints_one_line_and_sends_nothing(

@@ -13,30 +13,13 @@ from digest.cli import cli
 from digest.errors import StoreError
 from digest.schema import SCHEMA_VERSION, schema_version
 from digest.store import Store
+from tests import configfile
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 
 
 def write_config(tmp_path: Path) -> Path:
-    feed = tmp_path / "feed.xml"
-    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[site]
-name = "The Daily Digest"
-url = "https://news.example.com"
-
-[[sources]]
-name = "local"
-url = "{feed}"
-
-[store]
-url = "sqlite:///digest.db"
-""",
-        encoding="utf-8",
-    )
-    return path
+    return configfile.write_config(tmp_path, store_url="sqlite:///digest.db")
 
 
 def make_version_2(db: Path) -> None:

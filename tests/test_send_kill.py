@@ -23,6 +23,7 @@ import pytest
 
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store
+from tests import configfile
 from tests.smtpserver import LocalSMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,35 +55,9 @@ def setup(tmp_path: Path) -> Iterator[tuple[Path, Store, LocalSMTPServer]]:
 
 
 def write_config(tmp_path: Path, port: int, connections: int) -> Path:
-    feed = tmp_path / "feed.xml"
-    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[site]
-name = "The Daily Digest"
-url = "https://news.example.com"
-timezone = "UTC"
-
-[[sources]]
-name = "local"
-url = "{feed}"
-
-[store]
-url = "sqlite:///{tmp_path / "digest.db"}"
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-from = "The Daily Digest <digest@news.example.com>"
-connections = {connections}
-backoff = 0.05
-timeout = 5.0
-""",
-        encoding="utf-8",
+    return configfile.write_config(
+        tmp_path, smtp_port=port, smtp={"connections": connections, "backoff": 0.05, "timeout": 5.0}
     )
-    return path
 
 
 def command(config: Path) -> list[str]:

@@ -15,6 +15,7 @@ from digest.cli import cli
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store
 from digest.subscribers import AddressError, normalize_address
+from tests import configfile
 from tests.smtpserver import LocalSMTPServer
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -122,34 +123,9 @@ def test_export_round_trips_through_import(store: Store, tmp_path: Path) -> None
 
 
 def write_config(tmp_path: Path, port: int = 25) -> Path:
-    feed = tmp_path / "feed.xml"
-    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[site]
-name = "The Daily Digest"
-url = "https://news.example.com"
-timezone = "UTC"
-
-[[sources]]
-name = "local"
-url = "{feed}"
-
-[store]
-url = "sqlite:///{tmp_path / "digest.db"}"
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-from = "The Daily Digest <digest@news.example.com>"
-backoff = 0.05
-max_attempts = 2
-""",
-        encoding="utf-8",
+    return configfile.write_config(
+        tmp_path, smtp_port=port, smtp={"backoff": 0.05, "max_attempts": 2}
     )
-    return path
 
 
 def run(config: Path, *args: str, stdin: str | None = None) -> Result:

@@ -26,6 +26,7 @@ from digest.config import load_config
 from digest.deliver import Lease, SendReport
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, StoredIssue
+from tests import configfile
 from tests.smtpserver import LocalSMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,35 +35,12 @@ DATE = "2026-11-25"
 
 
 def write_config(tmp_path: Path, url: str, port: int, connections: int = 2) -> Path:
-    feed = tmp_path / "feed.xml"
-    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>")
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[site]
-name = "The Daily Digest"
-url = "https://news.example.com"
-timezone = "UTC"
-
-[[sources]]
-name = "local"
-url = "{feed}"
-
-[store]
-url = "{url}"
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-from = "The Daily Digest <digest@news.example.com>"
-connections = {connections}
-backoff = 0.05
-timeout = 5.0
-""",
-        encoding="utf-8",
+    return configfile.write_config(
+        tmp_path,
+        store_url=url,
+        smtp_port=port,
+        smtp={"connections": connections, "backoff": 0.05, "timeout": 5.0},
     )
-    return path
 
 
 def setup_issue(url: str, n: int) -> tuple[Store, StoredIssue]:
