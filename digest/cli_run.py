@@ -38,6 +38,7 @@ class Status:
     issues: tuple[tuple[StoredIssue, dict[str, int]], ...]
     failing: tuple[SourceState, ...]
     active_subscribers: int
+    workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
 
 
 def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 5) -> Status:
@@ -58,15 +59,17 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         for s in store.source_states().values()
         if s.name in names and s.consecutive_failures >= config.collect.flag_after_failures
     )
+    recent = store.list_issues(issues)
     return Status(
         now=now,
         daemon=lock if dead is None else None,
         dead_daemon=dead,
         next_collect=times.get(schedule.COLLECT_JOB),
         next_send=next_send,
-        issues=tuple((i, store.delivery_counts(i.id)) for i in store.list_issues(issues)),
+        issues=tuple((i, store.delivery_counts(i.id)) for i in recent),
         failing=failing,
         active_subscribers=len(store.list_subscribers("active")),
+        workers=store.live_leases(recent[0].id, now=now) if recent else {},
     )
 
 
@@ -106,6 +109,13 @@ def status_cmd(app: App) -> None:
     when = schedule.local(config, st.next_send) if st.next_send else "-"
     lines.append(f"next send:      {when} {zone} ({days} at {', '.join(s.send_at)})")
     lines.append(f"subscribers:    {st.active_subscribers} active")
+    if st.workers:
+        lines.append("sending now:")
+        for worker, (held, until) in st.workers.items():
+            lines.append(
+                f"  {worker}: {held} delivery(ies) leased until "
+                f"{schedule.local(config, until)[-5:]} {zone}"
+            )
     lines.append("last issues:" if st.issues else "last issues:    none yet")
     for issue, counts in st.issues:
         created = schedule.local(config, issue.created_at)[-5:]

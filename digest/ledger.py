@@ -323,6 +323,23 @@ class Ledger(Database):
             ).scalar()
         return until if isinstance(until, datetime) else None
 
+    def live_leases(self, issue_id: int, *, now: datetime) -> dict[str, tuple[int, datetime]]:
+        """Return each worker holding unexpired claims: (deliveries held, lease end)."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(
+                    deliveries.c.claimed_by,
+                    sa.func.count(),
+                    sa.func.max(deliveries.c.claimed_until),
+                )
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.claimed_by.is_not(None))
+                .where(deliveries.c.status.in_(("pending", "sending")))
+                .where(deliveries.c.claimed_until >= now)
+                .group_by(deliveries.c.claimed_by)
+                .order_by(deliveries.c.claimed_by)
+            ).all()
+        return {str(w): (int(n), until) for w, n, until in rows}
+
     def claims(self, issue_id: int) -> dict[str, int]:
         """Return how many deliveries each worker claimed (sent, in flight or held)."""
         with self.begin() as conn:

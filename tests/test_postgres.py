@@ -146,6 +146,11 @@ def test_leases_split_the_work_and_only_unsent_claims_are_taken_over(pg_url: str
     # one a may have sent (it stays "sending": uncertain, not resent).
     assert ids_c == (ids_a - {first}) | ({s.id for s in subs} - ids_a - ids_b)
     assert store.claims(issue.id) == {"a": 1, "b": 10, "c": 19}
+    # a's lease ran out: only b (renewed) and c hold live claims.
+    assert store.live_leases(issue.id, now=later) == {
+        "b": (10, later + timedelta(seconds=30)),
+        "c": (19, later + timedelta(seconds=60)),
+    }
     assert store.release_claims(issue.id, worker="c") == 19
     assert len(store.claim_batch(issue.id, worker="d", size=100, lease=60, now=later)) == 19
     store.close()

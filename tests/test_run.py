@@ -445,6 +445,7 @@ def test_status_shows_daemon_schedule_issues_and_failing_sources(
     assert "next collect:   - (only while `digest run` runs)" in out
     assert "subscribers:    2 active" in out
     assert "2026-11-24" in out and "sent 1, failed 1, pending 1" in out and "Yesterday" in out
+    assert "sending now:" not in out
     since = schedule.local(config, now - timedelta(hours=2))
     assert f"City: since {since}, 3 times in a row: HTTP 503" in out
 
@@ -459,4 +460,12 @@ def test_status_shows_daemon_schedule_issues_and_failing_sources(
     assert f"next collect:   {schedule.local(config, nxt)} {ZONE} (every 30 min)" in out
     send = schedule.local(config, send_at)
     assert f"next send:      {send} {ZONE} (every day at " in out
+    assert "sending now:" not in out
+
+    # A worker holding a live lease on the newest issue is listed; an expired one is not.
+    assert len(store.claim_batch(issue.id, worker="w1:42", size=5, lease=600, now=now)) == 1
+    out = runner.invoke(cli, ["--config", str(path), "status"]).output
+    until = schedule.local(config, now + timedelta(seconds=600))[-5:]
+    assert f"sending now:\n  w1:42: 1 delivery(ies) leased until {until} {ZONE}" in out
+    assert store.live_leases(issue.id, now=now + timedelta(seconds=601)) == {}
     store.close()
