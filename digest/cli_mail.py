@@ -23,8 +23,6 @@ from .deliver import SendReport, plan, send_issue, send_test
 from .errors import DeliveryError, DigestError
 from .store import StoredIssue
 
-SEND_LOCK = "digest-send"
-
 
 def _now() -> datetime:
     return datetime.now(tz=UTC)
@@ -220,7 +218,7 @@ def send(
 
     # Two sends at once would both collect and compose; the ledger alone already keeps
     # them from sending anything twice, the lock makes the second one simply wait.
-    with locks.hold(store, SEND_LOCK, on_wait=waiting):
+    with locks.hold(store, locks.SEND_LOCK, on_wait=waiting):
         _send(
             app,
             _now(),

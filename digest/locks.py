@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# Held by every send (`digest send`, the daemon's send job) so two never run at once.
+SEND_LOCK = "digest-send"
+
 
 class LockHeldError(DigestError):
     """Another live process holds the lock."""
@@ -373,11 +376,13 @@ def hold(
     poll: float = 0.2,
     stale_after: float = 60.0,
     heartbeat_every: float = 10.0,
+    stop: threading.Event | None = None,
 ) -> Iterator[DaemonLock]:
     """Hold the lock `name` for a block, first waiting while another live process has it.
 
     `on_wait` is called once, with the holder, when we have to wait. A holder that died
     on this host is taken over at once; one elsewhere after `stale_after` seconds.
+    Setting `stop` while we wait gives up with LockHeldError.
     """
     lock = DaemonLock(store, name, stale_after=stale_after, heartbeat_every=heartbeat_every)
     waited = False
@@ -390,7 +395,10 @@ def hold(
             if holder is not None and not waited and on_wait is not None:
                 on_wait(holder)
             waited = True
-            time.sleep(poll)
+            if stop is not None and stop.wait(poll):
+                raise LockHeldError(f"stopped while waiting for the {name} lock") from None
+            if stop is None:
+                time.sleep(poll)
     try:
         yield lock
     finally:

@@ -49,7 +49,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import obj_to_ref
 
-from . import pipeline
+from . import locks, pipeline
 from .config import Config, load_config
 from .deliver import SendReport, send_issue
 from .errors import DigestError
@@ -320,8 +320,16 @@ def send_job(config_path: str) -> None:
         if rt.stop.is_set():  # a restart within the grace period sends it (see due_send)
             log.warning("send not started: stopping")
             return
+        def waiting(holder: locks.LockInfo) -> None:
+            log.info(
+                "a `digest send` is running (%s); the scheduled send waits for it",
+                locks.describe(holder, now=_utcnow()),
+            )
+
         try:
-            send_today(rt.config, rt.store, now=_utcnow(), stop=rt.stop)
+            # A `digest send` from cron or by hand may be running: let it finish first.
+            with locks.hold(rt.store, locks.SEND_LOCK, on_wait=waiting, stop=rt.stop):
+                send_today(rt.config, rt.store, now=_utcnow(), stop=rt.stop)
         except DigestError as exc:
             log.error("send failed: %s", exc)
 

@@ -408,6 +408,46 @@ def test_collection_retries_pending_deliveries(
     store.close()
 
 
+def test_the_scheduled_send_waits_for_a_running_digest_send(
+    tmp_path: Path, site: LocalHTTPServer, smtp: LocalSMTPServer
+) -> None:
+    path = write_config(tmp_path, site, smtp, send_at=soon(3600))
+    config = load_config(path)
+    store = subscribe(config, 2)
+    rt = schedule._runtime(str(path))
+    try:
+        # A `digest send` (this live process) holds the send lock.
+        now = datetime.now(tz=UTC)
+        locks.acquire(store, locks.SEND_LOCK, holder="by-hand", now=now, stale_after=60)
+        job = threading.Thread(target=schedule.send_job, args=(str(path),))
+        job.start()
+        job.join(1.5)
+        assert job.is_alive(), "the scheduled send should wait for the running send"
+        assert smtp.handler.recipients() == []
+        assert store.issue_for_date(schedule.pipeline.today(config, now)) is None
+        assert locks.release(store, locks.SEND_LOCK, "by-hand")
+        job.join(30)
+        assert not job.is_alive()
+        assert sorted(smtp.handler.recipients()) == ["reader0@example.org", "reader1@example.org"]
+
+        # Stopping the daemon while it waits gives the wait up; nothing is sent.
+        store.add_subscriber("late@example.org", "", now=now)
+        locks.acquire(store, locks.SEND_LOCK, holder="by-hand", now=now, stale_after=60)
+        job = threading.Thread(target=schedule.send_job, args=(str(path),))
+        job.start()
+        job.join(0.5)
+        assert job.is_alive()
+        rt.stop.set()
+        job.join(5)
+        assert not job.is_alive()
+        assert len(smtp.handler.recipients()) == 2
+    finally:
+        with schedule._RUNTIMES_LOCK:
+            schedule._RUNTIMES.pop(str(path), None)
+        rt.store.close()
+        store.close()
+
+
 # -- digest status --------------------------------------------------------------------
 
 
