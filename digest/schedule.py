@@ -320,6 +320,7 @@ def send_job(config_path: str) -> None:
         if rt.stop.is_set():  # a restart within the grace period sends it (see due_send)
             log.warning("send not started: stopping")
             return
+
         def waiting(holder: locks.LockInfo) -> None:
             log.info(
                 "a `digest send` is running (%s); the scheduled send waits for it",
