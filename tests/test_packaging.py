@@ -1,0 +1,50 @@
+"""Every third-party module the package imports is a declared dependency.
+
+A test environment installs the test extra too, so a missing runtime dependency would
+otherwise only show on a user's `pip install .` (numpy once did exactly that).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return {
+        normalize(re.split(r"[\s\[<>=!~;]", dep, maxsplit=1)[0]) for dep in project["dependencies"]
+    }
+
+
+def imported_modules() -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / "digest").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"digest", "__future__"}
+
+
+def test_every_imported_distribution_is_a_declared_dependency() -> None:
+    owners = importlib.metadata.packages_distributions()
+    modules = imported_modules()
+    assert {"sumy", "numpy", "feedparser"} <= modules
+    missing = {
+        m: owners.get(m)
+        for m in modules
+        if not any(normalize(d) in declared() for d in owners.get(m, [m]))
+    }
+    assert not missing, f"imported but not in [project].dependencies: {missing}"
