@@ -33,7 +33,15 @@ from .config import CollectConfig, SourceConfig
 from .errors import FetchError
 from .feeds import canonical_url, parse_feed
 from .models import Entry
-from .netguard import check_url_allowed
+from .netguard import (
+    AddressRefused,
+    Policy,
+    Resolver,
+    check_url_allowed,
+    guard_client,
+    policy,
+    system_resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +105,16 @@ class Fetcher:
         client: httpx.AsyncClient | None = None,
         *,
         deadline: float | None = None,
+        resolve: Resolver = system_resolve,
     ) -> None:
         self.cfg = cfg
         self._own_client = client is None
+        self._resolve = resolve
         self._client = client or httpx.AsyncClient(
             headers={"User-Agent": cfg.user_agent}, follow_redirects=False
         )
+        if client is None:  # a caller's own client keeps only the check before each request
+            guard_client(self._client, resolve)
         self._semaphore = asyncio.Semaphore(cfg.concurrency)
         # Retry-After waits must fit into what is left of the run.
         self._ends = time.monotonic() + (cfg.deadline if deadline is None else deadline)
@@ -211,7 +223,10 @@ class Fetcher:
                 raise FetchError(f"{what} {current[:200]}")
             if check_private:
                 reason = await check_url_allowed(
-                    current, trusted_hosts=trusted_hosts, allow_private=self.cfg.allow_private
+                    current,
+                    trusted_hosts=trusted_hosts,
+                    allow_private=self.cfg.allow_private,
+                    resolve=self._resolve,
                 )
                 if reason:
                     raise FetchError(
@@ -220,8 +235,15 @@ class Fetcher:
             request = self._client.build_request(
                 "GET", current, headers=headers, timeout=httpx.Timeout(self.cfg.timeout)
             )
+            # Checked again at connect time, on the address actually connected to.
+            rule = (
+                Policy(frozenset(h.lower() for h in trusted_hosts), self.cfg.allow_private)
+                if check_private
+                else None
+            )
             try:
-                response = await self._client.send(request, stream=True, follow_redirects=False)
+                with policy(rule):
+                    response = await self._client.send(request, stream=True, follow_redirects=False)
             except httpx.InvalidURL as exc:
                 # httpx parses a redirect's Location even when not following it; the URL
                 # we asked for was valid (build_request checked it), so this is theirs.
@@ -308,6 +330,8 @@ def _connect_reason(exc: BaseException) -> str:
     seen: BaseException | None = exc
     texts: list[str] = []
     while seen is not None:
+        if isinstance(seen, AddressRefused):
+            return str(seen)
         if isinstance(seen, socket.gaierror):
             return "DNS: name not found"
         if isinstance(seen, ConnectionRefusedError):

@@ -11,12 +11,13 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from digest.collect import Fetcher, FetchResult, collect_feeds, fetch_pages, read_local
 from digest.config import CollectConfig, SourceConfig
 from digest.errors import FetchError
-from digest.netguard import check_url_allowed, is_public_address
+from digest.netguard import check_url_allowed, guard_client, is_public_address
 from tests.httpserver import LocalHTTPServer, Response
 
 T = TypeVar("T")
@@ -381,6 +382,45 @@ def test_loopback_source_treated_as_public_cannot_reach_another_port(
         assert target.requests == []
     finally:
         target.stop()
+
+
+def test_dns_rebinding_is_caught_at_connect_time(http_server: LocalHTTPServer) -> None:
+    """A name that answers public for the check and loopback for the connection is refused.
+
+    The resolver stands in for a rebinding DNS server. Nothing ever connects to the
+    public answer: the check only looks at it, and the connection gets the loopback one.
+    """
+    http_server.routes["/admin"] = Response("<p>secret</p>")
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])
+    asked: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return next(answers)
+
+    async def go() -> FetchResult:
+        async with Fetcher(cfg(), resolve=rebinding) as fetcher:
+            return await fetcher.fetch(
+                f"http://rebind.test:{http_server.port}/admin",
+                trusted_hosts=frozenset(),
+                check_private=True,
+            )
+
+    with pytest.raises(FetchError, match=r"^refused: rebind.test resolves to loopback address"):
+        run(go())
+    assert asked == ["rebind.test", "rebind.test"]  # checked before the request and at connect
+    assert http_server.requests == []
+
+
+def test_guard_refuses_a_client_it_cannot_guard() -> None:
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(httpx.Response)) as client:
+            with pytest.raises(RuntimeError, match="cannot guard"):
+                guard_client(client)
+        async with httpx.AsyncClient() as client:
+            guard_client(client)  # the default transport: guarded
+
+    run(go())
 
 
 def test_redirect_into_private_network_is_refused(http_server: LocalHTTPServer) -> None:
