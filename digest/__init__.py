@@ -13,13 +13,19 @@ build, render and send.
     issue = build_issue(config, store, now=now)
     if issue:
         print(render(config, issue, now=now).subject)
+
+`ensure_issue` stores today's issue (rendered once) and `send_issue(store, issue, config,
+now=now)` delivers it through the ledger; `summarize(text, sentences=3)` is the
+summarizer on its own.
 """
 
 from .config import Config, load_config
+from .deliver import SendReport, send_issue
 from .errors import ConfigError, DeliveryError, DigestError, ExtractError, FetchError, StoreError
 from .models import Article, Entry, Issue, Page, RenderedIssue, Story, Subscriber
 from .pipeline import build_issue, collect_articles, compose, ensure_issue, render
 from .store import Store
+from .summarize import summarize
 
 __all__ = [
     "Article",
@@ -33,6 +39,7 @@ __all__ = [
     "Issue",
     "Page",
     "RenderedIssue",
+    "SendReport",
     "Store",
     "StoreError",
     "Story",
@@ -43,4 +50,6 @@ __all__ = [
     "ensure_issue",
     "load_config",
     "render",
+    "send_issue",
+    "summarize",
 ]

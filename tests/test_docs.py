@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 
 from digest import config as config_module
 from digest.cli import cli
@@ -60,3 +61,18 @@ def test_every_config_key_is_in_the_shipped_file() -> None:
             if not re.search(rf"^#? ?{key} = ", shipped, re.MULTILINE):
                 missing.append(f"{table}.{key}")
     assert not missing, f"keys missing from config.toml: {missing}"
+
+
+def test_the_readme_library_snippet_runs_on_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snippet = README.split("## Library", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    sample = 'url = "digest/sample/feed.xml"'
+    assert sample in text
+    text = text.replace(sample, f'url = "{ROOT / "digest" / "sample" / "feed.xml"}"')
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "README.md", "exec"), {})
+    assert capsys.readouterr().out.startswith("The Daily Digest — ")
+    assert (tmp_path / "digest.db").exists()
