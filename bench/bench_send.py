@@ -92,6 +92,24 @@ def issue_content() -> tuple[str, str]:
     return html, text
 
 
+def start_sink(script: str) -> tuple[subprocess.Popen[str], int]:
+    """Start `script --sink PORT` in its own process; return it and the port once it listens.
+
+    Closing the process's stdin stops it.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, script, "--sink", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit("the sink did not start")
+    return proc, port
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,16 +122,8 @@ def main() -> None:
         sink(args.sink)
         return
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--sink", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    if proc.stdout.readline().strip() != "ready":
-        raise SystemExit("the sink did not start")
+    proc, port = start_sink(__file__)
+    assert proc.stdin is not None
     try:
         with tempfile.TemporaryDirectory(dir=args.db_dir) as tmp:
             run(args, port, Path(tmp))

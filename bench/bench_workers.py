@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from bench_send import free_port, issue_content  # noqa: E402  (beside this file)
+from bench_send import issue_content, start_sink  # noqa: E402  (beside this file)
 
 from digest.schema import metadata  # noqa: E402
 from digest.store import Store  # noqa: E402
@@ -218,16 +218,8 @@ def main() -> None:
         sink(args.sink)
         return
 
-    port = free_port()
-    sink_proc = subprocess.Popen(
-        [sys.executable, __file__, "--sink", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sink_proc.stdout is not None and sink_proc.stdin is not None
-    if sink_proc.stdout.readline().strip() != "ready":
-        raise SystemExit("the sink did not start")
+    sink_proc, port = start_sink(__file__)
+    assert sink_proc.stdin is not None
     server = None
     try:
         url = args.url

@@ -12,7 +12,7 @@ build, render and send.
     collect_articles(config, store, now=now)
     issue = build_issue(config, store, now=now)
     if issue:
-        print(render(config, issue, now=now).subject)
+        subject = render(config, issue, now=now).subject
 
 `ensure_issue` stores today's issue (rendered once) and `send_issue(store, issue, config,
 now=now)` delivers it through the ledger; `summarize(text, sentences=3)` is the

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,6 +113,26 @@ def main() -> None:
 
 
 # Commands live beside their subject; importing registers them on `cli`.
+@contextmanager
+def on_signals(
+    handler: Callable[[], None], signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+) -> Iterator[None]:
+    """Call `handler` on these signals inside the block, then restore the old handlers.
+
+    Long commands (`send`, `run`, `worker`) use it to stop gracefully: the message in
+    flight finishes and is recorded. Outside the main thread (tests) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda _sig, _frame: handler()) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 from . import cli_db as _cli_db  # noqa: E402,F401
 from . import cli_mail as _cli_mail  # noqa: E402,F401
 from . import cli_pipeline as _cli_pipeline  # noqa: E402,F401

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import BinaryIO
 
 import click
@@ -18,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from . import locks, pipeline, subscribers, workers
-from .cli import App, cli, console, err_console
+from .cli import App, cli, console, err_console, on_signals
 from .deliver import SendReport, plan, send_issue, send_test
 from .errors import DeliveryError, DigestError
 from .store import StoredIssue
@@ -119,21 +115,9 @@ def subscribers_export(app: App, status: str | None) -> None:
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _interrupt() -> None:
     """Let SIGTERM stop a send gracefully (messages in flight finish) like Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    raise KeyboardInterrupt
 
 
 def _summary(issue: StoredIssue, report: SendReport) -> str:
@@ -270,7 +254,7 @@ def _send(
             transient=True,
             disable=not err_console.is_terminal,
         ) as bar,
-        _sigterm_as_interrupt(),
+        on_signals(_interrupt, (signal.SIGTERM,)),
     ):
         task = bar.add_task("send", total=None)
         if n_workers:

@@ -87,13 +87,7 @@ def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssu
         console.print(
             f"Today's issue was already created at {stored.created_at:%H:%M} UTC; showing it."
         )
-        return RenderedIssue(
-            date=stored.date,
-            subject=stored.subject,
-            html=stored.html,
-            text=stored.text,
-            preheader=stored.preheader,
-        )
+        return stored.rendered()
     if collect:
         report = _collect_with_progress(app, now)
         _print_report(report)

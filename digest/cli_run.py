@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import FrameType
 
 import click
 from rich.markup import escape
 
 from . import schedule
-from .cli import App, cli, console
+from .cli import App, cli, console, on_signals
 from .config import Config
 from .locks import LockInfo, describe, read_lock, stale_reason
 from .store import SourceState, Store, StoredIssue
@@ -131,28 +126,6 @@ def status_cmd(app: App) -> None:
         console.print(escape(line), soft_wrap=True)
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """Turn the first SIGTERM/SIGINT into KeyboardInterrupt (a graceful stop); ignore repeats."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired = False
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal fired
-        if not fired:  # a second signal must not cut short the delivery being finished
-            fired = True
-            raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 @cli.command(name="run")
 @click.option(
     "--standby",
@@ -172,5 +145,15 @@ def run_cmd(app: App, standby: bool) -> None:
     config = app.config
     store = app.store
     config.require_smtp()
-    with _stop_on_signals():
+    fired = False
+
+    def interrupt_once() -> None:
+        # The first SIGTERM/SIGINT stops gracefully; a second must not cut short the
+        # delivery being finished.
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
+
+    with on_signals(interrupt_once):
         schedule.run_daemon(config, store, standby=standby)

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 import click
 from rich.markup import escape
 
 from . import workers
-from .cli import App, cli, console, err_console
+from .cli import App, cli, console, err_console, on_signals
 from .deliver import Lease, SendReport, new_worker_id
 from .errors import DeliveryError
 from .store import StoredIssue
-
-
-@contextmanager
-def _signals_set(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into `stop`: messages in flight finish, claims are released."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @cli.command(name="worker")
@@ -79,7 +57,8 @@ def worker_cmd(app: App, date: str | None, follow: bool, batch: int, lease_secon
         if report.error and follow:  # otherwise it ends the command below
             err_console.print(f"[bold red]error:[/] {escape(report.error)}", soft_wrap=True)
 
-    with _signals_set(stop):
+    # SIGTERM/SIGINT: messages in flight finish, claims are released.
+    with on_signals(stop.set):
         report = workers.work(
             app.config, app.store, lease=lease, date=date, follow=follow, stop=stop, on_report=show
         )

@@ -48,7 +48,7 @@ from pathlib import Path
 from .config import Config, SmtpConfig
 from .errors import DeliveryError, DigestError
 from .message import MessageTemplate, build_template, dkim_sign, format_date, mailbox
-from .models import RenderedIssue, Subscriber
+from .models import Subscriber
 from .smtpclient import (
     Abandoned,
     Fatal,
@@ -189,16 +189,6 @@ class SendReport:
         if self.uncertain:
             return 4
         return 0
-
-
-def _rendered(issue: StoredIssue) -> RenderedIssue:
-    return RenderedIssue(
-        date=issue.date,
-        subject=issue.subject,
-        html=issue.html,
-        text=issue.text,
-        preheader=issue.preheader,
-    )
 
 
 def _password(smtp: SmtpConfig) -> str:
@@ -451,7 +441,7 @@ def send_issue(
     # again on the next run): find out before the first message leaves.
     store.check_writable()
     clock = clock or _utcnow
-    template = build_template(_rendered(issue), smtp=smtp, site=config.site)
+    template = build_template(issue.rendered(), smtp=smtp, site=config.site)
     sender = _Sender(template, smtp, clock)
     password = _password(smtp)
     if resend_uncertain:
@@ -525,7 +515,7 @@ def send_issue(
 def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
     """Send one copy of an issue to `address` without touching the ledger; return its Message-ID."""
     smtp = config.require_smtp()
-    template = build_template(_rendered(issue), smtp=smtp, site=config.site)
+    template = build_template(issue.rendered(), smtp=smtp, site=config.site)
     sender = _Sender(template, smtp, lambda: now)
     client = SmtpClient(smtp, password=_password(smtp), local_hostname=socket.getfqdn())
     message_id, data = sender.message(Subscriber(email=address), TEST_TOKEN)

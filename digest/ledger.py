@@ -174,9 +174,11 @@ class Ledger(Database):
         self, issue_id: int, subscriber_id: int, *, message_id: str, now: datetime
     ) -> bool:
         """Mark a pending delivery to a still-active subscriber 'sending'; False if it is not."""
-        params = {"b_issue": issue_id, "b_sub": subscriber_id, "b_mid": message_id, "b_now": now}
-        with self.begin() as conn:
-            return conn.execute(_CLAIM, params).rowcount == 1
+        writer = self.ledger_writer()
+        try:
+            return writer.claim(issue_id, subscriber_id, message_id=message_id, now=now)
+        finally:
+            writer.close()
 
     def finish_delivery(
         self,
@@ -191,19 +193,20 @@ class Ledger(Database):
         bounce: bool = False,
     ) -> bool:
         """Move a delivery from status `expect` to `status`; bounce the subscriber if asked."""
-        params = {
-            "b_issue": issue_id,
-            "b_sub": subscriber_id,
-            "b_expect": expect,
-            "b_status": status,
-            "b_error": error,
-            "b_now": now,
-        }
-        with self.begin() as conn:
-            done = conn.execute(_FINISH_COUNTED if count_attempt else _FINISH, params).rowcount
-            if bounce and done == 1:
-                conn.execute(_BOUNCE, {"b_sub": subscriber_id, "b_now": now})
-            return done == 1
+        writer = self.ledger_writer()
+        try:
+            return writer.finish(
+                issue_id,
+                subscriber_id,
+                status=status,
+                now=now,
+                expect=expect,
+                error=error,
+                count_attempt=count_attempt,
+                bounce=bounce,
+            )
+        finally:
+            writer.close()
 
     def ledger_writer(self) -> LedgerWriter:
         """Return a connection-holding writer for one sending thread's per-message updates."""

@@ -20,7 +20,7 @@ from sqlalchemy import event
 
 from .errors import StoreError
 from .ledger import Ledger, LedgerWriter
-from .models import Article, Subscriber
+from .models import Article, RenderedIssue, Subscriber
 from .schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -84,6 +84,16 @@ class StoredIssue:
     text: str
     preheader: str
     article_ids: tuple[int, ...]
+
+    def rendered(self) -> RenderedIssue:
+        """Return the stored issue as the renderer gave it (for building messages)."""
+        return RenderedIssue(
+            date=self.date,
+            subject=self.subject,
+            html=self.html,
+            text=self.text,
+            preheader=self.preheader,
+        )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -26,7 +26,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.config import Config, SiteConfig, SmtpConfig
+from digest.config import Config
 from digest.deliver import send_issue
 from digest.errors import StoreError
 from digest.models import TOKEN_PLACEHOLDER
@@ -34,6 +34,7 @@ from digest.store import Store, StoredIssue
 from tests import configfile
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import LocalSMTPServer, Recorder, _Controller
+from tests.test_deliver import config as deliver_config
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -62,19 +63,7 @@ def subscribe(store: Store, n: int) -> None:
 
 
 def smtp_config(tmp_path: Path, port: int, **smtp: Any) -> Config:
-    values: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "from_": "The Daily Digest <digest@news.example.com>",
-        "backoff": 0.05,
-        "timeout": 5.0,
-        "connections": 2,
-        "max_attempts": 8,
-    }
-    values.update(smtp)
-    site = SiteConfig(name="The Daily Digest", url="https://news.example.com")
-    return Config(path=tmp_path / "config.toml", site=site, sources=(), smtp=SmtpConfig(**values))
+    return deliver_config(tmp_path, port, **{"max_attempts": 8, **smtp})
 
 
 @pytest.fixture
