@@ -22,10 +22,10 @@ from rich.table import Table
 
 from . import pipeline
 from .cli import App, cli, console
-from .collect import Fetcher, read_local
 from .config import SUMMARY_METHODS, CollectConfig
 from .errors import DigestError, ExtractError, FetchError
 from .extract import extract_page
+from .fetch import Fetcher, read_local
 from .lint import check_issue
 from .models import TOKEN_PLACEHOLDER, RenderedIssue
 from .summarize import summarize, summarize_jsonl

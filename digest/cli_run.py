@@ -138,7 +138,8 @@ def run_cmd(app: App, standby: bool) -> None:
     # A daemon's log is its output: one line per event by default, -v adds detail.
     logging.getLogger("digest").setLevel(logging.DEBUG if app.verbose else logging.INFO)
     # The schedule module logs one line per source; the fetcher's own lines are detail.
-    logging.getLogger("digest.collect").setLevel(logging.NOTSET if app.verbose else logging.WARNING)
+    for name in ("digest.collect", "digest.fetch"):
+        logging.getLogger(name).setLevel(logging.NOTSET if app.verbose else logging.WARNING)
     logging.getLogger("apscheduler").setLevel(
         {0: logging.ERROR, 1: logging.WARNING}.get(app.verbose, logging.DEBUG)
     )

@@ -23,6 +23,7 @@ from .config import Config, SourceConfig
 from .errors import DigestError, ExtractError
 from .extract import extract_page, merge_article
 from .feeds import canonical_url, title_key
+from .fetch import FetchResult
 from .models import (
     TOKEN_PLACEHOLDER,
     Article,
@@ -177,7 +178,7 @@ async def collect_articles_async(
     ]
     extracted: dict[str, Page | str] = {}
 
-    async def extract_now(url: str, fetched: collect_stage.FetchResult) -> None:
+    async def extract_now(url: str, fetched: FetchResult) -> None:
         # In a worker thread, so extraction overlaps the other pages' network waits.
         try:
             extracted[url] = await asyncio.to_thread(extract_page, fetched.body, fetched.final_url)

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from digest.collect import Fetcher, FetchResult, collect_feeds, fetch_pages, read_local
+from digest.collect import collect_feeds, fetch_pages
 from digest.config import CollectConfig, SourceConfig
 from digest.errors import FetchError
+from digest.fetch import Fetcher, FetchResult, read_local
 from digest.netguard import check_url_allowed, guard_client, is_public_address
 from tests.httpserver import LocalHTTPServer, Response
 
