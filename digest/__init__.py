@@ -19,7 +19,8 @@ now=now)` delivers it through the ledger; `summarize(text, sentences=3)` is the
 summarizer on its own.
 """
 
-from .config import Config, load_config
+from .config import Config
+from .configload import load_config
 from .deliver import SendReport, send_issue
 from .errors import ConfigError, DeliveryError, DigestError, ExtractError, FetchError, StoreError
 from .models import Article, Entry, Issue, Page, RenderedIssue, Story, Subscriber

@@ -22,7 +22,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from .config import Config, default_config_path, load_config
+from .config import Config
+from .configload import default_config_path, load_config
 from .errors import DigestError
 from .store import Store
 

@@ -50,7 +50,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import obj_to_ref
 
 from . import locks, pipeline
-from .config import Config, load_config
+from .config import Config
+from .configload import load_config
 from .deliver import SendReport, send_issue
 from .errors import DigestError
 from .locks import DaemonLock, LockLostError

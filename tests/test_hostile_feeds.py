@@ -28,7 +28,8 @@ from digest import pipeline
 from digest.cli import cli
 from digest.cli_run import gather_status
 from digest.collect import collect_feeds
-from digest.config import CollectConfig, SourceConfig, load_config
+from digest.config import CollectConfig, SourceConfig
+from digest.configload import load_config
 from digest.emailsafety import check_email_html
 from digest.errors import FetchError
 from digest.feeds import parse_feed

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from digest import pipeline
-from digest.config import load_config
+from digest.configload import load_config
 from digest.emailsafety import check_email_html
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from digest import pipeline
-from digest.config import load_config
+from digest.configload import load_config
 from digest.deliver import Lease, send_issue
 from digest.errors import StoreError
 from digest.schema import SCHEMA_VERSION, schema_version

@@ -28,7 +28,8 @@ from click.testing import CliRunner
 import digest.cli_run  # noqa: F401  (registers `run` and `status` on the CLI)
 from digest import locks, schedule
 from digest.cli import cli
-from digest.config import Config, load_config
+from digest.config import Config
+from digest.configload import load_config
 from digest.locks import LockHeldError
 from digest.store import Store
 from tests.httpserver import LocalHTTPServer, Response

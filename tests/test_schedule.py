@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest import schedule
-from digest.config import Config, load_config
+from digest.config import Config
+from digest.configload import load_config
 from digest.errors import ConfigError
 from digest.schedule import DailyTrigger
 from digest.store import Store

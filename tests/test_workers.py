@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from digest import workers
 from digest.cli import cli
-from digest.config import load_config
+from digest.configload import load_config
 from digest.deliver import Lease, SendReport
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, StoredIssue
