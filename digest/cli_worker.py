@@ -9,8 +9,9 @@ import click
 from rich.markup import escape
 
 from . import workers
+from .claims import Lease, new_worker_id
 from .cli import App, cli, console, err_console, on_signals
-from .deliver import Lease, SendReport, new_worker_id
+from .deliver import SendReport
 from .errors import DeliveryError
 from .store import StoredIssue
 

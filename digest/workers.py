@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from .claims import Lease
 from .config import Config
-from .deliver import Lease, Progress, SendReport, send_issue
+from .deliver import Progress, SendReport, send_issue
 from .errors import DigestError, StoreError
 from .store import Store, StoredIssue
 

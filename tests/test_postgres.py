@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from digest import pipeline
+from digest.claims import Lease
 from digest.configload import load_config
-from digest.deliver import Lease, send_issue
+from digest.deliver import send_issue
 from digest.errors import StoreError
 from digest.schema import SCHEMA_VERSION, schema_version
 from digest.store import Store

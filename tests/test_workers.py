@@ -21,9 +21,10 @@ import pytest
 from click.testing import CliRunner
 
 from digest import workers
+from digest.claims import Lease
 from digest.cli import cli
 from digest.configload import load_config
-from digest.deliver import Lease, SendReport
+from digest.deliver import SendReport
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, StoredIssue
 from tests import configfile
