@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digest import pipeline  # noqa: E402
 from digest.config import SummaryConfig  # noqa: E402
-from digest.configload import load_config  # noqa: E402
+from digest.config.load import load_config  # noqa: E402
 from digest.models import Article, Issue, Story  # noqa: E402
 from digest.render import make_environment, render_issue  # noqa: E402
 from digest.store import Store  # noqa: E402

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from digest.config import Config, SiteConfig, SmtpConfig  # noqa: E402
-from digest.deliver import send_issue  # noqa: E402
-from digest.message import build_template, format_date, mailbox  # noqa: E402
+from digest.mail.deliver import send_issue  # noqa: E402
+from digest.mail.message import build_template, format_date, mailbox  # noqa: E402
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue  # noqa: E402
 from digest.store import Store  # noqa: E402
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from bench_send import issue_content, start_sink  # noqa: E402  (beside this file)
 
-from digest.schema import metadata  # noqa: E402
 from digest.store import Store  # noqa: E402
+from digest.store.schema import metadata  # noqa: E402
 from tests import configfile  # noqa: E402
 
 NOW = datetime.now(tz=UTC)

@@ -34,7 +34,7 @@ from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digest.summarize import METHODS, summarize  # noqa: E402
-from digest.tokenize import split_sentences  # noqa: E402
+from digest.summarize.tokenize import split_sentences  # noqa: E402
 
 LEAD3 = "Lead-N"
 Summarizer = Callable[[str], Sequence[str]]

@@ -19,14 +19,21 @@ now=now)` delivers it through the ledger; `summarize(text, sentences=3)` is the
 summarizer on its own.
 """
 
-from .config import Config
-from .configload import load_config
-from .deliver import SendReport, send_issue
-from .errors import ConfigError, DeliveryError, DigestError, ExtractError, FetchError, StoreError
-from .models import Article, Entry, Issue, Page, RenderedIssue, Story, Subscriber
-from .pipeline import build_issue, collect_articles, compose, ensure_issue, render
-from .store import Store
-from .summarize import summarize
+from digest.config import Config
+from digest.config.load import load_config
+from digest.errors import (
+    ConfigError,
+    DeliveryError,
+    DigestError,
+    ExtractError,
+    FetchError,
+    StoreError,
+)
+from digest.mail.deliver import SendReport, send_issue
+from digest.models import Article, Entry, Issue, Page, RenderedIssue, Story, Subscriber
+from digest.pipeline import build_issue, collect_articles, compose, ensure_issue, render
+from digest.store import Store
+from digest.summarize import summarize
 
 __all__ = [
     "Article",

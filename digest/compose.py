@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from .models import Issue, Story
+from digest.models import Issue, Story
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import collect as collect_stage
-from .compose import compose_issue
-from .config import Config, SourceConfig
-from .errors import DigestError, ExtractError
-from .extract import extract_page, merge_article
-from .feeds import canonical_url, title_key
-from .fetch import FetchResult
-from .models import (
+from digest import collect as collect_stage
+from digest.collect.extract import extract_page, merge_article
+from digest.collect.feeds import canonical_url, title_key
+from digest.collect.fetch import FetchResult
+from digest.collect.netguard import is_public_address
+from digest.compose import compose_issue
+from digest.config import Config, SourceConfig
+from digest.errors import DigestError, ExtractError
+from digest.models import (
     TOKEN_PLACEHOLDER,
     Article,
     Entry,
@@ -34,10 +35,9 @@ from .models import (
     SourceReport,
     Story,
 )
-from .netguard import is_public_address
-from .render import make_environment, render_issue
-from .store import Store, StoredIssue
-from .summarize import summarize
+from digest.render import make_environment, render_issue
+from digest.store import Store, StoredIssue
+from digest.summarize import summarize
 
 log = logging.getLogger(__name__)
 

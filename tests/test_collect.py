@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from digest.collect import collect_feeds, fetch_pages
+from digest.collect.fetch import Fetcher, FetchResult, read_local
+from digest.collect.netguard import check_url_allowed, guard_client, is_public_address
 from digest.config import CollectConfig, SourceConfig
 from digest.errors import FetchError
-from digest.fetch import Fetcher, FetchResult, read_local
-from digest.netguard import check_url_allowed, guard_client, is_public_address
 from tests.httpserver import LocalHTTPServer, Response
 
 T = TypeVar("T")

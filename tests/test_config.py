@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.configload import load_config
+from digest.config.load import load_config
 from digest.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ import pytest
 import trustme
 
 from digest.config import Config, SiteConfig, SmtpConfig
-from digest.deliver import TEST_TOKEN, SendReport, plan, send_issue, send_test
 from digest.errors import DeliveryError
+from digest.mail.deliver import TEST_TOKEN, SendReport, plan, send_issue, send_test
 from digest.models import TOKEN_PLACEHOLDER, Subscriber
 from digest.store import Store, StoredIssue
 from tests.smtpserver import LocalSMTPServer, Received, free_port

@@ -1,4 +1,4 @@
-"""Tests for digest.extract: real trafilatura on realistic pages, no network."""
+"""Tests for digest.collect.extract: real trafilatura on realistic pages, no network."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from digest.collect.extract import clean_lines, extract_page, html_paragraphs, merge_article
 from digest.errors import ExtractError
-from digest.extract import clean_lines, extract_page, html_paragraphs, merge_article
 from digest.models import Entry, Page
 
 DATA = Path(__file__).parent / "data"

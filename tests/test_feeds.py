@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from digest.collect.feeds import canonical_url, parse_feed, title_key
 from digest.errors import FetchError
-from digest.feeds import canonical_url, parse_feed, title_key
 from digest.models import Entry
 from digest.textclean import html_to_text, one_line
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from digest.config import SiteConfig, SmtpConfig
-from digest.emailsafety import check_email_html
-from digest.lint import lint_issue, lint_message
-from digest.message import build_template, format_date
+from digest.mail.message import build_template, format_date
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
 from digest.render import make_environment, render_issue
+from digest.render.emailsafety import check_email_html
+from digest.render.lint import lint_issue, lint_message
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("DIGEST_REGEN_GOLDEN") == "1"

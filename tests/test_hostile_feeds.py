@@ -23,19 +23,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import digest.cli_run  # noqa: F401  (registers `status` on the CLI)
 from digest import pipeline
 from digest.cli import cli
-from digest.cli_run import gather_status
+from digest.cli.run import gather_status
 from digest.collect import collect_feeds
+from digest.collect.feeds import parse_feed
+from digest.collect.netguard import check_url_allowed
 from digest.config import CollectConfig, SourceConfig
-from digest.configload import load_config
-from digest.emailsafety import check_email_html
+from digest.config.load import load_config
 from digest.errors import FetchError
-from digest.feeds import parse_feed
-from digest.message import build_template
+from digest.mail.message import build_template
 from digest.models import Entry
-from digest.netguard import check_url_allowed
+from digest.render.emailsafety import check_email_html
 from digest.store import Store
 from tests.httpserver import LocalHTTPServer, Response
 

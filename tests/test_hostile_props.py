@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digest import pipeline
+from digest.collect.extract import merge_article
+from digest.collect.feeds import parse_feed
 from digest.config import Config, SiteConfig, SmtpConfig, SourceConfig
-from digest.emailsafety import check_email_html
 from digest.errors import FetchError
-from digest.extract import merge_article
-from digest.feeds import parse_feed
-from digest.message import build_template
+from digest.mail.message import build_template
 from digest.models import Entry
+from digest.render.emailsafety import check_email_html
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 FAST = settings(

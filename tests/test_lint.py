@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.config import Config, SiteConfig, SmtpConfig
-from digest.lint import Finding, check_issue, lint_issue, lint_message
-from digest.message import build_template, format_date
+from digest.mail.message import build_template, format_date
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
 from digest.render import make_environment, render_issue
+from digest.render.lint import Finding, check_issue, lint_issue, lint_message
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 ROOT = Path(__file__).parent.parent

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.config import SiteConfig, SmtpConfig
-from digest.message import (
+from digest.mail.message import (
     MessageTemplate,
     build_template,
     dkim_sign,

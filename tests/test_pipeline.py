@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from digest import pipeline
-from digest.configload import load_config
-from digest.emailsafety import check_email_html
+from digest.config.load import load_config
 from digest.models import TOKEN_PLACEHOLDER
+from digest.render.emailsafety import check_email_html
 from digest.store import Store
 from tests.httpserver import LocalHTTPServer, Response
 

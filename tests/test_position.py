@@ -1,4 +1,4 @@
-"""Tests for digest.position: the position-aware sumy summarizer and its sentence rules."""
+"""Tests for digest.summarize.position: the position-aware summarizer and its rules."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from sumy.parsers.plaintext import PlaintextParser
 from sumy.summarizers._summarizer import AbstractSummarizer
 from sumy.utils import get_stop_words
 
-from digest.position import PositionSummarizer
-from digest.sentence_rules import (
+from digest.summarize import DEFAULT_METHOD, METHODS, summarize
+from digest.summarize.position import PositionSummarizer
+from digest.summarize.rules import (
     is_caption,
     is_fragment,
     is_question,
@@ -25,8 +26,7 @@ from digest.sentence_rules import (
     stands_alone,
     word_count,
 )
-from digest.summarize import DEFAULT_METHOD, METHODS, summarize
-from digest.tokenize import Tokenizer, split_sentences
+from digest.summarize.tokenize import Tokenizer, split_sentences
 
 DATA = Path(__file__).parent / "data" / "text"
 

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from digest import pipeline
-from digest.claims import Lease
-from digest.configload import load_config
-from digest.deliver import send_issue
+from digest.config.load import load_config
 from digest.errors import StoreError
-from digest.schema import SCHEMA_VERSION, schema_version
+from digest.mail.claims import Lease
+from digest.mail.deliver import send_issue
 from digest.store import Store
+from digest.store.schema import SCHEMA_VERSION, schema_version
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import LocalSMTPServer
 from tests.test_deliver import config as smtp_config

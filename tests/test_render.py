@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.emailsafety import check_email_html
 from digest.errors import RenderError
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
 from digest.render import make_environment, render_issue, safe_url
+from digest.render.emailsafety import check_email_html
 from digest.textclean import html_to_text
 from tests.httpserver import LocalHTTPServer, Response
 

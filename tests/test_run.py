@@ -25,19 +25,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-import digest.cli_run  # noqa: F401  (registers `run` and `status` on the CLI)
-from digest import locks, schedule
+from digest import daemon
 from digest.cli import cli
 from digest.config import Config
-from digest.configload import load_config
-from digest.locks import LockHeldError
-from digest.store import Store
+from digest.config.load import load_config
+from digest.store import Store, locks
+from digest.store.locks import LockHeldError
 from tests.httpserver import LocalHTTPServer, Response
 from tests.smtpserver import LocalSMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONE = "Europe/Berlin"
-LAUNCH = "import digest.cli_run; from digest.cli import cli; cli(prog_name='digest')"
+LAUNCH = "from digest.cli import cli; cli(prog_name='digest')"
 
 PARAGRAPHS = [
     "The city council approved a new budget on Tuesday that doubles spending on public "
@@ -293,7 +292,7 @@ class Daemon:
 
     def _run(self) -> None:
         try:
-            schedule.run_daemon(self.config, self.store, stop=self.stop, ready=self.started.set)
+            daemon.run_daemon(self.config, self.store, stop=self.stop, ready=self.started.set)
         except BaseException as exc:
             self.error = exc
 
@@ -348,13 +347,13 @@ def test_send_goes_out_on_time_or_late_within_grace_only(
     missed = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "digest.schedule" and "was missed by" in r.getMessage()
+        if r.name == "digest.daemon" and "was missed by" in r.getMessage()
     ]
     if sent:
         assert missed == []
     else:
         (line,) = missed
-        assert line.startswith(f"the send due at {schedule.local(config, send_at)} was missed by")
+        assert line.startswith(f"the send due at {daemon.local(config, send_at)} was missed by")
         assert re.search(r"missed by [\d.]+ s, more than the 1 s grace period; skipped", line)
 
 
@@ -379,7 +378,7 @@ def test_quiet_day_is_skipped_or_sent_short(
     )
     config = load_config(path)
     store = subscribe(config, 1)
-    report = schedule.send_today(config, store, now=datetime.now(tz=UTC))
+    report = daemon.send_today(config, store, now=datetime.now(tz=UTC))
     if quiet_day == "skip":
         assert report is None and store.list_issues() == [] and smtp.messages == []
         assert "quiet day" in caplog.text and "3 new article(s), fewer than" in caplog.text
@@ -399,13 +398,13 @@ def test_collection_retries_pending_deliveries(
     store = subscribe(config, 2)
     smtp.handler.data_replies = ["451 4.3.0 try later"] * 20  # the mail server is struggling
     now = datetime.now(tz=UTC)
-    first = schedule.send_today(config, store, now=now)
+    first = daemon.send_today(config, store, now=now)
     assert first is not None and first.to_retry == 2 and smtp.messages == []
     smtp.handler.data_replies = []
-    again = schedule.retry_pending(config, store, now=now + timedelta(minutes=30))
+    again = daemon.retry_pending(config, store, now=now + timedelta(minutes=30))
     assert again is not None and again.sent == 2 and again.to_retry == 0
     assert sorted(smtp.handler.recipients()) == ["reader0@example.org", "reader1@example.org"]
-    assert schedule.retry_pending(config, store, now=now + timedelta(minutes=60)) is None
+    assert daemon.retry_pending(config, store, now=now + timedelta(minutes=60)) is None
     store.close()
 
 
@@ -415,17 +414,17 @@ def test_the_scheduled_send_waits_for_a_running_digest_send(
     path = write_config(tmp_path, site, smtp, send_at=soon(3600))
     config = load_config(path)
     store = subscribe(config, 2)
-    rt = schedule._runtime(str(path))
+    rt = daemon._runtime(str(path))
     try:
         # A `digest send` (this live process) holds the send lock.
         now = datetime.now(tz=UTC)
         locks.acquire(store, locks.SEND_LOCK, holder="by-hand", now=now, stale_after=60)
-        job = threading.Thread(target=schedule.send_job, args=(str(path),))
+        job = threading.Thread(target=daemon.send_job, args=(str(path),))
         job.start()
         job.join(1.5)
         assert job.is_alive(), "the scheduled send should wait for the running send"
         assert smtp.handler.recipients() == []
-        assert store.issue_for_date(schedule.pipeline.today(config, now)) is None
+        assert store.issue_for_date(daemon.pipeline.today(config, now)) is None
         assert locks.release(store, locks.SEND_LOCK, "by-hand")
         job.join(30)
         assert not job.is_alive()
@@ -434,7 +433,7 @@ def test_the_scheduled_send_waits_for_a_running_digest_send(
         # Stopping the daemon while it waits gives the wait up; nothing is sent.
         store.add_subscriber("late@example.org", "", now=now)
         locks.acquire(store, locks.SEND_LOCK, holder="by-hand", now=now, stale_after=60)
-        job = threading.Thread(target=schedule.send_job, args=(str(path),))
+        job = threading.Thread(target=daemon.send_job, args=(str(path),))
         job.start()
         job.join(0.5)
         assert job.is_alive()
@@ -443,8 +442,8 @@ def test_the_scheduled_send_waits_for_a_running_digest_send(
         assert not job.is_alive()
         assert len(smtp.handler.recipients()) == 2
     finally:
-        with schedule._RUNTIMES_LOCK:
-            schedule._RUNTIMES.pop(str(path), None)
+        with daemon._RUNTIMES_LOCK:
+            daemon._RUNTIMES.pop(str(path), None)
         rt.store.close()
         store.close()
 
@@ -487,26 +486,26 @@ def test_status_shows_daemon_schedule_issues_and_failing_sources(
     assert "subscribers:    2 active" in out
     assert "2026-11-24" in out and "sent 1, failed 1, pending 1" in out and "Yesterday" in out
     assert "sending now:" not in out
-    since = schedule.local(config, now - timedelta(hours=2))
+    since = daemon.local(config, now - timedelta(hours=2))
     assert f"City: since {since}, 3 times in a row: HTTP 503" in out
 
-    scheduler = schedule.build_scheduler(store)  # what a running daemon leaves behind
+    scheduler = daemon.build_scheduler(store)  # what a running daemon leaves behind
     scheduler.start(paused=True)
-    schedule.sync_jobs(scheduler, config)
-    nxt = scheduler.get_job(schedule.COLLECT_JOB).next_run_time
+    daemon.sync_jobs(scheduler, config)
+    nxt = scheduler.get_job(daemon.COLLECT_JOB).next_run_time
     scheduler.shutdown(wait=False)
-    locks.acquire(store, schedule.RUN_LOCK, holder="me", now=now, stale_after=60)
+    locks.acquire(store, daemon.RUN_LOCK, holder="me", now=now, stale_after=60)
     out = runner.invoke(cli, ["--config", str(path), "status"]).output
     assert f"daemon:         running (pid {os.getpid()} on " in out
-    assert f"next collect:   {schedule.local(config, nxt)} {ZONE} (every 30 min)" in out
-    send = schedule.local(config, send_at)
+    assert f"next collect:   {daemon.local(config, nxt)} {ZONE} (every 30 min)" in out
+    send = daemon.local(config, send_at)
     assert f"next send:      {send} {ZONE} (every day at " in out
     assert "sending now:" not in out
 
     # A worker holding a live lease on the newest issue is listed; an expired one is not.
     assert len(store.claim_batch(issue.id, worker="w1:42", size=5, lease=600, now=now)) == 1
     out = runner.invoke(cli, ["--config", str(path), "status"]).output
-    until = schedule.local(config, now + timedelta(seconds=600))[-5:]
+    until = daemon.local(config, now + timedelta(seconds=600))[-5:]
     assert f"sending now:\n  w1:42: 1 delivery(ies) leased until {until} {ZONE}" in out
     assert store.live_leases(issue.id, now=now + timedelta(seconds=601)) == {}
     store.close()

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest import schedule
+from digest import daemon
 from digest.config import Config
-from digest.configload import load_config
+from digest.config.load import load_config
+from digest.daemon import DailyTrigger
 from digest.errors import ConfigError
-from digest.schedule import DailyTrigger
 from digest.store import Store
 
 BASE = """
@@ -151,7 +151,7 @@ def test_schedule_defaults_and_normalization(tmp_path: Path) -> None:
     days = {
         t.astimezone(cfg.site.tz).strftime("%a")
         for t in fire_times(
-            schedule.send_trigger(cfg),
+            daemon.send_trigger(cfg),
             datetime(2026, 3, 23, tzinfo=UTC),
             datetime(2026, 3, 30, tzinfo=UTC),
         )
@@ -164,16 +164,16 @@ def test_schedule_defaults_and_normalization(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "key", "hint"),
     [
-        ('send_at = "25:00"', "schedule.send_at", '"HH:MM"'),
-        ('send_at = "7"', "schedule.send_at", '"HH:MM"'),
-        ("send_at = 7", "schedule.send_at", '["07:00", "18:00"]'),
-        ("send_at = []", "schedule.send_at", '["07:00", "18:00"]'),
-        ('days = "weekdays"', "schedule.days", "mon-fri"),
-        ('days = "fri-mon"', "schedule.days", "fri-sun,mon-mon"),
-        ('quiet_day = "maybe"', "schedule.quiet_day", '"skip" or "send"'),
-        ("collect_every_minutes = 0", "schedule.collect_every_minutes", "greater than 0"),
-        ("misfire_grace_minutes = -1", "schedule.misfire_grace_minutes", "0 or more"),
-        ('send_time = "07:00"', "schedule.send_time", 'did you mean "send_at"'),
+        ('send_at = "25:00"', "daemon.send_at", '"HH:MM"'),
+        ('send_at = "7"', "daemon.send_at", '"HH:MM"'),
+        ("send_at = 7", "daemon.send_at", '["07:00", "18:00"]'),
+        ("send_at = []", "daemon.send_at", '["07:00", "18:00"]'),
+        ('days = "weekdays"', "daemon.days", "mon-fri"),
+        ('days = "fri-mon"', "daemon.days", "fri-sun,mon-mon"),
+        ('quiet_day = "maybe"', "daemon.quiet_day", '"skip" or "send"'),
+        ("collect_every_minutes = 0", "daemon.collect_every_minutes", "greater than 0"),
+        ("misfire_grace_minutes = -1", "daemon.misfire_grace_minutes", "0 or more"),
+        ('send_time = "07:00"', "daemon.send_time", 'did you mean "send_at"'),
     ],
 )
 def test_schedule_errors_name_key_and_fix(tmp_path: Path, toml: str, key: str, hint: str) -> None:
@@ -194,7 +194,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def paused(store: Store) -> Any:
-    scheduler = schedule.build_scheduler(store)
+    scheduler = daemon.build_scheduler(store)
     scheduler.start(paused=True)
     return scheduler
 
@@ -205,29 +205,29 @@ def test_sync_jobs_keeps_unchanged_jobs_and_replaces_changed_ones(
     cfg = config(tmp_path, '[schedule]\nsend_at = "07:00"\n')
     scheduler = paused(store)
     try:
-        schedule.sync_jobs(scheduler, cfg)
-        scheduler.add_job(schedule.collect_job, "interval", hours=1, id="leftover", args=("x",))
+        daemon.sync_jobs(scheduler, cfg)
+        scheduler.add_job(daemon.collect_job, "interval", hours=1, id="leftover", args=("x",))
         # As if the daemon was down at 07:00: the stored run time lies in the past.
         missed = datetime.now(tz=UTC) - timedelta(minutes=5)
-        scheduler.modify_job(schedule.SEND_JOB, next_run_time=missed)
+        scheduler.modify_job(daemon.SEND_JOB, next_run_time=missed)
     finally:
         scheduler.shutdown(wait=False)
 
     scheduler = paused(store)  # a restart with the same config keeps the missed run
     try:
-        schedule.sync_jobs(scheduler, cfg)
-        assert {j.id for j in scheduler.get_jobs()} == {schedule.COLLECT_JOB, schedule.SEND_JOB}
-        job = scheduler.get_job(schedule.SEND_JOB)
+        daemon.sync_jobs(scheduler, cfg)
+        assert {j.id for j in scheduler.get_jobs()} == {daemon.COLLECT_JOB, daemon.SEND_JOB}
+        job = scheduler.get_job(daemon.SEND_JOB)
         assert job.next_run_time == missed
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == 30 * 60
         assert job.args == (str(cfg.path),)
-        stored = schedule.next_run_times(store)
-        assert abs(stored[schedule.SEND_JOB] - missed) < timedelta(milliseconds=1)
+        stored = daemon.next_run_times(store)
+        assert abs(stored[daemon.SEND_JOB] - missed) < timedelta(milliseconds=1)
 
         later = config(tmp_path, '[schedule]\nsend_at = "08:15"\n')  # a changed config wins
-        schedule.sync_jobs(scheduler, later)
-        job = scheduler.get_job(schedule.SEND_JOB)
+        daemon.sync_jobs(scheduler, later)
+        job = scheduler.get_job(daemon.SEND_JOB)
         assert job.next_run_time > datetime.now(tz=UTC)
         assert f"{job.next_run_time.astimezone(later.site.tz):%H:%M}" == "08:15"
     finally:
@@ -237,9 +237,9 @@ def test_sync_jobs_keeps_unchanged_jobs_and_replaces_changed_ones(
 def test_due_send_finds_a_send_missed_within_grace(tmp_path: Path, store: Store) -> None:
     cfg = config(tmp_path, '[schedule]\nsend_at = "07:00"\nmisfire_grace_minutes = 30\n')
     seven = datetime(2026, 3, 30, 5, 0, tzinfo=UTC)  # 07:00 CEST
-    assert schedule.due_send(cfg, store, now=seven + timedelta(minutes=20)) == seven
-    assert schedule.due_send(cfg, store, now=seven + timedelta(minutes=40)) is None
-    assert schedule.due_send(cfg, store, now=seven - timedelta(minutes=1)) is None
+    assert daemon.due_send(cfg, store, now=seven + timedelta(minutes=20)) == seven
+    assert daemon.due_send(cfg, store, now=seven + timedelta(minutes=40)) is None
+    assert daemon.due_send(cfg, store, now=seven - timedelta(minutes=1)) is None
     store.create_issue(
         date="2026-03-30",
         created_at=seven,
@@ -249,4 +249,4 @@ def test_due_send_finds_a_send_missed_within_grace(tmp_path: Path, store: Store)
         preheader="",
         article_ids=[],
     )
-    assert schedule.due_send(cfg, store, now=seven + timedelta(minutes=20)) is None
+    assert daemon.due_send(cfg, store, now=seven + timedelta(minutes=20)) is None

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.errors import StoreError
-from digest.schema import SCHEMA_VERSION, schema_version
 from digest.store import Store
+from digest.store.schema import SCHEMA_VERSION, schema_version
 from tests import configfile
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)

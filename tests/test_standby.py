@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest import schedule
+from digest import daemon
 from digest.store import Store
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import LocalSMTPServer
@@ -32,7 +32,7 @@ def config_for(
     return path
 
 
-def daemon(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_daemon(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "--config", str(config), "run", *extra],
@@ -57,14 +57,14 @@ def test_the_standby_takes_over_when_the_leader_dies(
         for i in range(5):
             store.add_subscriber(f"reader{i}@example.org", now=now)
         log_a, log_b, log_c = (tmp_path / f"{n}.log" for n in "abc")
-        leader = daemon(leader_cfg, log_a)
+        leader = start_daemon(leader_cfg, log_a)
         standby: subprocess.Popen[bytes] | None = None
         try:
             wait_for(lambda: "digest run started" in log_a.read_text(), 30, "the leader")
-            standby = daemon(standby_cfg, log_b, "--standby")
+            standby = start_daemon(standby_cfg, log_b, "--standby")
             wait_for(lambda: "waiting to take over" in log_b.read_text(), 30, "the standby")
             # Without --standby a second daemon still refuses at once.
-            third = daemon(leader_cfg, log_c)
+            third = start_daemon(leader_cfg, log_c)
             assert third.wait(timeout=20) == 1
             (refusal,) = log_c.read_text().splitlines()
             assert "error: another `digest run` is already running" in refusal
@@ -78,7 +78,7 @@ def test_the_standby_takes_over_when_the_leader_dies(
             took = time.monotonic() - killed
             wait_for(lambda: len(smtp.messages) >= 5, 30, "the standby's send")
             time.sleep(0.5)  # nothing more may come
-            jobs = schedule.next_run_times(store)
+            jobs = daemon.next_run_times(store)
             standby.send_signal(signal.SIGTERM)
             assert standby.wait(timeout=30) == 0
         finally:
@@ -93,8 +93,8 @@ def test_the_standby_takes_over_when_the_leader_dies(
     assert took < 10, text  # polls every 2 s; "within a minute" with room to spare
     assert "the leading `digest run` is gone; taking over" in text
     assert received == Counter(f"reader{i}@example.org" for i in range(5))
-    assert set(jobs) == {schedule.COLLECT_JOB, schedule.SEND_JOB}  # in PostgreSQL
-    assert jobs[schedule.SEND_JOB] > now + timedelta(hours=12)  # the standby's time, tomorrow
+    assert set(jobs) == {daemon.COLLECT_JOB, daemon.SEND_JOB}  # in PostgreSQL
+    assert jobs[daemon.SEND_JOB] > now + timedelta(hours=12)  # the standby's time, tomorrow
     issue = store.last_issue()
     assert issue is not None and store.delivery_counts(issue.id) == {"sent": 5}
     store.close()

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from digest import subscribers
 from digest.cli import cli
+from digest.mail import subscribers
+from digest.mail.subscribers import AddressError, normalize_address
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store
-from digest.subscribers import AddressError, normalize_address
 from tests import configfile
 from tests.smtpserver import LocalSMTPServer
 
@@ -208,7 +208,7 @@ def test_mail_to_the_unsubscribe_address_unsubscribes_by_token(tmp_path: Path) -
     from urllib.parse import unquote, urlsplit
 
     from digest.config import SiteConfig, SmtpConfig
-    from digest.message import build_template
+    from digest.mail.message import build_template
     from digest.models import RenderedIssue
 
     config = write_config(tmp_path)

@@ -1,4 +1,4 @@
-"""Tests for digest.tokenize and digest.summarize: real sumy, real punkt, no NLTK data."""
+"""Tests for digest.summarize.tokenize and digest.summarize: real sumy, real punkt, no NLTK data."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sumy.summarizers.lex_rank import LexRankSummarizer
 
 from digest.config import SUMMARY_METHODS
 from digest.summarize import DEFAULT_METHOD, METHODS, summarize, summarize_jsonl
-from digest.tokenize import Tokenizer, get_tokenizer, split_sentences
+from digest.summarize.tokenize import Tokenizer, get_tokenizer, split_sentences
 
 DATA = Path(__file__).parent / "data" / "text"
 ROOT = Path(__file__).parent.parent
@@ -342,7 +342,7 @@ import json, sys
 import nltk
 nltk.data.path[:] = [sys.argv[1]]
 from digest.summarize import METHODS, summarize
-from digest.tokenize import Tokenizer
+from digest.summarize.tokenize import Tokenizer
 from sumy.parsers.plaintext import PlaintextParser
 text = open(sys.argv[2], encoding="utf-8").read()
 PlaintextParser.from_string(text, Tokenizer("english")).document

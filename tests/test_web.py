@@ -20,7 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from digest.config import Config, SiteConfig, SmtpConfig
-from digest.deliver import send_issue
+from digest.mail.deliver import send_issue
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story, Subscriber
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
@@ -361,9 +361,7 @@ def test_digest_serve_answers_on_loopback(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        # cli_web registers `serve` on import, as digest/cli.py does at start-up.
-        [sys.executable, "-c", "from digest import cli_web; cli_web.cli(prog_name='digest')"]
-        + ["--config", str(cfg), "serve", "--port", str(port)],
+        [sys.executable, "-m", "digest"] + ["--config", str(cfg), "serve", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

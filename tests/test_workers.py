@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest import workers
-from digest.claims import Lease
 from digest.cli import cli
-from digest.configload import load_config
-from digest.deliver import SendReport
+from digest.config.load import load_config
+from digest.mail import workers
+from digest.mail.claims import Lease
+from digest.mail.deliver import SendReport
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, StoredIssue
 from tests import configfile

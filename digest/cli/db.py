@@ -1,0 +1,34 @@
+"""CLI commands for the database itself: `digest db upgrade`."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from digest.cli.app import App, console
+from digest.store import Store
+from digest.store.schema import SCHEMA_VERSION
+
+
+@click.group(name="db")
+def db_group() -> None:
+    """Manage the store's schema."""
+
+
+@db_group.command(name="upgrade")
+@click.pass_obj
+def db_upgrade(app: App) -> None:
+    """Apply pending schema migrations (back the database up first)."""
+    store = Store.open(app.config.store.url, migrate=False)
+    try:
+        before = store.version()
+        applied = store.migrate()
+        where = store.engine.url.render_as_string(hide_password=True)
+    finally:
+        store.close()
+    if applied:
+        steps = ", ".join(str(v) for v in applied)
+        line = f"{where}: schema {before} -> {SCHEMA_VERSION} (applied {steps})"
+    else:
+        line = f"{where}: schema {SCHEMA_VERSION}, already up to date"
+    console.print(escape(line), soft_wrap=True)

@@ -1,0 +1,290 @@
+"""CLI commands for the mailing side: `digest subscribers …` and `digest send`."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from digest import pipeline
+from digest.cli.app import App, console, err_console, on_signals
+from digest.errors import DeliveryError, DigestError
+from digest.mail import subscribers, workers
+from digest.mail.deliver import SendReport, plan, send_issue, send_test
+from digest.store import StoredIssue, locks
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+@click.group(name="subscribers")
+def subscribers_group() -> None:
+    """Manage the subscriber list."""
+
+
+@subscribers_group.command(name="add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name used in the To: header.")
+@click.pass_obj
+def subscribers_add(app: App, email: str, name: str) -> None:
+    """Add a subscriber (or reactivate one who left)."""
+    sub, changed = subscribers.add(app.store, email, name, now=_now())
+    word = "added" if changed else "already subscribed"
+    console.print(escape(f"{sub.email}: {word}"), soft_wrap=True)
+
+
+@subscribers_group.command(name="remove")
+@click.argument("email")
+@click.pass_obj
+def subscribers_remove(app: App, email: str) -> None:
+    """Unsubscribe an address (kept on file so no import re-adds it)."""
+    sub = subscribers.remove(app.store, email, now=_now())
+    if sub is None:
+        raise DigestError(f"{email} is not on the list; see `digest subscribers list`")
+    console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
+
+
+@subscribers_group.command(name="mail-unsubscribe")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
+    """Unsubscribe the sender of one e-mail (FILE or stdin) sent to [smtp].unsubscribe_mailto.
+
+    Pipe the mailbox's mail here (e.g. from /etc/aliases); the token in the subject says
+    who. Exit code 1 when the mail names no known subscriber (the MTA bounces it).
+    """
+    sub = subscribers.remove_by_mail(app.store, file.read(20_000_000), now=_now())
+    console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
+
+
+@subscribers_group.command(name="list")
+@click.option(
+    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+)
+@click.pass_obj
+def subscribers_list(app: App, status: str | None) -> None:
+    """Print subscribers, one per line: address, name and status, tab-separated."""
+    for sub in app.store.list_subscribers(status):
+        click.echo(f"{sub.email}\t{sub.name}\t{sub.status}")
+
+
+@subscribers_group.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=True))
+@click.pass_obj
+def subscribers_import(app: App, file: Path) -> None:
+    """Import `email[,name[,status]]` rows from a CSV file ('-' for stdin).
+
+    Bad rows are reported with their line numbers and the rest imported; the exit
+    code is 1 when any row was rejected. Addresses already on the list are left as
+    they are (an import never re-subscribes anyone).
+    """
+    if str(file) == "-":
+        report = subscribers.import_csv(app.store, sys.stdin, now=_now())
+    else:
+        try:
+            with file.open(encoding="utf-8-sig", newline="") as fh:
+                report = subscribers.import_csv(app.store, fh, now=_now())
+        except OSError as exc:
+            raise DigestError(f"cannot read {file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise DigestError(f"{file} is not UTF-8 text; save it as UTF-8 CSV") from None
+    for line, message in report.errors:
+        err_console.print(escape(f"{file}:{line}: {message}"), soft_wrap=True)
+    console.print(
+        f"imported {report.added}, already on the list {report.existing}, "
+        f"rejected {len(report.errors)}"
+    )
+    if report.errors:
+        sys.exit(1)
+
+
+@subscribers_group.command(name="export")
+@click.option(
+    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+)
+@click.pass_obj
+def subscribers_export(app: App, status: str | None) -> None:
+    """Write the list as CSV (email,name,status) to stdout; `import` reads it back."""
+    click.echo(subscribers.export_text(app.store, status=status), nl=False)
+
+
+def _interrupt() -> None:
+    """Let SIGTERM stop a send gracefully (messages in flight finish) like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def _summary(issue: StoredIssue, report: SendReport) -> str:
+    return (
+        f"{issue.date}: sent {report.sent}, already sent {report.already_sent}, "
+        f"failed {report.failed}, to retry {report.to_retry}, uncertain {report.uncertain}, "
+        f"skipped {report.skipped}"
+    )
+
+
+def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
+    if issue is None:
+        console.print(
+            escape(f"{date}: no issue stored yet; `digest send` would collect and create it")
+        )
+    else:
+        console.print(escape(f"{issue.date}: {issue.subject}"), soft_wrap=True)
+    counts: Counter[str] = Counter()
+    for item in plan(app.store, issue):
+        counts[item.action] += 1
+        click.echo(f"{item.subscriber.email}\t{item.action}")
+    console.print(", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or "no one")
+
+
+@click.command()
+@click.option("--to", "to", metavar="ADDRESS", help="Send one test copy; the ledger is untouched.")
+@click.option("--dry-run", is_flag=True, help="Show who would receive what; send nothing.")
+@click.option(
+    "--date", metavar="YYYY-MM-DD", help="Finish an earlier stored issue instead of today's."
+)
+@click.option(
+    "--resend-uncertain",
+    is_flag=True,
+    help="Also resend deliveries a crash left uncertain (their readers may get two copies).",
+)
+@click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    help="PostgreSQL store: also start N local `digest worker` processes to send with.",
+)
+@click.pass_obj
+def send(
+    app: App,
+    to: str | None,
+    dry_run: bool,
+    date: str | None,
+    resend_uncertain: bool,
+    n_workers: int,
+) -> None:
+    """Create today's issue if needed and mail it to every active subscriber once.
+
+    Exit code: 0 all done; 1 a problem stopped the send (e.g. login refused);
+    3 deliveries remain to retry (run again later); 4 some deliveries are
+    uncertain after a crash (check the mail server's log, then use
+    --resend-uncertain if they never arrived).
+
+    A second `digest send` started while one runs waits for it, then delivers
+    whatever is left. A missing [smtp] table or a store that cannot be written
+    stops the command before anything is collected or sent.
+    """
+    config = app.config
+    store = app.store
+    if dry_run:
+        _send(app, _now(), date, dry_run=True, to=to, resend_uncertain=resend_uncertain)
+        return
+    # Before collecting anything or touching the network: a mistake here must cost nothing.
+    if n_workers:
+        workers.require_shared(store, "`digest send --workers`")
+    config.require_smtp()
+    store.check_writable()
+
+    def waiting(holder: locks.LockInfo) -> None:
+        err_console.print(
+            escape(
+                f"another `digest send` is running ({locks.describe(holder, now=_now())}); "
+                "waiting for it to finish, then delivering whatever it left"
+            ),
+            soft_wrap=True,
+        )
+
+    # Two sends at once would both collect and compose; the ledger alone already keeps
+    # them from sending anything twice, the lock makes the second one simply wait.
+    with locks.hold(store, locks.SEND_LOCK, on_wait=waiting):
+        _send(
+            app,
+            _now(),
+            date,
+            dry_run=False,
+            to=to,
+            resend_uncertain=resend_uncertain,
+            n_workers=n_workers,
+        )
+
+
+def _send(
+    app: App,
+    now: datetime,
+    date: str | None,
+    *,
+    dry_run: bool,
+    to: str | None,
+    resend_uncertain: bool,
+    n_workers: int = 0,
+) -> None:
+    config = app.config
+    store = app.store
+    day = date or pipeline.today(config, now)
+    issue: StoredIssue | None
+    if date or dry_run:
+        issue = store.issue_for_date(day)
+        if issue is None and not dry_run:
+            raise DigestError(
+                f"no issue stored for {day}; `digest send` without --date creates today's"
+            )
+    else:
+        issue = pipeline.ensure_issue(config, store, now=now)
+    if dry_run:
+        _dry_run(app, issue, day)
+        return
+    assert issue is not None
+    if to:
+        address = subscribers.normalize_address(to)
+        message_id = send_test(config, issue, address, now=now)
+        console.print(escape(f"test copy of {issue.date} sent to {address} {message_id}"))
+        return
+    with (
+        Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        ) as bar,
+        on_signals(_interrupt, (signal.SIGTERM,)),
+    ):
+        task = bar.add_task("send", total=None)
+        if n_workers:
+            report = workers.send_with_workers(
+                store,
+                issue,
+                config,
+                now=now,
+                workers=n_workers,
+                resend_uncertain=resend_uncertain,
+                progress=lambda _address, _outcome: bar.advance(task),
+            )
+        else:
+            report = send_issue(
+                store,
+                issue,
+                config,
+                now=now,
+                resend_uncertain=resend_uncertain,
+                progress=lambda _address, _outcome: bar.advance(task),
+            )
+    console.print(escape(_summary(issue, report)), soft_wrap=True)
+    if report.uncertain:
+        err_console.print(
+            f"{report.uncertain} delivery(ies) may or may not have been accepted (the process "
+            "stopped between end-of-data and the reply); they are not resent. Check the mail "
+            "server's log, then `digest send --resend-uncertain` if they never arrived."
+        )
+    if report.error:
+        raise DeliveryError(report.error)
+    if report.exit_code:
+        sys.exit(report.exit_code)

@@ -1,0 +1,279 @@
+"""CLI commands for building the digest: preview, collect, extract, summarize."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import json
+import sys
+import threading
+import time
+import webbrowser
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from digest import pipeline
+from digest.cli.app import App, console
+from digest.collect.extract import extract_page
+from digest.collect.fetch import Fetcher, read_local
+from digest.config import SUMMARY_METHODS, CollectConfig
+from digest.errors import DigestError, ExtractError, FetchError
+from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
+from digest.render.lint import check_issue
+from digest.summarize import summarize, summarize_jsonl
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _collect_with_progress(app: App, now: datetime) -> pipeline.CollectReport:
+    """Run a collection with a rich progress bar on stderr."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} fetched"),
+        transient=True,
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("collecting", total=None)
+
+        def tick(what: str) -> None:
+            bar.update(task, advance=1, description=f"collecting {what[:60]}")
+
+        return pipeline.collect_articles(app.config, app.store, now=now, progress=tick)
+
+
+def _report_table(report: pipeline.CollectReport) -> Table:
+    table = Table(title="Sources", title_justify="left")
+    table.add_column("source")
+    table.add_column("items", justify="right")
+    table.add_column("new", justify="right")
+    table.add_column("status")
+    for s in report.sources:
+        # Errors quote what servers and feeds sent: never let them be rich markup.
+        status = "[green]ok[/]" if s.ok else f"[red]failed:[/] {escape(s.error or '')}"
+        if s.flagged:
+            status += f" [bold red]({s.failures_in_a_row} runs in a row)[/]"
+        if s.ok and s.warnings:
+            status += f" [yellow]({len(s.warnings)} page(s) skipped)[/]"
+        table.add_row(escape(s.source), str(s.entries), str(s.new_articles), status)
+    return table
+
+
+def _print_report(report: pipeline.CollectReport) -> None:
+    """Print the run summary: one row per source, then each skipped page with its reason."""
+    console.print(_report_table(report))
+    for s in report.sources:
+        for warning in s.warnings:
+            console.print(escape(f"  {s.source}: page skipped: {warning}"), soft_wrap=True)
+
+
+def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssue:
+    """Return today's issue: the stored one if it was sent, else freshly composed."""
+    config, store = app.config, app.store
+    stored = store.issue_for_date(pipeline.today(config, now))
+    if stored is not None:
+        console.print(
+            f"Today's issue was already created at {stored.created_at:%H:%M} UTC; showing it."
+        )
+        return stored.rendered()
+    if collect:
+        report = _collect_with_progress(app, now)
+        _print_report(report)
+    issue = pipeline.build_issue(config, store, now=now)
+    if issue is None:
+        raise pipeline.EmptyIssueError(
+            "no new articles today from "
+            f"{len(config.sources)} source(s); nothing to preview (see the table above)"
+        )
+    return pipeline.render(config, issue, now=now)
+
+
+def _write_preview(rendered: RenderedIssue, out: Path) -> Path:
+    token = "preview-token"
+    out.write_text(rendered.html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    txt = out.with_suffix(".txt")
+    txt.write_text(rendered.text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    return txt
+
+
+def _template_mtime(app: App) -> float:
+    from digest.render import SHIPPED_TEMPLATES
+
+    folders = [SHIPPED_TEMPLATES]
+    if app.config.render.templates:
+        folders.append(Path(app.config.render.templates))
+    return max((p.stat().st_mtime for f in folders for p in f.glob("*") if p.is_file()), default=0)
+
+
+def _serve(app: App, out: Path, port: int) -> None:
+    """Serve the preview on 127.0.0.1 and re-render when a template changes."""
+    folder = out.resolve().parent
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    console.print(
+        f"Serving on http://127.0.0.1:{httpd.server_address[1]}/{out.name} (Ctrl-C stops)"
+    )
+    seen = _template_mtime(app)
+    try:
+        while True:
+            time.sleep(1.0)
+            mtime = _template_mtime(app)
+            if mtime != seen:
+                seen = mtime
+                try:
+                    _write_preview(_preview_rendered(app, _now(), collect=False), out)
+                    console.print(f"{datetime.now(tz=UTC):%H:%M:%S} templates changed; re-rendered")
+                except DigestError as exc:
+                    console.print(f"[red]re-render failed:[/] {exc}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.shutdown()
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("preview.html"),
+    show_default=True,
+    help="Where to write the HTML (the text part goes beside it as .txt).",
+)
+@click.option("--open", "open_", is_flag=True, help="Open the preview in a browser.")
+@click.option("--serve", is_flag=True, help="Serve on 127.0.0.1, re-rendering on template changes.")
+@click.option(
+    "--port", default=8000, show_default=True, help="Port for --serve (0: any free port)."
+)
+@click.option("--no-collect", is_flag=True, help="Use only articles already collected.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when the lint finds anything.")
+@click.pass_obj
+def preview(
+    app: App, out: Path, open_: bool, serve: bool, port: int, no_collect: bool, strict: bool
+) -> None:
+    """Collect and render today's issue to a local HTML file, then lint it."""
+    now = _now()
+    rendered = _preview_rendered(app, now, collect=not no_collect)
+    txt = _write_preview(rendered, out)
+    console.print(f"Subject: {rendered.subject}")
+    console.print(f"Wrote {out} ({len(rendered.html.encode()) / 1024:.1f} KB) and {txt}")
+    findings = check_issue(app.config, rendered, now=now)
+    for finding in findings:
+        console.print(f"[yellow]lint:[/] {escape(str(finding))}")
+    console.print(f"Lint: {len(findings)} warning(s)." if findings else "Lint: no problems found.")
+    if findings and strict:
+        sys.exit(1)
+    if open_:
+        webbrowser.open(out.resolve().as_uri())
+    if serve:
+        _serve(app, out, port)
+
+
+@click.command(name="collect")
+@click.pass_obj
+def collect_cmd(app: App) -> None:
+    """Fetch all sources now and store new articles."""
+    report = _collect_with_progress(app, _now())
+    _print_report(report)
+    console.print(f"{report.new_articles} new article(s).")
+    if report.failures and len(report.failures) == len(report.sources):
+        sys.exit(1)
+
+
+def _read_input(source: str, cfg: CollectConfig) -> tuple[bytes, str]:
+    """Read a page from a file, '-' (stdin) or an http(s) URL; return (body, url)."""
+    if source == "-":
+        return sys.stdin.buffer.read(), "about:stdin"
+    if source.startswith(("http://", "https://")):
+
+        async def get() -> tuple[bytes, str]:
+            async with Fetcher(cfg) as fetcher:
+                res = await fetcher.fetch(source)
+                return res.body, res.final_url
+
+        return asyncio.run(get())
+    if "://" in source:
+        raise FetchError(f"{source}: only http(s) URLs, file paths or - are supported")
+    path = Path(source)
+    if not path.is_file():
+        raise FetchError(f"{source}: no such file")
+    res = read_local(str(path.resolve()), max_bytes=cfg.max_bytes)
+    return res.body, path.resolve().as_uri()
+
+
+def _collect_cfg(app: App) -> CollectConfig:
+    return app.config.collect if app.config_available() else CollectConfig()
+
+
+@click.command()
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_obj
+def extract(app: App, source: str, as_json: bool) -> None:
+    """Show what the extractor gets from one page (FILE, URL or -)."""
+    body, url = _read_input(source, _collect_cfg(app))
+    page = extract_page(body, url)
+    data = asdict(page)
+    data["date"] = page.date.isoformat() if page.date else None
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for key in ("title", "author", "date", "image", "url"):
+        click.echo(f"{key + ':':8} {data[key] or '-'}")
+    click.echo(f"text:    {len(page.text.split())} words\n")
+    click.echo(page.text)
+
+
+@click.command(name="summarize")
+@click.argument("source", required=False, default="-")
+@click.option("--sentences", "-n", type=click.IntRange(1, 50), default=None, help="Sentences.")
+@click.option("--method", "-m", type=click.Choice(SUMMARY_METHODS), default=None)
+@click.option("--language", "-l", default=None, help="Language, e.g. english, german.")
+@click.option("--jsonl", is_flag=True, help='Read {"id","text"} lines on stdin, write summaries.')
+@click.pass_obj
+def summarize_cmd(
+    app: App,
+    source: str,
+    sentences: int | None,
+    method: str | None,
+    language: str | None,
+    jsonl: bool,
+) -> None:
+    """Summarize a text or HTML page (FILE, URL or - for stdin)."""
+    summary_cfg = app.config.summary if app.config_available() else None
+    n = sentences or (summary_cfg.lead_sentences if summary_cfg else 3)
+    m = method or (summary_cfg.method if summary_cfg else "position")
+    lang = language or (summary_cfg.language if summary_cfg else "english")
+    max_words = summary_cfg.max_words if summary_cfg else 60
+    if jsonl:
+        for line in summarize_jsonl(
+            sys.stdin, sentences=n, method=m, language=lang, max_words=max_words
+        ):
+            click.echo(line)
+        return
+    body, url = _read_input(source, _collect_cfg(app))
+    text = body.decode("utf-8", errors="replace")
+    if text.lstrip()[:1] == "<":
+        with contextlib.suppress(ExtractError):  # not a page after all: summarize as text
+            text = extract_page(body, url).text
+    for sentence in summarize(text, sentences=n, method=m, language=lang, max_words=max_words):
+        click.echo(sentence)

@@ -1,0 +1,315 @@
+"""Turn an article page into a `Page`, and a feed entry plus its page into an `Article`.
+
+Pure: the HTML is handed in, nothing is fetched. trafilatura finds the main text and
+the metadata; a short list of line patterns then removes what it still lets through on
+real sites (share widgets, "Published by admin", image credits, "Recent Posts" lists).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+import trafilatura
+from lxml import etree
+from trafilatura.settings import Document
+from trafilatura.utils import load_html
+
+from digest.errors import ExtractError
+from digest.models import Article, Entry, Page
+from digest.textclean import one_line, plain_text
+
+log = logging.getLogger(__name__)
+
+# Whole lines that are page furniture, not article text. Each is matched against the
+# full line (case-insensitive), so a sentence that merely mentions "share" survives.
+_BOILERPLATE_LINES = re.compile(
+    r"""(?ix)^(?:
+      # share widgets and their button labels
+      (?:share|share\ this(?:\ (?:article|story|post|page))?|share\ on\ \w+|tweet|email|print
+         |facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|telegram|copy\ link)[:!]?
+    # who posted it and when: a byline or dateline, not a sentence
+    | (?:published|posted|written|submitted)(?:\ on\ \S+(?:\ \S+){0,3})?\ by(?:\ \S+){0,4}
+    | (?:published|updated|last\ updated|posted)(?:\ on)?:?\ .{0,40}\d
+    | by\ \S+(?:\ \S+){0,3}\ *[|•·]\ .{0,60}
+    | \d+\ (?:seconds?|minutes?|hours?|days?|weeks?|months?)\ ago
+    # picture credits and captions
+    | (?:image|photo|picture|photograph|illustration|video|graphic)s?
+        (?:\ (?:source|credit|courtesy|by))?\ *[:：].{0,150}
+    | (?:source|credit)\ *:\ *.{1,60}
+    # calls to action and ad slots
+    | read\ (?:more|also|next|the\ full\ (?:story|article))\b.{0,100}
+    | (?:continue\ reading|click\ here|scroll\ down\ for\ video|advertisement
+        |sponsored(?:\ content)?|story\ continues\ below(?:\ advertisement)?
+        |subscribe|sign\ up|follow\ us)\b.{0,100}
+    # filing labels
+    | (?:tags?|categories|category)\ *:.{0,150}
+    | (?:tagged|filed\ under|posted\ in)\ [^.!?]{1,150}
+    # cookie and legal notices
+    | .{0,100}\b(?:we|this\ (?:web)?site|our\ (?:web)?site)\ uses?\ cookies\b.*
+    | .{0,60}\bcookies?\ (?:policy|settings|preferences|consent)\b.{0,60}
+    | (?:©|\(c\)\ |copyright\ (?:©\ *)?\d{4}).{0,120}
+    | all\ rights\ reserved\.?
+    # WordPress feed footer: "The post X appeared first on Y."
+    | the\ post\ .{1,300}\ appeared\ first\ on\ .{1,100}
+    )$""",
+)
+
+# A line that starts the page's tail: nothing after it belongs to the article.
+_CUT_LINES = re.compile(
+    r"""(?ix)^(?:
+      (?:recent|related|popular|latest|trending|most\ read|more)\ (?:posts|articles|stories|news)
+    | you\ (?:may|might)\ also\ (?:like|be\ interested\ in)
+    | (?:leave\ a\ (?:reply|comment)|comments|\d+\ comments?|\d+\ (?:thoughts|responses)\ on\ .*)
+    | related(?:\ (?:content|reading|coverage))?
+    )\s*:?$""",
+)
+
+# Names a CMS puts in the author field when nobody signed the piece.
+_GENERIC_AUTHORS = frozenset(
+    {"admin", "administrator", "editor", "editors", "staff", "webmaster", "root", "guest",
+     "user", "anonymous", "unknown", "author", "redaktion", "rédaction", "redacción"}
+)  # fmt: skip
+
+_DATE_META = (
+    "article:published_time",
+    "og:published_time",
+    "og:article:published_time",
+    "datepublished",
+    "pubdate",
+    "publishdate",
+    "date",
+    "dc.date.issued",
+    "dc.date",
+    "sailthru.date",
+)
+_IMAGE_META = (
+    "og:image",
+    "og:image:url",
+    "og:image:secure_url",
+    "twitter:image",
+    "twitter:image:src",
+)
+# Elements that end a paragraph when turning feed HTML into text.
+_BLOCKS = frozenset(
+    {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
+     "figure", "figcaption", "table", "tr", "section", "article", "header", "footer", "dd", "dt"}
+)  # fmt: skip
+_SENTENCE_END = re.compile(r"[.!?…:;\"'”’»)\]]$")
+_SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w", re.UNICODE)
+TITLE_LIMIT = 300  # as for feed titles
+
+
+def extract_page(html: str | bytes, url: str) -> Page:
+    """Extract the title, author, date, lead image and main text of an article page."""
+    tree = load_html(html) if html else None
+    if tree is None:
+        raise ExtractError("no article text found")
+    metas = _meta_values(tree)
+    published = _meta_date(tree, metas)
+    images = [metas[k] for k in _IMAGE_META if k in metas]
+    images += [str(h) for h in tree.xpath("//link[@rel='image_src']/@href")]
+    doc = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        favor_precision=True,
+        include_comments=False,
+        include_tables=False,
+        with_metadata=True,
+        # Guessing a date from body text ("in January 2021") is worse than no date.
+        date_extraction_params={"extensive_search": False, "original_date": True},
+    )
+    if not isinstance(doc, Document):
+        raise ExtractError("no article text found")
+    # Page titles are as untrusted as feed titles: no markup, controls or bidi tricks.
+    title = one_line(plain_text(doc.title or ""), TITLE_LIMIT) or None
+    author = _clean_author(doc.author)
+    if published is None and doc.date:
+        published = _parse_date(doc.date)
+    image = _first_url([doc.image or "", *images], url)
+    lines = clean_lines((doc.text or "").splitlines(), author=author, title=title)
+    if not lines:
+        raise ExtractError("no article text found")
+    return Page(
+        url=url, title=title, author=author, date=published, image=image, text="\n\n".join(lines)
+    )
+
+
+def clean_lines(
+    lines: Iterable[str], *, author: str | None = None, title: str | None = None
+) -> list[str]:
+    """Return the article lines of `lines`, without page furniture and trailing bylines."""
+    out: list[str] = []
+    names = {n.casefold() for n in (author,) if n} | _GENERIC_AUTHORS
+    for raw in lines:
+        line = _clean(raw)
+        if not line:
+            continue
+        if _CUT_LINES.match(line):
+            break
+        if _BOILERPLATE_LINES.match(line) or line.casefold() in names:
+            continue
+        # trafilatura sometimes repeats the headline as the first line of the text.
+        if not out and title and line.casefold() == title.casefold():
+            continue
+        out.append(line)
+    # An unpunctuated stub after the last paragraph is a byline or a label ("admin",
+    # "John Smith", "Share this"), never the end of the story.
+    while out and _is_stub(out[-1]):
+        out.pop()
+    return out
+
+
+def html_paragraphs(fragment: str) -> list[str]:
+    """Return the paragraphs of an HTML fragment as plain text, one string each."""
+    if not fragment.strip():
+        return []
+    if "<" not in fragment:
+        return [p for p in (_clean(x) for x in re.split(r"\n\s*\n", fragment)) if p]
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return []
+    for bad in root.xpath(".//script|.//style|.//noscript|.//template|.//iframe"):
+        bad.drop_tree()
+    # Block elements end a paragraph; a <br> only ends a line within one.
+    for el in root.iter(etree.Element):
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag in _BLOCKS:
+            el.tail = "\n\n" + (el.tail or "")
+            el.text = "\n\n" + (el.text or "")
+        elif tag == "br":
+            el.tail = "\n" + (el.tail or "")
+    text = "".join(root.itertext())
+    return [p for p in (_clean(x) for x in re.split(r"\n\s*\n", text)) if p]
+
+
+def merge_article(
+    entry: Entry, page: Page | None, *, min_words: int = 40, language: str | None
+) -> Article:
+    """Merge a feed entry with its extracted page into the article we summarize."""
+    page_text = page.text if page else ""
+    content_text = "\n\n".join(clean_lines(html_paragraphs(entry.content_html)))
+    if _words(page_text) >= min_words:
+        text = page_text
+    elif _words(content_text) >= min_words:
+        text = content_text
+    else:
+        # Nothing is long enough: keep whichever says the most, the feed summary included.
+        text = max((page_text, content_text, entry.summary), key=_words)
+    return Article(
+        source=entry.source,
+        guid=entry.guid,
+        url=entry.url,
+        title=entry.title or (page.title if page and page.title else ""),
+        text=text,
+        feed_summary=entry.summary,
+        published=entry.published or (page.date if page else None),
+        author=entry.author or (page.author if page else None),
+        image=(page.image if page and page.image else None) or entry.image,
+        language=language,
+    )
+
+
+def _words(text: str) -> int:
+    return sum(1 for w in text.split() if _WORD.search(w))
+
+
+def _clean(s: str | None) -> str:
+    return _SPACE.sub(" ", s or "").strip()
+
+
+def _is_stub(line: str) -> bool:
+    return len(line.split()) < 4 and not _SENTENCE_END.search(line)
+
+
+def _clean_author(author: str | None) -> str | None:
+    name = _clean(author)
+    if not name or name.casefold() in _GENERIC_AUTHORS:
+        return None
+    return name
+
+
+def _meta_values(tree: Any) -> dict[str, str]:
+    """Return the page's <meta> values by lower-cased property/name/itemprop."""
+    out: dict[str, str] = {}
+    for meta in tree.xpath("//meta[@content]"):
+        content = _clean(meta.get("content"))
+        if not content:
+            continue
+        for attr in ("property", "name", "itemprop"):
+            key = (meta.get(attr) or "").strip().lower()
+            if key and key not in out:
+                out[key] = content
+    return out
+
+
+def _meta_date(tree: Any, metas: dict[str, str]) -> datetime | None:
+    """Return the publication time the page states precisely (meta tags or JSON-LD)."""
+    for key in _DATE_META:
+        if key in metas and (when := _parse_date(metas[key])):
+            return when
+    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
+        try:
+            data = json.loads(str(script))
+        except ValueError:
+            continue
+        for value in _find_key(data, "datePublished"):
+            if isinstance(value, str) and (when := _parse_date(value)):
+                return when
+    return None
+
+
+def _find_key(data: Any, key: str, depth: int = 0) -> Iterable[Any]:
+    if depth > 6:
+        return
+    if isinstance(data, dict):
+        if key in data:
+            yield data[key]
+        for v in data.values():
+            yield from _find_key(v, key, depth + 1)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _find_key(v, key, depth + 1)
+
+
+def _parse_date(value: str) -> datetime | None:
+    """Parse an ISO 8601 or RFC 2822 date; a date or naive time is taken as UTC."""
+    value = value.strip()
+    when: datetime | None = None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if when.year < 1990 or when.year > 9000:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def _first_url(candidates: Iterable[str], base: str) -> str | None:
+    """Return the first candidate that is an absolute http(s) URL once joined to `base`."""
+    for cand in candidates:
+        cand = cand.strip()
+        if not cand or cand.startswith("data:"):
+            continue
+        try:
+            full = urljoin(base, cand)
+            parts = urlsplit(full)
+        except ValueError:
+            continue
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return full
+    return None

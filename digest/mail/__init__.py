@@ -1,0 +1,1 @@
+"""Mail: build messages, talk SMTP, and deliver an issue through the ledger."""

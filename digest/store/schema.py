@@ -1,0 +1,341 @@
+"""The tables, their numbered migrations, and the base that opens and checks a database.
+
+One schema for SQLite and PostgreSQL (SQLAlchemy Core). Every change to it is a
+numbered migration recorded in `schema_version`; `digest db upgrade` applies the
+pending ones. A database is used only at exactly the version this code knows: an
+older one would lack columns the code writes, a newer one may hold states this
+code would misread. An empty database is created at the current version at once,
+so SQLite stays zero set-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from digest.errors import StoreError
+from digest.models import Delivery, Subscriber
+
+log = logging.getLogger(__name__)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Store aware datetimes as UTC ISO text; read them back aware.
+
+    Fixed-width UTC text sorts like the instants it names, so comparisons in SQL
+    (lease expiry, cut-offs) work the same on both back ends.
+    """
+
+    impl = sa.String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def process_result_value(self, value: str | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value).astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("last_run", UTCDateTime),
+    sa.Column("last_success", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("failing_since", UTCDateTime),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+)
+
+articles = sa.Table(
+    "articles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("guid", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("title_key", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False, default=""),
+    sa.Column("feed_summary", sa.Text, nullable=False, default=""),
+    sa.Column("published", UTCDateTime),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("author", sa.Text),
+    sa.Column("image", sa.Text),
+    sa.Column("language", sa.String(40)),
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id")),
+    sa.UniqueConstraint("guid", name="uq_articles_guid"),
+    sa.Index("ix_articles_url", "url"),
+    sa.Index("ix_articles_title_key", "title_key"),
+    sa.Index("ix_articles_first_seen", "first_seen"),
+)
+
+issues = sa.Table(
+    "issues",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("date", sa.String(10), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False, default=""),
+    sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False, default=""),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    # pending -> sending (committed just before end-of-data) -> sent | failed
+    sa.Column("status", sa.String(20), nullable=False, default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Migration 3: the worker holding a pending row, and until when (see digest.store.ledger).
+    sa.Column("claimed_by", sa.String(100)),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Index("ix_deliveries_status", "issue_id", "status"),
+)
+# Migration 3: workers claim the lowest pending rows again and again; without this the
+# scan walks past every row already sent, and a send slows down as it proceeds.
+ix_deliveries_pending = sa.Index(
+    "ix_deliveries_pending",
+    deliveries.c.issue_id,
+    deliveries.c.subscriber_id,
+    postgresql_where=deliveries.c.status == "pending",
+    sqlite_where=deliveries.c.status == "pending",
+)
+
+# -- daemon locks (migration 2; the logic lives in digest.store.locks) ---------------
+# One row per lock name: who holds it and when it last proved it was alive.
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat", UTCDateTime, nullable=False),
+)
+# -- end daemon locks ---------------------------------------------------------
+
+Migration = Callable[[Connection], None]
+
+
+def _create(*tables: sa.Table) -> Migration:
+    def step(conn: Connection) -> None:
+        for table in tables:
+            table.create(conn, checkfirst=True)
+
+    return step
+
+
+def _create_indexes(*indexes: sa.Index) -> Migration:
+    def step(conn: Connection) -> None:
+        for index in indexes:
+            index.create(conn, checkfirst=True)
+
+    return step
+
+
+def _steps(*steps: Migration) -> Migration:
+    def step(conn: Connection) -> None:
+        for one in steps:
+            one(conn)
+
+    return step
+
+
+def _add_columns(table: sa.Table, *names: str) -> Migration:
+    """Add columns that a database created before them lacks (new ones have them already)."""
+
+    def step(conn: Connection) -> None:
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for name in names:
+            if name not in have:
+                kind = table.c[name].type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
+
+    return step
+
+
+# Numbered migrations, applied in order, each in its own transaction. A table is
+# created with its latest columns, so later steps must tolerate finding them there.
+MIGRATIONS: dict[int, Migration] = {
+    1: _create(schema_version, sources, issues, articles, subscribers, deliveries),
+    2: _create(locks),
+    3: _steps(
+        _add_columns(deliveries, "claimed_by", "claimed_until"),
+        _create_indexes(ix_deliveries_pending),
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def advisory_key(name: str) -> int:
+    """Return a stable signed 64-bit key for a PostgreSQL advisory lock named `name`."""
+    return zlib.crc32(f"digest:{name}".encode()) - 2**31
+
+
+class Database:
+    """An engine plus the schema checks every store needs before it is used."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def shared(self) -> bool:
+        """Return True on a server database (PostgreSQL) that many processes can share."""
+        return self.engine.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """Yield a connection in a transaction, turning database failures into StoreError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def version(self) -> int:
+        """Return the schema version of the database (0 when empty)."""
+        with self.begin() as conn:
+            return _version(conn)
+
+    def check_schema(self) -> None:
+        """Raise StoreError unless the database is at exactly this code's schema version."""
+        current = self.version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._where()} has schema version {current}, newer than this digest "
+                f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
+            )
+        if current < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._where()} has schema version {current}, older than this digest "
+                f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
+            )
+
+    def migrate(self) -> list[int]:
+        """Apply pending numbered migrations; return the versions applied.
+
+        On PostgreSQL an advisory lock serializes processes that start together on
+        an empty database, so the schema is created once.
+        """
+        applied: list[int] = []
+        try:
+            with self.engine.connect() as conn:
+                if self.shared:
+                    conn.execute(sa.select(sa.func.pg_advisory_lock(advisory_key("migrate"))))
+                    conn.commit()
+                try:
+                    current = _version(conn)
+                    conn.commit()
+                    if current > SCHEMA_VERSION:
+                        self.check_schema()
+                    for version in sorted(v for v in MIGRATIONS if v > current):
+                        with conn.begin():
+                            MIGRATIONS[version](conn)
+                            conn.execute(
+                                schema_version.insert().values(
+                                    version=version, applied_at=datetime.now(tz=UTC)
+                                )
+                            )
+                        applied.append(version)
+                        log.info("store: applied migration %d", version)
+                finally:
+                    if self.shared:
+                        conn.execute(sa.select(sa.func.pg_advisory_unlock(advisory_key("migrate"))))
+                        conn.commit()
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+        return applied
+
+
+def _version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    v = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    return int(v or 0)
+
+
+# -- rows to models -------------------------------------------------------------
+
+
+def subscriber_from_row(r: Any) -> Subscriber:
+    """Return the Subscriber of a `subscribers` row mapping."""
+    return Subscriber(
+        id=r["id"],
+        email=r["email"],
+        name=r["name"],
+        status=r["status"],
+        token=r["token"],
+        created_at=r["created_at"],
+    )
+
+
+def delivery_from_row(r: Any, cols: Any) -> Delivery:
+    """Return the Delivery of a row (keyed by `cols` columns when given, else by name)."""
+
+    def get(name: str) -> Any:
+        return r[getattr(cols, name)] if cols is not None else r[name]
+
+    return Delivery(
+        issue_id=get("issue_id"),
+        subscriber_id=get("subscriber_id"),
+        email=get("email"),
+        status=get("status"),
+        attempts=get("attempts") or 0,
+        last_error=get("last_error"),
+        message_id=get("message_id"),
+        updated_at=get("updated_at"),
+    )

@@ -1,0 +1,362 @@
+"""Pick the sentences that summarize an article, with sumy, offline.
+
+Pure. The text is split with `digest.summarize.tokenize` (punkt models bundled in a package, no
+NLTK data), sentences that cannot stand in a newsletter are dropped *before* ranking
+(boilerplate, fragments, headings, over-long sentences, duplicates), and one of sumy's
+rankers picks among the rest. What comes back is whole sentences of the input, in
+article order, with runs of whitespace collapsed to one space.
+
+The default method, "position", is `digest.summarize.position.PositionSummarizer`: a position
+prior plus PacSum-style directed centrality, with rules against captions, quotations
+and dangling openers, and MMR against repetition. It beats the lead sentences on news,
+which sumy's classic rankers ("lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic",
+"edmundson", all still selectable) do not; "lead" takes the first sentences that qualify.
+
+The one exception: when no sentence qualifies, the first sentence that is neither
+boilerplate nor a fragment is returned alone; if it has more than `max_words` words it
+is cut at a word boundary and "…" appended. That is the only non-verbatim output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy
+from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
+from sumy.nlp.stemmers import Stemmer
+from sumy.summarizers.edmundson import EdmundsonSummarizer
+from sumy.summarizers.kl import KLSummarizer
+from sumy.summarizers.lex_rank import LexRankSummarizer
+from sumy.summarizers.lsa import LsaSummarizer
+from sumy.summarizers.luhn import LuhnSummarizer
+from sumy.summarizers.sum_basic import SumBasicSummarizer
+from sumy.summarizers.text_rank import TextRankSummarizer
+from sumy.utils import get_stop_words
+
+from digest.config import SUMMARY_METHODS
+from digest.summarize.position import PositionSummarizer
+from digest.summarize.rules import is_boilerplate, word_count
+from digest.summarize.tokenize import Tokenizer, get_tokenizer, normalize_language, split_paragraphs
+
+log = logging.getLogger(__name__)
+
+# "position" first: the default. The rest are sumy's classic rankers and the plain lead.
+# The config validates against the same tuple.
+METHODS: tuple[str, ...] = SUMMARY_METHODS
+DEFAULT_METHOD = METHODS[0]
+
+MIN_WORDS = 4  # fewer words than this is a fragment: "Mr.", "Share this", "By Jane Doe."
+
+# A sentence must end like one; a headline or a label ("Related coverage") does not.
+_TERMINAL = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+
+
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# sumy ships no stop words for these; the commonest function words are enough to keep
+# them from dominating term weights.
+_EXTRA_STOP_WORDS = {
+    "russian": _set(
+        """и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по
+        только ее её мне было вот от меня еще ещё нет о из ему теперь когда даже ну вдруг ли
+        если уже или ни быть был него до вас нибудь опять уж вам ведь там потом себя ничего
+        ей может они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего
+        раз тоже себе под будет ж тогда кто этот того потому этого какой совсем ним здесь
+        этом один почти мой тем чтобы нее неё были куда зачем всех никогда можно при об
+        также это эти этих этой которые который которая которых году года также"""
+    ),
+    "dutch": _set(
+        """de en van ik te dat die in een hij het niet zijn is was op aan met als voor had
+        er maar om hem dan zou of wat mijn men dit zo door over ze zich bij ook tot je mij
+        uit der daar haar naar heb hoe heeft hebben deze u want nog zal me zij nu ge geen
+        omdat iets worden toch al waren veel meer doen toen moet ben zonder kan hun dus
+        alles onder ja eens hier wie werd altijd doch wordt wezen kunnen ons zelf tegen na
+        reeds wil kon niets uw iemand geweest andere"""
+    ),
+}
+
+# Edmundson's cue method needs "stigma" words, which lower a sentence's rating: words
+# of page furniture and hedging. Its "bonus" words are the document's own most frequent
+# content words (Edmundson's key words), so no per-language list is needed for them.
+_STIGMA_WORDS = _set(
+    """click subscribe newsletter advertisement cookies cookie share photo image credit
+    perhaps maybe hopefully reportedly allegedly"""
+)
+
+
+class _StableRanking:
+    """Rank by rating, ties to the earlier sentence, ignoring float noise below 1e-9.
+
+    sumy sums over sets whose order depends on the hash seed, so near-equal ratings can
+    swap between runs; rounding and an explicit tie-break make the choice repeatable.
+    """
+
+    @staticmethod
+    def _get_best_sentences(
+        sentences: Sequence[Any], count: int, rating: Any, *args: Any, **kwargs: Any
+    ) -> tuple[Any, ...]:
+        scored: list[tuple[float, int, Any]] = []
+        for order, sentence in enumerate(sentences):
+            value = (
+                rating[sentence] if isinstance(rating, dict) else rating(sentence, *args, **kwargs)
+            )
+            r = float(value)
+            scored.append((round(r, 9) if math.isfinite(r) else -math.inf, order, sentence))
+        best = sorted(scored, key=lambda t: (-t[0], t[1]))[: int(count)]
+        return tuple(s for _, _, s in sorted(best, key=lambda t: t[1]))
+
+
+class _LexRank(_StableRanking, LexRankSummarizer):  # type: ignore[misc]
+    def _create_matrix(
+        self,
+        sentences: list[list[str]],
+        threshold: float,
+        tf_metrics: list[dict[str, float]],
+        idf_metrics: dict[str, float],
+    ) -> Any:
+        # sumy's matrix, vectorized: its nested Python loops over sentence pairs take
+        # most of the time on a news article. Same idf-modified cosine, same threshold,
+        # same degree normalization.
+        terms = {t: i for i, t in enumerate(sorted(idf_metrics))}
+        weights = numpy.zeros((len(sentences), len(terms)))
+        for row, tf in enumerate(tf_metrics):
+            for term, value in tf.items():
+                weights[row, terms[term]] = value * idf_metrics[term]
+        norms = numpy.sqrt((weights**2).sum(axis=1))
+        dots = weights @ weights.T
+        denominators = numpy.outer(norms, norms)
+        cosine = numpy.divide(
+            dots, denominators, out=numpy.zeros_like(dots), where=denominators > 0
+        )
+        matrix = (cosine > threshold).astype(float)
+        degrees = numpy.maximum(matrix.sum(axis=1), 1.0)
+        return matrix / degrees[:, None]
+
+
+class _TextRank(_StableRanking, TextRankSummarizer):  # type: ignore[misc]
+    pass
+
+
+class _Lsa(_StableRanking, LsaSummarizer):  # type: ignore[misc]
+    def _create_dictionary(self, document: Any) -> dict[str, int]:
+        # Sorted, so the term-matrix rows (and the SVD) do not depend on the hash seed.
+        words = (self.normalize_word(w) for w in document.words)
+        unique = sorted({self.stem_word(w) for w in words if w not in self._stop_words})
+        return {w: i for i, w in enumerate(unique)}
+
+
+class _Luhn(_StableRanking, LuhnSummarizer):  # type: ignore[misc]
+    pass
+
+
+class _Kl(_StableRanking, KLSummarizer):  # type: ignore[misc]
+    pass
+
+
+class _SumBasic(_StableRanking, SumBasicSummarizer):  # type: ignore[misc]
+    pass
+
+
+class _Edmundson(_StableRanking, EdmundsonSummarizer):  # type: ignore[misc]
+    pass
+
+
+_RANKERS: dict[str, Callable[[Any], Any]] = {
+    "lexrank": _LexRank,
+    "textrank": _TextRank,
+    "lsa": _Lsa,
+    "luhn": _Luhn,
+    "kl": _Kl,
+    "sumbasic": _SumBasic,
+}
+
+
+class _Language:
+    """What every ranker needs for one language, built once: tokenizer, stemmer, stop words."""
+
+    def __init__(self, name: str) -> None:
+        self.tokenizer: Tokenizer = get_tokenizer(name)
+        try:
+            stop = frozenset(get_stop_words(name))
+        except LookupError:
+            stop = frozenset()
+        self.stop_words = stop | _EXTRA_STOP_WORDS.get(name, frozenset())
+        sumy_stem = Stemmer(name)
+        # Snowball is the slowest step of ranking; news reuses a small vocabulary.
+        self.stem: Callable[[str], str] = lru_cache(maxsize=65536)(sumy_stem)
+        self._rankers: dict[str, Any] = {}
+
+    def ranker(self, method: str) -> Any:
+        if method not in self._rankers:
+            if method == "position":
+                ranker = PositionSummarizer(self.stem, self.tokenizer.language)
+                ranker.max_words = None  # `summarize` has already applied the caller's cap
+            else:
+                ranker = _RANKERS[method](self.stem)
+            ranker.stop_words = self.stop_words
+            self._rankers[method] = ranker
+        return self._rankers[method]
+
+    def edmundson(self, sentences: Sequence[Sentence]) -> Any:
+        # Bonus words depend on the document, so this one is built per call.
+        ranker = _Edmundson(self.stem, cue_weight=1.0, key_weight=1.0, title_weight=0.0)
+        counts = Counter(
+            self.stem(w.lower())
+            for s in sentences
+            for w in s.words
+            if w.lower() not in self.stop_words
+        )
+        top = [w for w, n in counts.most_common(10) if n > 1] or [
+            w for w, _ in counts.most_common(3)
+        ]
+        ranker.bonus_words = top or ["news"]
+        ranker.stigma_words = _STIGMA_WORDS
+        ranker.null_words = self.stop_words or {"the"}
+        return ranker
+
+
+_languages: dict[str, _Language] = {}
+_languages_lock = threading.Lock()
+
+
+def _language(language: str) -> _Language:
+    name = normalize_language(language)
+    lang = _languages.get(name)
+    if lang is None:
+        with _languages_lock:
+            lang = _languages.get(name)
+            if lang is None:
+                lang = _languages[name] = _Language(name)
+    return lang
+
+
+def summarize(
+    text: str,
+    *,
+    sentences: int,
+    method: str = DEFAULT_METHOD,
+    language: str = "english",
+    max_words: int = 60,
+) -> tuple[str, ...]:
+    """Return up to `sentences` whole sentences of `text` that summarize it, in order."""
+    if method not in METHODS:
+        raise ValueError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
+    lang = _language(language)  # LookupError for an unsupported language
+    if sentences <= 0 or not text.strip():
+        return ()
+    good, fallback = _candidates(lang, text, max_words)
+    if not good:
+        return (_truncate(fallback, max_words),) if fallback else ()
+    # "position" ranks even when all would fit: its rules still drop captions and quotes.
+    if method == "lead" or (len(good) <= sentences and method != "position"):
+        return tuple(str(s) for _, s in good[:sentences])
+    picked = _rank(lang, method, good, sentences)
+    return tuple(str(good[i][1]) for i in picked)
+
+
+def _candidates(
+    lang: _Language, text: str, max_words: int
+) -> tuple[list[tuple[int, Sentence]], str | None]:
+    """Return the sentences fit to rank, with their paragraph index, and a fallback.
+
+    The fallback is the first sentence that is neither boilerplate nor a fragment, for
+    when none qualifies.
+    """
+    good: list[tuple[int, Sentence]] = []
+    fallback: str | None = None
+    seen: set[str] = set()
+    for p_index, paragraph in enumerate(split_paragraphs(text)):
+        for sent in lang.tokenizer.to_sentences(paragraph):
+            count = word_count(sent)
+            if count < MIN_WORDS or is_boilerplate(sent):
+                continue
+            if fallback is None:
+                fallback = sent
+            if count > max_words or not _TERMINAL.search(sent):
+                continue
+            obj = Sentence(sent, lang.tokenizer)
+            words = obj.words  # cached on the object, so rankers do not split it again
+            if not words:
+                continue  # no letters at all ("2-1, 3-0 and 4-4."): nothing to rank
+            key = " ".join(words).casefold()
+            if key in seen:
+                continue
+            seen.add(key)
+            good.append((p_index, obj))
+    return good, fallback
+
+
+def _rank(lang: _Language, method: str, good: list[tuple[int, Sentence]], count: int) -> list[int]:
+    """Return the indices into `good` that `method` picks, in article order."""
+    objects = [obj for _, obj in good]
+    grouped: dict[int, list[Sentence]] = {}
+    for (p_index, _), obj in zip(good, objects, strict=True):
+        grouped.setdefault(p_index, []).append(obj)
+    document = ObjectDocumentModel([Paragraph(group) for group in grouped.values()])
+    index = {id(obj): i for i, obj in enumerate(objects)}
+    ranker = lang.edmundson(objects) if method == "edmundson" else lang.ranker(method)
+    try:
+        # numpy's divide-by-zero warnings and sumy's "fewer words than sentences" are
+        # expected on tiny inputs and change nothing here.
+        with warnings.catch_warnings(), numpy.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            chosen = ranker(document, count)
+    except (ValueError, ArithmeticError) as exc:  # numpy.linalg.LinAlgError is a ValueError
+        log.warning("summarizer %s failed (%s); using the lead sentences", method, exc)
+        return list(range(min(count, len(good))))
+    picked = sorted(index[id(s)] for s in chosen if id(s) in index)
+    return picked or list(range(min(count, len(good))))
+
+
+def _truncate(sentence: str, max_words: int) -> str:
+    words = sentence.split()
+    if len(words) <= max_words:
+        return sentence
+    return " ".join(words[: max(max_words, 1)]).rstrip(",;:–—-") + "…"
+
+
+def summarize_jsonl(
+    lines: Iterable[str],
+    *,
+    sentences: int,
+    method: str = DEFAULT_METHOD,
+    language: str = "english",
+    max_words: int = 60,
+) -> Iterator[str]:
+    """Summarize {"id", "text"} JSON lines, yielding {"id", "summary"} or {"id", "error"} lines."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        ident: Any = None
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            yield _dump({"id": None, "error": f"line {number}: invalid JSON: {exc}"})
+            continue
+        if not isinstance(obj, dict):
+            yield _dump({"id": None, "error": f"line {number}: expected a JSON object"})
+            continue
+        ident = obj.get("id")
+        text = obj.get("text")
+        if not isinstance(text, str):
+            yield _dump({"id": ident, "error": f'line {number}: "text" must be a string'})
+            continue
+        summary = summarize(
+            text, sentences=sentences, method=method, language=language, max_words=max_words
+        )
+        yield _dump({"id": ident, "summary": list(summary)})
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False)

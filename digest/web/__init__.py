@@ -1,0 +1,323 @@
+"""The readers' web side: one-click unsubscribe, re-subscribe, the issue archive, a health check.
+
+    GET  /unsubscribe?token=T    confirmation page with an "Unsubscribe" button
+    POST /unsubscribe?token=T    RFC 8058 one-click (body List-Unsubscribe=One-Click) → 200
+    GET  /unsubscribe            (no token) how to unsubscribe: the archive's link lands here
+    POST /resubscribe?token=T    undo an unsubscribe
+    GET  /archive                past issues, newest first
+    GET  /archive/YYYY-MM-DD     an issue as sent, with no subscriber's token in it
+    GET  /healthz                "ok" when the database answers
+
+RFC 8058 asks that the one-click POST work without cookies and without redirects, so
+every answer here is a final 200 (or a plain 4xx) and no cookie is ever set. A GET never
+changes anything: mail scanners and link previewers fetch every URL in a message.
+A token that is malformed, forged or unknown gets a 400 and changes nothing.
+
+`create_app(config, store)` returns the Starlette app; `digest serve` runs it with uvicorn
+behind the operator's reverse proxy at `[site].url`. Links use the path of `[site].url`,
+so a proxy that maps https://example.com/news/ to this app's root keeps them working.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.parser import BytesParser
+from html import escape
+from urllib.parse import parse_qs, quote, urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from digest.config import Config
+from digest.errors import StoreError
+from digest.models import TOKEN_PLACEHOLDER, Subscriber
+from digest.store import Store, StoredIssue
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+# store.new_token() makes 32 URL-safe characters; accept a little either side of that.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; anything large is not one
+ARCHIVE_LIMIT = 1000
+ONE_CLICK = ("List-Unsubscribe", "One-Click")
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",  # the token is in the URL: never pass it on
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+# Archived issues load remote images and inline styles, and post nothing.
+_ARCHIVE_HEADERS = {
+    **_HEADERS,
+    "Cache-Control": "public, max-age=300",
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src https: http:; style-src 'unsafe-inline'; "
+        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+_CSS = (
+    "body{margin:0;padding:32px 16px;background:#f3f4f6;color:#111827;"
+    "font:16px/1.5 -apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}"
+    "main{max-width:560px;margin:0 auto;background:#fff;border-radius:8px;padding:24px;"
+    "border-top:4px solid #1d4ed8}"
+    "h1{font-size:22px;line-height:28px;margin:0 0 12px}p{margin:0 0 16px}"
+    ".site{font-size:14px;color:#6b7280;margin:0 0 16px}.site a{color:#6b7280}"
+    "button{font:inherit;font-weight:600;border:0;border-radius:6px;padding:10px 20px;"
+    "background:#1d4ed8;color:#fff;cursor:pointer}button.quiet{background:#e5e7eb;color:#111827}"
+    "form{margin:0 0 16px}ul{padding:0;list-style:none}li{padding:8px 0;"
+    "border-bottom:1px solid #e5e7eb}li a{color:#111827;font-weight:600;text-decoration:none}"
+    ".date{display:block;font-size:13px;color:#6b7280}"
+    "@media (prefers-color-scheme:dark){body{background:#111318;color:#f3f4f6}"
+    "main{background:#1b1e24}li{border-color:#2b2f37}li a{color:#f3f4f6}"
+    "button.quiet{background:#2b2f37;color:#f3f4f6}}"
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def valid_token(token: str | None) -> bool:
+    """Return True when `token` has the shape of a subscriber token (not that it exists)."""
+    return bool(token) and _TOKEN.fullmatch(token or "") is not None
+
+
+def strip_tokens(text: str) -> str:
+    """Remove the token placeholder (and its `token=` parameter) from an issue's HTML or text."""
+    for prefix in ("?token=", "&amp;token=", "&token="):
+        text = text.replace(prefix + TOKEN_PLACEHOLDER, "")
+    return text.replace(TOKEN_PLACEHOLDER, "")
+
+
+def is_one_click(body: bytes, content_type: str) -> bool:
+    """Return True when a POST body carries List-Unsubscribe=One-Click (urlencoded or multipart)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+        msg = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        for part in msg.iter_parts() if msg.is_multipart() else ():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if name == ONE_CLICK[0] and isinstance(payload, bytes):
+                return payload.decode("utf-8", "replace").strip() == ONE_CLICK[1]
+        return False
+    # RFC 8058 allows application/x-www-form-urlencoded; be lenient about a missing type.
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return False
+    return ONE_CLICK[1] in fields.get(ONE_CLICK[0], [])
+
+
+class WebApp:
+    """The request handlers, bound to one config, store and clock."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.site_name = config.site.name
+        self.base = config.site.url.rstrip("/")
+        self.prefix = urlsplit(self.base).path.rstrip("/")  # where the proxy mounts us
+
+    # -- pages ----------------------------------------------------------------
+
+    def page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
+        """Return a small standalone HTML page with the site's name on top."""
+        html = (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="robots" content="noindex">'
+            f"<title>{escape(title)} · {escape(self.site_name)}</title><style>{_CSS}</style>"
+            f'</head><body><main><p class="site"><a href="{escape(self.base)}/">'
+            f"{escape(self.site_name)}</a></p><h1>{escape(title)}</h1>{body}</main></body></html>\n"
+        )
+        return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+    def bad_token(self) -> HTMLResponse:
+        """Return the plain 400 page for a malformed, forged or unknown token."""
+        return self.page(
+            "This link is not valid",
+            "<p>The link may be incomplete or mistyped. Please use the unsubscribe link "
+            "from the most recent email you received.</p>",
+            status=400,
+        )
+
+    def _form(self, action: str, token: str, label: str, *, quiet: bool = False) -> str:
+        # The hidden field makes the button's POST exactly the RFC 8058 one-click request.
+        hidden = (
+            f'<input type="hidden" name="{ONE_CLICK[0]}" value="{ONE_CLICK[1]}">'
+            if action == "unsubscribe"
+            else ""
+        )
+        cls = ' class="quiet"' if quiet else ""
+        return (
+            f'<form method="post" action="{self.prefix}/{action}?token={quote(token)}">'
+            f'{hidden}<button type="submit"{cls}>{escape(label)}</button></form>'
+        )
+
+    def _done(self, sub: Subscriber, token: str) -> HTMLResponse:
+        return self.page(
+            "You are unsubscribed",
+            f"<p>{escape(_mask(sub.email))} will get no more emails from "
+            f"{escape(self.site_name)}.</p><p>Unsubscribed by mistake?</p>"
+            + self._form("resubscribe", token, "Subscribe again", quiet=True),
+        )
+
+    async def _subscriber(self, token: str) -> Subscriber | None:
+        return await run_in_threadpool(lambda: self.store.get_subscriber(token=token))
+
+    async def _set_status(self, token: str, status: str) -> Subscriber | None:
+        now = self.clock()
+        return await run_in_threadpool(
+            lambda: self.store.set_subscriber_status(status=status, now=now, token=token)
+        )
+
+    # -- handlers -------------------------------------------------------------
+
+    async def unsubscribe_form(self, request: Request) -> Response:
+        """Show the confirmation page; a GET never unsubscribes (scanners follow links)."""
+        if "token" not in request.query_params:
+            return self.page(
+                "Unsubscribe",
+                "<p>To stop receiving this newsletter, use the <em>Unsubscribe</em> link at "
+                "the bottom of any email you received from us; it is personal to you.</p>",
+            )
+        token = request.query_params["token"]
+        sub = await self._subscriber(token) if valid_token(token) else None
+        if sub is None:
+            return self.bad_token()
+        if sub.status == "unsubscribed":
+            return self._done(sub, token)
+        return self.page(
+            "Unsubscribe?",
+            f"<p>Stop sending {escape(self.site_name)} to {escape(_mask(sub.email))}?</p>"
+            + self._form("unsubscribe", token, "Unsubscribe"),
+        )
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """Unsubscribe on the RFC 8058 one-click POST (idempotent)."""
+        token = request.query_params.get("token", "")
+        if not valid_token(token):
+            return self.bad_token()
+        body = await _read_body(request)
+        if body is None:
+            return PlainTextResponse("request body too large\n", status_code=413)
+        if not is_one_click(body, request.headers.get("content-type", "")):
+            return self.page(
+                "Unsubscribe",
+                "<p>This request did not say <code>List-Unsubscribe=One-Click</code>; "
+                "nothing was changed. Use the button on the unsubscribe page.</p>",
+                status=400,
+            )
+        sub = await self._subscriber(token)
+        if sub is None:
+            return self.bad_token()
+        if sub.status == "active":
+            sub = await self._set_status(token, "unsubscribed") or sub
+            log.info("subscriber %s unsubscribed via the web", sub.id)
+        # Already unsubscribed or bounced: leave the status alone, answer the same.
+        return self._done(sub, token)
+
+    async def resubscribe(self, request: Request) -> Response:
+        """Undo an unsubscribe for the token's owner."""
+        token = request.query_params.get("token", "")
+        sub = await self._subscriber(token) if valid_token(token) else None
+        if sub is None:
+            return self.bad_token()
+        if sub.status == "bounced":
+            return self.page(
+                "Cannot subscribe again here",
+                "<p>Mail to this address bounced, so we stopped sending to it. Please "
+                "contact the editor to be added again.</p>",
+            )
+        if sub.status != "active":
+            sub = await self._set_status(token, "active") or sub
+            log.info("subscriber %s re-subscribed via the web", sub.id)
+        return self.page(
+            "Welcome back",
+            f"<p>{escape(_mask(sub.email))} will get {escape(self.site_name)} again, "
+            "starting with the next issue.</p>"
+            + self._form("unsubscribe", token, "Unsubscribe", quiet=True),
+        )
+
+    async def archive(self, request: Request) -> Response:
+        """List past issues, newest first."""
+        issues: list[StoredIssue] = await run_in_threadpool(
+            lambda: self.store.list_issues(limit=ARCHIVE_LIMIT)
+        )
+        if not issues:
+            return self.page("Archive", "<p>No issues yet.</p>")
+        rows = "".join(
+            f'<li><span class="date">{escape(i.date)}</span>'
+            f'<a href="{self.prefix}/archive/{escape(i.date)}">{escape(i.subject)}</a></li>'
+            for i in issues
+        )
+        return self.page("Archive", f"<ul>{rows}</ul>")
+
+    async def archived_issue(self, request: Request) -> Response:
+        """Show one issue as it was sent, with no subscriber's token in it."""
+        date = request.path_params["date"]
+        issue = None
+        if _DATE.fullmatch(date):
+            issue = await run_in_threadpool(lambda: self.store.issue_for_date(date))
+        if issue is None:
+            return self.page("Not found", "<p>There is no issue for that date.</p>", 404)
+        return HTMLResponse(strip_tokens(issue.html), headers=_ARCHIVE_HEADERS)
+
+    async def healthz(self, request: Request) -> Response:
+        """Answer "ok" when the database answers, 503 otherwise."""
+        try:
+            await run_in_threadpool(self.store.version)
+        except StoreError as exc:
+            log.warning("health check failed: %s", exc)
+            return PlainTextResponse("database unavailable\n", status_code=503)
+        return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """Return the request body, or None when it exceeds MAX_BODY."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _mask(address: str) -> str:
+    """Return "j•••@example.com": enough for the reader to recognise, little for a bystander."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}•••@{domain}" if domain else "your address"
+
+
+def create_app(config: Config, store: Store, *, clock: Clock | None = None) -> Starlette:
+    """Return the web app for `digest serve` (tests pass a fixed clock)."""
+    web = WebApp(config, store, clock or _utcnow)
+    routes = [
+        Route("/unsubscribe", web.unsubscribe_form, methods=["GET"]),
+        Route("/unsubscribe", web.unsubscribe, methods=["POST"]),
+        Route("/resubscribe", web.resubscribe, methods=["POST"]),
+        Route("/archive", web.archive, methods=["GET"]),
+        Route("/archive/", web.archive, methods=["GET"]),
+        Route("/archive/{date}", web.archived_issue, methods=["GET"]),
+        Route("/healthz", web.healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
