@@ -24,17 +24,17 @@ SUMMARY_METHODS = (
     "edmundson",
     "lead",
 )
-LANGUAGES = ("english", "german", "french", "spanish", "russian", "italian", "portuguese", "dutch")
 DEFAULT_USER_AGENT = "digest/0.1 (+https://github.com/digest-newsletter/digest; newsletter bot)"
 
 
 @dataclass(frozen=True)
 class SiteConfig:
-    """The publication: its name, public URL and time zone."""
+    """The publication: its name, public URL, time zone and interface language."""
 
     name: str
     url: str
     timezone: str = "UTC"
+    language: str = "en"  # ISO 639-1: the interface's language and the email's lang
 
     @property
     def tz(self) -> ZoneInfo:
@@ -48,7 +48,7 @@ class SourceConfig:
 
     name: str
     url: str
-    language: str = ""
+    language: str = ""  # ISO 639-1; "" = from the page, the feed, or the text
     priority: int = 0
     fetch_pages: bool = True
     # For a local feed file: the web address its relative links are published under.
@@ -89,7 +89,7 @@ class SummaryConfig:
     """How stories are summarized."""
 
     method: str = "position"
-    language: str = "english"
+    language: str = ""  # ISO 639-1: assumed when nothing else tells; "" = unknown
     lead_sentences: int = 3
     roundup_sentences: int = 1
     max_words: int = 60
@@ -102,6 +102,15 @@ class ComposeConfig:
     max_roundup: int = 20
     pin: str = ""  # URL of an article that must be the lead story
     min_articles: int = 1
+    # ISO 639-1 codes of the articles that may be the lead or in the roundup; () = the
+    # site's language; ("*",) = every language, each item marked with its own.
+    languages: tuple[str, ...] = ()
+
+    def allows(self, language: str | None, site_language: str) -> bool:
+        """Return True when an article in `language` may be the lead or in the roundup."""
+        wanted = self.languages or (site_language,)
+        # An article whose language nobody could tell is not kept out for it.
+        return "*" in wanted or not language or language in wanted
 
 
 @dataclass(frozen=True)

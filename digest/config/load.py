@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from digest.config import (
-    LANGUAGES,
     SUMMARY_METHODS,
     CollectConfig,
     ComposeConfig,
@@ -33,6 +32,7 @@ from digest.config import (
     SummaryConfig,
 )
 from digest.errors import ConfigError
+from digest.language import to_code
 
 T = TypeVar("T")
 
@@ -112,6 +112,16 @@ class _Loader:
                 value = float(value)
             kwargs[f.name] = value
         return cls(**kwargs)
+
+
+def _language(loader: _Loader, key: str, value: str) -> str:
+    """Return the ISO 639-1 code for a config value; old names ("german") still work."""
+    try:
+        return to_code(value)
+    except ValueError:
+        raise loader.fail(
+            key, f'{value!r} is not a language; write an ISO 639-1 code such as "en" or "de"'
+        ) from None
 
 
 def _suggest_zone(name: str) -> str:
@@ -252,6 +262,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     if "site" not in data:
         raise loader.fail("site", "missing; add [site] with name, url and timezone")
     site = loader.table(SiteConfig, data["site"], "site")
+    site = replace(site, language=_language(loader, "site.language", site.language) or "en")
     _validate_http_url(loader, "site.url", site.url)
     try:
         ZoneInfo(site.timezone)
@@ -273,11 +284,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         key = f"sources[{i}]"
         src = loader.table(SourceConfig, raw, key)
         src = _resolve_source(loader, f"{key}.url", src)
-        if src.language and src.language not in LANGUAGES:
-            raise loader.fail(
-                f"{key}.language",
-                f"{src.language!r} is not supported; write one of {', '.join(LANGUAGES)}",
-            )
+        src = replace(src, language=_language(loader, f"{key}.language", src.language))
         if src.public_url:
             _validate_http_url(loader, f"{key}.public_url", src.public_url)
             if not src.public_url.endswith("/"):
@@ -304,17 +311,18 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             "summary.method",
             f"unknown method {summary.method!r}; write one of {', '.join(SUMMARY_METHODS)}",
         )
-    if summary.language not in LANGUAGES:
-        raise loader.fail(
-            "summary.language",
-            f"{summary.language!r} is not supported; write one of {', '.join(LANGUAGES)}",
-        )
+    summary = replace(summary, language=_language(loader, "summary.language", summary.language))
     for name in ("lead_sentences", "roundup_sentences", "max_words"):
         if getattr(summary, name) < 1:
             raise loader.fail(f"summary.{name}", "must be at least 1")
     compose = loader.table(ComposeConfig, data.get("compose", {}), "compose")
     if compose.max_roundup < 0:
         raise loader.fail("compose.max_roundup", "must be 0 or more")
+    if "*" in compose.languages:
+        compose = replace(compose, languages=("*",))
+    else:
+        codes = (_language(loader, "compose.languages", v) for v in compose.languages)
+        compose = replace(compose, languages=tuple(dict.fromkeys(c for c in codes if c)))
     render = loader.table(RenderConfig, data.get("render", {}), "render")
     if render.templates:
         tdir = Path(render.templates).expanduser()

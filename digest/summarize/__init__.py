@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy
 from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
-from sumy.nlp.stemmers import Stemmer
+from sumy.nlp.stemmers import Stemmer, null_stemmer
 from sumy.summarizers.edmundson import EdmundsonSummarizer
 from sumy.summarizers.kl import KLSummarizer
 from sumy.summarizers.lex_rank import LexRankSummarizer
@@ -45,7 +45,14 @@ from sumy.utils import get_stop_words
 from digest.config import SUMMARY_METHODS
 from digest.summarize.position import PositionSummarizer
 from digest.summarize.rules import is_boilerplate, word_count
-from digest.summarize.tokenize import Tokenizer, get_tokenizer, normalize_language, split_paragraphs
+from digest.summarize.tokenize import (
+    AnyTokenizer,
+    get_tokenizer,
+    is_cjk,
+    is_supported,
+    normalize_language,
+    split_paragraphs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,7 @@ DEFAULT_METHOD = METHODS[0]
 MIN_WORDS = 4  # fewer words than this is a fragment: "Mr.", "Share this", "By Jane Doe."
 
 # A sentence must end like one; a headline or a label ("Related coverage") does not.
-_TERMINAL = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+_TERMINAL = re.compile(r"[.!?…。！？][\"'”’»)\]」』）]*$")
 
 
 def _set(words: str) -> frozenset[str]:
@@ -183,16 +190,26 @@ _RANKERS: dict[str, Callable[[Any], Any]] = {
 
 
 class _Language:
-    """What every ranker needs for one language, built once: tokenizer, stemmer, stop words."""
+    """What every ranker needs for one language, built once: tokenizer, stemmer, stop words.
+
+    A language with no tools here (`neutral`) gets a neutral splitter, no stemmer, no
+    stop words, and is ranked by position only: no other language's rules stand in.
+    """
 
     def __init__(self, name: str) -> None:
-        self.tokenizer: Tokenizer = get_tokenizer(name)
+        self.tokenizer: AnyTokenizer = get_tokenizer(name)
+        self.neutral = not is_supported(name)
+        self.cjk = is_cjk(name)
         try:
-            stop = frozenset(get_stop_words(name))
+            # CJK words here are character pairs, which sumy's word lists do not match.
+            stop = frozenset() if self.neutral or self.cjk else frozenset(get_stop_words(name))
         except LookupError:
             stop = frozenset()
         self.stop_words = stop | _EXTRA_STOP_WORDS.get(name, frozenset())
-        sumy_stem = Stemmer(name)
+        try:
+            sumy_stem = Stemmer(name) if not self.neutral else null_stemmer
+        except LookupError:  # a punkt language with no stemmer (estonian, slovene, turkish)
+            sumy_stem = null_stemmer
         # Snowball is the slowest step of ranking; news reuses a small vocabulary.
         self.stem: Callable[[str], str] = lru_cache(maxsize=65536)(sumy_stem)
         self._rankers: dict[str, Any] = {}
@@ -252,11 +269,15 @@ def summarize(
     """Return up to `sentences` whole sentences of `text` that summarize it, in order."""
     if method not in METHODS:
         raise ValueError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
-    lang = _language(language)  # LookupError for an unsupported language
+    lang = _language(language)
+    if lang.neutral:
+        method = "lead"  # position only: no language's rules rank a language we lack
     if sentences <= 0 or not text.strip():
         return ()
     good, fallback = _candidates(lang, text, max_words)
     if not good:
+        if fallback and lang.cjk:
+            return (fallback,)  # cut mid-sentence would read worse than a long one
         return (_truncate(fallback, max_words),) if fallback else ()
     # "position" ranks even when all would fit: its rules still drop captions and quotes.
     if method == "lead" or (len(good) <= sentences and method != "position"):
@@ -279,9 +300,9 @@ def _candidates(
     for p_index, paragraph in enumerate(split_paragraphs(text)):
         for sent in lang.tokenizer.to_sentences(paragraph):
             count = word_count(sent)
-            if count < MIN_WORDS or is_boilerplate(sent):
+            if count < MIN_WORDS or is_boilerplate(sent, lang.tokenizer.language):
                 continue
-            if fallback is None:
+            if fallback is None and (not lang.cjk or _TERMINAL.search(sent)):
                 fallback = sent
             if count > max_words or not _TERMINAL.search(sent):
                 continue

@@ -154,7 +154,7 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
     def _tier(self, text: str, single: bool) -> int:
         # 0: eligible; 1: only when too few tier-0 sentences are left; 2: only when
         # nothing else can be chosen at all; 3: never, not even ranked.
-        if is_boilerplate(text):
+        if is_boilerplate(text, self.language):
             return 3
         words = word_count(text)
         if (

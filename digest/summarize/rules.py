@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from digest.summarize.tokenize import normalize_language
+from digest.boilerplate import is_furniture
+from digest.summarize.tokenize import language_code, normalize_language
 
 
 def _set(words: str) -> frozenset[str]:
@@ -116,8 +117,14 @@ _BOILERPLATE_ANYWHERE = re.compile(
 _ANYWHERE_HINTS = ("image", "photo", "picture", "cookie", "click", "scroll", "rights")
 
 
-def is_boilerplate(sentence: str) -> bool:
-    """Return True for page furniture: bylines, share buttons, "Click here", credits."""
+def is_boilerplate(sentence: str, language: str = "english") -> bool:
+    """Return True for page furniture: bylines, share buttons, "Click here", credits.
+
+    The patterns above are English; other languages use `digest.boilerplate`'s own.
+    """
+    code = language_code(language)
+    if code != "en":
+        return is_furniture(sentence, code)
     if _BOILERPLATE_START.match(sentence):
         return True
     low = sentence.lower()
@@ -148,11 +155,21 @@ _QUOTE_TAIL = re.compile(r"[.!?…][”’\"'»]$")
 _OPENING_QUOTE = re.compile(r"[\"“«„]|(?<!\w)['‘‚‹]")
 _QUESTION = re.compile(r"[?？][\"'”’»)\]]*$")
 _WORD = re.compile(r"\S*\w\S*")
+# Han and kana: text written without spaces is measured in characters, this many to a word,
+# so every length limit in words reads the same in Japanese and Chinese.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK_CHARS_PER_WORD = 2
+_CJK_TOKEN = re.compile(r"\S*[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]\S*")
 
 
 def word_count(sentence: str) -> int:
-    """Return how many whitespace-separated tokens of `sentence` hold a letter or digit."""
-    return len(_WORD.findall(sentence))
+    """Return how many words `sentence` has: tokens with a letter or digit, CJK by characters."""
+    count = len(_WORD.findall(sentence))
+    cjk = len(_CJK.findall(sentence))
+    if cjk:
+        # A run of Han or kana counted as one token becomes its length in words instead.
+        count += -(-cjk // CJK_CHARS_PER_WORD) - len(_CJK_TOKEN.findall(sentence))
+    return max(count, 0)
 
 
 def is_caption(sentence: str) -> bool:
@@ -221,7 +238,7 @@ def opens_mid_thought(sentence: str, language: str = "english") -> bool:
 def stands_alone(sentence: str, language: str = "english") -> bool:
     """Return True if `sentence` can be read without the text around it."""
     return not (
-        is_boilerplate(sentence)
+        is_boilerplate(sentence, language)
         or is_caption(sentence)
         or is_quotation(sentence)
         or is_quote_only(sentence)

@@ -15,34 +15,24 @@ from dataclasses import replace
 import punkt
 from punkt.model.prefixes import with_nonbreaking_prefixes
 
-LANGUAGES = ("english", "german", "french", "spanish", "russian", "italian", "portuguese", "dutch")
+from digest.language import to_code
+
+# ISO 639-1 → the name of the bundled punkt model (and sumy's stemmer and stop words).
+SPACED: dict[str, str] = {
+    "en": "english", "de": "german", "fr": "french", "es": "spanish", "ru": "russian",
+    "it": "italian", "pt": "portuguese", "nl": "dutch", "cs": "czech", "da": "danish",
+    "fi": "finnish", "no": "norwegian", "sv": "swedish", "pl": "polish", "el": "greek",
+    "et": "estonian", "sl": "slovene", "tr": "turkish",
+}  # fmt: skip
+# Languages written without spaces between words: split on their own sentence marks.
+CJK: dict[str, str] = {"ja": "japanese", "zh": "chinese"}
+LANGUAGES = (*SPACED.values(), *CJK.values())
+_CODES = {name: code for code, name in (*SPACED.items(), *CJK.items())}
 
 
 def _set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
-
-_ALIASES = {
-    "en": "english",
-    "eng": "english",
-    "de": "german",
-    "deu": "german",
-    "ger": "german",
-    "fr": "french",
-    "fra": "french",
-    "fre": "french",
-    "es": "spanish",
-    "spa": "spanish",
-    "ru": "russian",
-    "rus": "russian",
-    "it": "italian",
-    "ita": "italian",
-    "pt": "portuguese",
-    "por": "portuguese",
-    "nl": "dutch",
-    "nld": "dutch",
-    "dut": "dutch",
-}
 
 # Abbreviations news copy uses that the bundled models do not all know. Lower case,
 # without the final period, as punkt stores them. A wrong entry costs a missed break
@@ -64,6 +54,7 @@ _NEWS_ABBREVIATIONS: dict[str, frozenset[str]] = {
     "italian": _set("sig sigg sig.ra dott prof ecc avv on"),
     "portuguese": _set("sr sra dr dra av etc prof"),
     "dutch": _set("dhr mevr drs dr ir prof bijv blz nl"),
+    "czech": _set("např tzv atd apod resp mld mil tis kč ing mgr doc pozn tj př"),
 }
 
 # Abbreviations only when a number follows: "No. 1" joins, "said no. Then" splits.
@@ -73,6 +64,10 @@ _NUMERIC_ABBREVIATIONS: dict[str, frozenset[str]] = {
     "french": frozenset({"no", "p", "art"}),
     "spanish": frozenset({"no", "núm", "p", "art"}),
     "russian": frozenset({"no", "с", "ст", "п"}),
+    "italian": frozenset({"n", "art", "p", "pag"}),
+    "portuguese": frozenset({"n", "nº", "art", "p", "pág"}),
+    "dutch": frozenset({"nr", "art", "p", "blz"}),
+    "czech": frozenset({"č", "s", "odst", "čl", "str"}),
 }
 
 # A word is a run of letters, apostrophes and hyphens (sumy's rule), so numbers and
@@ -85,9 +80,34 @@ _SPACE = re.compile(r"\s+")
 
 
 def normalize_language(language: str) -> str:
-    """Return the full lower-case name of `language`, accepting ISO 639 codes."""
+    """Return the full lower-case name of `language` ("de" → "german").
+
+    A language with no tools here comes back as its ISO 639-1 code (or as given).
+    """
     key = language.strip().lower()
-    return _ALIASES.get(key, key)
+    if key in _CODES:
+        return key
+    try:
+        code = to_code(key)
+    except ValueError:
+        return key
+    return SPACED.get(code) or CJK.get(code) or code
+
+
+def language_code(language: str) -> str:
+    """Return the ISO 639-1 code of `language` ("german" → "de"), or "" if it has none."""
+    name = normalize_language(language)
+    return _CODES.get(name, name if len(name) == 2 else "")
+
+
+def is_supported(language: str) -> bool:
+    """Return True when `language` has a splitter, a stemmer and stop words of its own."""
+    return normalize_language(language) in _CODES
+
+
+def is_cjk(language: str) -> bool:
+    """Return True for a language written without spaces (Japanese, Chinese)."""
+    return normalize_language(language) in CJK.values()
 
 
 class Tokenizer:
@@ -95,7 +115,7 @@ class Tokenizer:
 
     def __init__(self, language: str) -> None:
         name = normalize_language(language)
-        if name not in LANGUAGES:
+        if name not in SPACED.values():
             raise LookupError(
                 f"no sentence model for language {language!r}; use one of {', '.join(LANGUAGES)}"
             )
@@ -128,19 +148,133 @@ class Tokenizer:
         return tuple(w for w in words if _IS_WORD.match(w))
 
 
-_cache: dict[str, Tokenizer] = {}
+# A sentence mark that ends a sentence, with the closing quotes and brackets after it.
+_CJK_END = re.compile(r"[。！？!?．]+[」』）)】〕”’\"'»]*|\.(?=\s)")
+_CJK_OPEN = "「『（(【〔“"
+_CJK_CLOSE = "」』）)】〕”"
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+# A run of Han, kana or hangul: its words are its overlapping character pairs.
+_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
+_OTHER_WORD = re.compile(f"[^\\W\\d_{_CJK_CHARS}]+")
+
+
+class CjkTokenizer:
+    """Split Japanese or Chinese: sentences end at 。！？ outside quotes, words are pairs.
+
+    Character pairs stand in for words (no segmenter is shipped for either language):
+    two sentences that share many pairs share words, which is all the ranker needs.
+    """
+
+    def __init__(self, language: str) -> None:
+        self._language = normalize_language(language)
+
+    @property
+    def language(self) -> str:
+        """Return the language name, e.g. "japanese"."""
+        return self._language
+
+    def to_sentences(self, paragraph: str) -> tuple[str, ...]:
+        """Return the sentences of `paragraph`; a mark inside 「…」 does not end one."""
+        text = _SPACE.sub(" ", paragraph).strip()
+        if not text:
+            return ()
+        out = self._split(text, respect_quotes=True)
+        if any(len(s) > 300 for s in out):  # an unclosed quote swallowed the rest
+            out = self._split(text, respect_quotes=False)
+        return tuple(out)
+
+    @staticmethod
+    def _split(text: str, *, respect_quotes: bool) -> list[str]:
+        out: list[str] = []
+        start = pos = depth = 0
+        while pos < len(text):
+            ch = text[pos]
+            if ch in _CJK_OPEN:
+                depth += 1
+            elif ch in _CJK_CLOSE and depth:
+                depth -= 1
+            m = _CJK_END.match(text, pos) if depth == 0 or not respect_quotes else None
+            if m:
+                out.append(text[start : m.end()].strip())
+                start = pos = m.end()
+                depth = 0
+                continue
+            pos += 1
+        out.append(text[start:].strip())
+        return [s for s in out if s]
+
+    def to_words(self, sentence: str) -> tuple[str, ...]:
+        """Return the character pairs of each CJK run and the words of other scripts."""
+        words: list[str] = []
+        for run in _CJK_RUN.findall(sentence):
+            words.extend(run[i : i + 2] for i in range(max(len(run) - 1, 1)))
+        words.extend(w for w in _OTHER_WORD.findall(sentence) if len(w) > 1)
+        return tuple(words)
+
+
+# A neutral sentence end: a mark, closing quotes and a space; checked further below. Not
+# after one letter (an initial) or a number of one or two digits (an ordinal in many
+# languages): both stand inside a sentence more often than at its end.
+_NEUTRAL_END = re.compile(r"[.!?…。！？][\"'”’»)\]]*\s+")
+_NEUTRAL_KEEP = re.compile(r"(?:^|[\s(])(?:[^\W\d_]|\d{1,2})\.$")
+
+
+class NeutralTokenizer:
+    """Split a language with no model here by its punctuation, with no language's rules."""
+
+    def __init__(self, language: str) -> None:
+        self._language = normalize_language(language)
+
+    @property
+    def language(self) -> str:
+        """Return the language as given (an ISO 639-1 code, or "")."""
+        return self._language
+
+    def to_sentences(self, paragraph: str) -> tuple[str, ...]:
+        """Return the sentences of `paragraph`, split after . ! ? and a space."""
+        text = _SPACE.sub(" ", paragraph).strip()
+        if not text:
+            return ()
+        out, start = [], 0
+        for m in _NEUTRAL_END.finditer(text):
+            nxt = text[m.end() : m.end() + 1]
+            if nxt.islower() or _NEUTRAL_KEEP.search(text[max(start, m.start() - 4) : m.start() + 1]):
+                continue
+            out.append(text[start : m.end()].strip())
+            start = m.end()
+        out.append(text[start:].strip())
+        return tuple(s for s in out if s)
+
+    def to_words(self, sentence: str) -> tuple[str, ...]:
+        """Return the words of `sentence`: letters only, no numbers or punctuation."""
+        words = (w.replace(".", "") for w in _WORD_RE.findall(sentence))
+        return tuple(w for w in words if _IS_WORD.match(w))
+
+
+AnyTokenizer = Tokenizer | CjkTokenizer | NeutralTokenizer
+_cache: dict[str, AnyTokenizer] = {}
 _lock = threading.Lock()
 
 
-def get_tokenizer(language: str) -> Tokenizer:
-    """Return the shared tokenizer for `language`, building it on first use."""
+def get_tokenizer(language: str) -> AnyTokenizer:
+    """Return the shared tokenizer for `language`, building it on first use.
+
+    Japanese and Chinese get `CjkTokenizer`; a language with no model here gets
+    `NeutralTokenizer`, never another language's rules.
+    """
     name = normalize_language(language)
     tok = _cache.get(name)
     if tok is None:
         with _lock:
             tok = _cache.get(name)
             if tok is None:
-                tok = _cache[name] = Tokenizer(name)
+                if name in SPACED.values():
+                    tok = Tokenizer(name)
+                elif name in CJK.values():
+                    tok = CjkTokenizer(name)
+                else:
+                    tok = NeutralTokenizer(name)
+                _cache[name] = tok
     return tok
 
 
