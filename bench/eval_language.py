@@ -39,16 +39,20 @@ TRUTH = {
 }
 
 
+PAGE_LANGUAGE: dict[str, str | None] = {}  # what extract_page decided (declared + text)
+
+
 def load() -> list[tuple[str, str, str, str]]:
     """Return (id, true language, text, title) for every page that extracts."""
     out = []
     for line in (DEV / "truth.jsonl").read_text().splitlines():
         obj = json.loads(line)
-        html = gzip.open(DEV / "pages" / f"{obj['id']}.html.gz").read()
+        html = gzip.decompress((DEV / "pages" / f"{obj['id']}.html.gz").read_bytes())
         try:
             page = extract_page(html, obj["url"])
         except ExtractError:
             page = None
+        PAGE_LANGUAGE[obj["id"]] = page.language if page else None
         text = page.text if page else obj["body"]
         title = (page.title if page else None) or text[:80]
         out.append((obj["id"], TRUTH.get(obj["id"], "en"), text, title))
@@ -85,6 +89,15 @@ def main(names: list[str]) -> None:
     pages = load()
     non_en = sum(1 for _, lang, _, _ in pages if lang != "en")
     print(f"{len(pages)} pages, {non_en} not English (figures are noisy: shared 2-core machine)")
+    right = sum(1 for i, lang, _, _ in pages if PAGE_LANGUAGE[i] == lang and lang == "en")
+    other = sum(1 for i, lang, _, _ in pages if PAGE_LANGUAGE[i] == lang and lang != "en")
+    wrong = [
+        f"{i}:{lang}->{PAGE_LANGUAGE[i]}" for i, lang, _, _ in pages if PAGE_LANGUAGE[i] != lang
+    ]
+    print(
+        f"extract_page().language (declared, overruled by the text): en {right}/"
+        f"{len(pages) - non_en}  other {other}/{non_en}  wrong: {' '.join(wrong)}"
+    )
     for name in names:
         started = time.perf_counter()
         detect = make(name)

@@ -33,7 +33,8 @@ _RULES: dict[str, tuple[str, str]] = {
           | jetzt\s+(?:einloggen|anmelden|registrieren|abonnieren)\b
           | (?:einloggen|anmelden|registrieren|abonnieren)\s*[.!:]?\s*$
           | newsletter\b.{0,60}\babonnieren""",
-        r"""\b(?:eingeloggten|angemeldeten|registrierten)\s+(?:usern|nutzern|benutzern|mitgliedern|lesern)\b
+        r"""\b(?:eingeloggten|angemeldeten|registrierten)
+              \s+(?:usern|nutzern|benutzern|mitgliedern|lesern)\b
           | \bnur\s+für\s+(?:abonnenten|abonnentinnen)\b
           | \b(?:diese\s+(?:web)?seite|wir)\s+(?:verwendet|verwenden|nutzt|nutzen)\s+cookies\b
           | \bcookie-?(?:einstellungen|richtlinie|hinweis)""",
@@ -117,7 +118,8 @@ _RULES: dict[str, tuple[str, str]] = {
           | sdílet\b.{0,20}$
           | (?:přihlaste\s+se|přihlásit\s+se|zaregistrujte\s+se|předplaťte\s+si)\b""",
         r"""\bpouze\s+pro\s+předplatitele\b
-          | \b(?:tento\s+web|tyto\s+stránky|používáme)\s+(?:používá\s+|používají\s+)?(?:soubory\s+)?cookies\b""",
+          | \b(?:tento\s+web|tyto\s+stránky|používáme)\s+(?:používá\s+|používají\s+)?
+              (?:soubory\s+)?cookies\b""",
     ),
     "ja": (
         r"""(?:最終)?(?:更新日?|公開日|配信日|投稿日)(?:時)?\s*[:：]?\s*\d

@@ -22,6 +22,7 @@ class Entry:
     published: datetime | None = None
     author: str | None = None
     image: str | None = None
+    language: str | None = None  # ISO 639-1, as the feed declared it (item or channel)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Page:
     date: datetime | None = None
     image: str | None = None
     text: str = ""
+    language: str | None = None  # ISO 639-1: the declared one unless the text says otherwise
+    declared_language: str | None = None  # what <html lang> / og:locale said
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Article:
     first_seen: datetime | None = None
     author: str | None = None
     image: str | None = None
-    language: str | None = None
+    language: str | None = None  # ISO 639-1 ("de"); None when nothing could tell
     id: int | None = None
 
 

@@ -209,7 +209,12 @@ async def collect_articles_async(
             if isinstance(page, str):
                 warnings.append(f"{e.url}: {page}")
                 page = None
-            art = merge_article(e, page, language=src.language or config.summary.language)
+            art = merge_article(
+                e,
+                page,
+                language=src.language or None,
+                fallback_language=config.summary.language or None,
+            )
             art = replace(art, first_seen=now)
             articles.append((art, title_key(art.title)))
         added = store.add_articles(articles)
@@ -228,7 +233,8 @@ def collect_articles(
 
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
-    language = article.language or config.summary.language
+    # No language known: the summarizer's neutral splitter and position-only ranking.
+    language = article.language or config.summary.language or ""
     out = summarize(
         article.text,
         sentences=sentences,

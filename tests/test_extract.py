@@ -285,7 +285,7 @@ def test_merge_prefers_long_page_text_and_feed_metadata() -> None:
     art = merge_article(
         entry(published=WHEN, author="Feed Author", image="https://a.example/feed.jpg"),
         page,
-        language="english",
+        language="en",
     )
     assert art.text == LONG
     assert art.title == "Feed title"
@@ -293,7 +293,7 @@ def test_merge_prefers_long_page_text_and_feed_metadata() -> None:
     assert art.author == "Feed Author"
     assert art.image == "https://a.example/page.jpg"  # the page's image is the better one
     assert art.feed_summary == "The feed summary sentence is short."
-    assert art.language == "english"
+    assert art.language == "en"
     assert (art.source, art.guid, art.url) == ("gazette", "g-1", "https://a.example/story")
 
 
@@ -304,7 +304,7 @@ def test_merge_falls_back_to_feed_content_then_summary() -> None:
     assert art.text == LONG
     assert art.title == "Page title"
     assert art.published == WHEN  # the feed had none
-    assert art.language is None
+    assert art.language == "en"  # nothing declared it: detected from the text
 
     art = merge_article(entry(image="https://a.example/feed.jpg"), None, language="german")
     assert art.text == "The feed summary sentence is short."

@@ -333,11 +333,16 @@ def test_jsonl_round_trip_and_bad_lines() -> None:
     ]
     out = [json.loads(line) for line in summarize_jsonl(lines, sentences=2, method="lead")]
     assert len(out) == 5
-    assert out[0] == {"id": "a", "summary": list(summarize(ARTICLE, sentences=2, method="lead"))}
+    lead = list(summarize(ARTICLE, sentences=2, method="lead"))
+    assert out[0] == {"id": "a", "language": "en", "summary": lead}  # detected
     assert out[1]["id"] is None and "invalid JSON" in out[1]["error"]
     assert out[2]["id"] is None and "object" in out[2]["error"]
     assert out[3]["id"] == 7 and "text" in out[3]["error"]
-    assert out[4] == {"id": 8, "summary": ["Only one sentence here is long enough."]}
+    assert out[4] == {
+        "id": 8,
+        "language": "en",
+        "summary": ["Only one sentence here is long enough."],
+    }
 
 
 # --- offline and reproducible across processes ----------------------------------------

@@ -26,6 +26,7 @@ from digest.collect.extract import extract_page
 from digest.collect.fetch import Fetcher, read_local
 from digest.config import SUMMARY_METHODS, CollectConfig
 from digest.errors import DigestError, ExtractError, FetchError
+from digest.language import choose_language, to_code
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
 from digest.render.lint import check_issue
 from digest.summarize import summarize, summarize_jsonl
@@ -237,9 +238,9 @@ def extract(app: App, source: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    for key in ("title", "author", "date", "image", "url"):
-        click.echo(f"{key + ':':8} {data[key] or '-'}")
-    click.echo(f"text:    {len(page.text.split())} words\n")
+    for key in ("title", "author", "date", "image", "url", "language"):
+        click.echo(f"{key + ':':9} {data[key] or '-'}")
+    click.echo(f"text:     {len(page.text.split())} words\n")
     click.echo(page.text)
 
 
@@ -247,8 +248,11 @@ def extract(app: App, source: str, as_json: bool) -> None:
 @click.argument("source", required=False, default="-")
 @click.option("--sentences", "-n", type=click.IntRange(1, 50), default=None, help="Sentences.")
 @click.option("--method", "-m", type=click.Choice(SUMMARY_METHODS), default=None)
-@click.option("--language", "-l", default=None, help="Language, e.g. english, german.")
+@click.option(
+    "--language", "-l", default=None, help="ISO 639-1 code, e.g. en, de (default: detected)."
+)
 @click.option("--jsonl", is_flag=True, help='Read {"id","text"} lines on stdin, write summaries.')
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with the language.")
 @click.pass_obj
 def summarize_cmd(
     app: App,
@@ -257,23 +261,52 @@ def summarize_cmd(
     method: str | None,
     language: str | None,
     jsonl: bool,
+    as_json: bool,
 ) -> None:
-    """Summarize a text or HTML page (FILE, URL or - for stdin)."""
+    """Summarize a text or HTML page (FILE, URL or - for stdin).
+
+    The language is --language, else the page's declared one, else detected from the
+    text, else [summary].language; it is reported on stderr (or in --json / --jsonl).
+    """
     summary_cfg = app.config.summary if app.config_available() else None
     n = sentences or (summary_cfg.lead_sentences if summary_cfg else 3)
     m = method or (summary_cfg.method if summary_cfg else "position")
-    lang = language or (summary_cfg.language if summary_cfg else "english")
+    fallback = (summary_cfg.language if summary_cfg else "") or None
+    forced: str | None = None
+    if language:
+        try:
+            forced = to_code(language)
+        except ValueError:
+            raise click.BadParameter(
+                f"{language!r} is not a language; write an ISO 639-1 code such as en or de",
+                param_hint="--language",
+            ) from None
     max_words = summary_cfg.max_words if summary_cfg else 60
     if jsonl:
         for line in summarize_jsonl(
-            sys.stdin, sentences=n, method=m, language=lang, max_words=max_words
+            sys.stdin,
+            sentences=n,
+            method=m,
+            language=forced,
+            fallback_language=fallback,
+            max_words=max_words,
         ):
             click.echo(line)
         return
     body, url = _read_input(source, _collect_cfg(app))
     text = body.decode("utf-8", errors="replace")
+    declared = None
     if text.lstrip()[:1] == "<":
         with contextlib.suppress(ExtractError):  # not a page after all: summarize as text
-            text = extract_page(body, url).text
-    for sentence in summarize(text, sentences=n, method=m, language=lang, max_words=max_words):
+            page = extract_page(body, url)
+            text, declared = page.text, page.declared_language
+    lang, how = choose_language(text, source=forced, page=declared, fallback=fallback)
+    how = "--language" if how == "source" else how
+    summary = summarize(text, sentences=n, method=m, language=lang, max_words=max_words)
+    if as_json:
+        data = {"language": lang or None, "language_from": how, "summary": list(summary)}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"language: {lang or 'unknown'} ({how})", err=True)
+    for sentence in summary:
         click.echo(sentence)

@@ -22,7 +22,9 @@ from lxml import etree
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
+from digest.boilerplate import is_furniture
 from digest.errors import ExtractError
+from digest.language import choose_language, from_tag
 from digest.models import Article, Entry, Page
 from digest.textclean import one_line, plain_text
 
@@ -135,27 +137,67 @@ def extract_page(html: str | bytes, url: str) -> Page:
     if published is None and doc.date:
         published = _parse_date(doc.date)
     image = _first_url([doc.image or "", *images], url)
-    lines = clean_lines((doc.text or "").splitlines(), author=author, title=title)
+    declared = _declared_language(tree, metas)
+    raw_text = doc.text or ""
+    language = choose_language(raw_text, page=declared)[0] or None
+    lines = clean_lines(raw_text.splitlines(), author=author, title=title, language=language)
     if not lines:
         raise ExtractError("no article text found")
     return Page(
-        url=url, title=title, author=author, date=published, image=image, text="\n\n".join(lines)
+        url=url,
+        title=title,
+        author=author,
+        date=published,
+        image=image,
+        text="\n\n".join(lines),
+        language=language,
+        declared_language=declared,
     )
 
 
+def _declared_language(tree: Any, metas: dict[str, str]) -> str | None:
+    """Return the language the page declares: <html lang>, og:locale or content-language."""
+    for value in (
+        *(str(v) for v in tree.xpath("/html/@lang | /html/@xml:lang")),
+        metas.get("og:locale", ""),
+        metas.get("content-language", ""),
+        metas.get("language", ""),
+    ):
+        code = from_tag(value)
+        if code:
+            return code
+    for meta in tree.xpath("//meta[@http-equiv and @content]"):
+        if str(meta.get("http-equiv", "")).lower() == "content-language":
+            code = from_tag(str(meta.get("content")))
+            if code:
+                return code
+    return None
+
+
 def clean_lines(
-    lines: Iterable[str], *, author: str | None = None, title: str | None = None
+    lines: Iterable[str],
+    *,
+    author: str | None = None,
+    title: str | None = None,
+    language: str | None = "en",
 ) -> list[str]:
-    """Return the article lines of `lines`, without page furniture and trailing bylines."""
+    """Return the article lines of `lines`, without page furniture and trailing bylines.
+
+    The English line patterns apply to English (`language` "en") only; other languages
+    use their own from `digest.boilerplate`, and an unknown one (None) the neutral ones.
+    """
     out: list[str] = []
     names = {n.casefold() for n in (author,) if n} | _GENERIC_AUTHORS
+    english = language == "en"
     for raw in lines:
         line = _clean(raw)
         if not line:
             continue
-        if _CUT_LINES.match(line):
+        if english and _CUT_LINES.match(line):
             break
-        if _BOILERPLATE_LINES.match(line) or line.casefold() in names:
+        if (
+            _BOILERPLATE_LINES.match(line) if english else is_furniture(line, language)
+        ) or line.casefold() in names:
             continue
         # trafilatura sometimes repeats the headline as the first line of the text.
         if not out and title and line.casefold() == title.casefold():
@@ -193,11 +235,27 @@ def html_paragraphs(fragment: str) -> list[str]:
 
 
 def merge_article(
-    entry: Entry, page: Page | None, *, min_words: int = 40, language: str | None
+    entry: Entry,
+    page: Page | None,
+    *,
+    min_words: int = 40,
+    language: str | None,
+    fallback_language: str | None = None,
 ) -> Article:
-    """Merge a feed entry with its extracted page into the article we summarize."""
+    """Merge a feed entry with its extracted page into the article we summarize.
+
+    `language` is the source's own ([[sources]].language), which wins outright; else
+    the page's declaration, the feed's, the text's, then `fallback_language`
+    (`digest.language.choose_language`).
+    """
     page_text = page.text if page else ""
-    content_text = "\n\n".join(clean_lines(html_paragraphs(entry.content_html)))
+    paragraphs = html_paragraphs(entry.content_html)
+    content_language = (
+        language
+        or choose_language(" ".join(paragraphs)[:4000], feed=entry.language)[0]
+        or fallback_language
+    )
+    content_text = "\n\n".join(clean_lines(paragraphs, language=content_language))
     if _words(page_text) >= min_words:
         text = page_text
     elif _words(content_text) >= min_words:
@@ -205,6 +263,13 @@ def merge_article(
     else:
         # Nothing is long enough: keep whichever says the most, the feed summary included.
         text = max((page_text, content_text, entry.summary), key=_words)
+    chosen, _ = choose_language(
+        text or entry.title,
+        source=language,
+        page=page.declared_language if page else None,
+        feed=entry.language,
+        fallback=fallback_language,
+    )
     return Article(
         source=entry.source,
         guid=entry.guid,
@@ -215,7 +280,7 @@ def merge_article(
         published=entry.published or (page.date if page else None),
         author=entry.author or (page.author if page else None),
         image=(page.image if page and page.image else None) or entry.image,
-        language=language,
+        language=chosen or None,
     )
 
 

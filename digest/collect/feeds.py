@@ -16,6 +16,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -24,6 +25,7 @@ import feedparser
 import feedparser.sanitizer
 
 from digest.errors import FetchError
+from digest.language import from_tag
 from digest.models import Entry
 from digest.textclean import one_line, plain_text
 
@@ -185,11 +187,13 @@ def _parse_xml_feed(
     elif bozo is not None:
         log.info("%s: %s", source, bozo)
     allow_file = urlsplit(base_url).scheme == "file"
+    channel = parsed.get("feed") or {}
+    feed_language = from_tag(_text_of(channel.get("language"))) if channel else None
     entries: list[Entry] = []
     for raw in raw_entries:
         entry = _xml_entry(raw, source=source, base_url=base_url, allow_file=allow_file, now=now)
         if entry is not None:
-            entries.append(entry)
+            entries.append(replace(entry, language=_item_language(raw) or feed_language))
     if not entries and bozo is not None and not isinstance(bozo, _ENCODING_NOTES):
         # Broken before its first usable item (an unclosed CDATA swallows the rest):
         # that is a failure to report, not a quiet day.
@@ -257,6 +261,17 @@ def _xml_entry(
     )
 
 
+def _item_language(raw: Mapping[str, Any]) -> str | None:
+    """Return an item's own declared language (Atom xml:lang on its title or content)."""
+    for key in ("title_detail", "summary_detail"):
+        detail = raw.get(key)
+        if isinstance(detail, Mapping):
+            code = from_tag(_text_of(detail.get("language")))
+            if code:
+                return code
+    return None
+
+
 def _xml_image(raw: Mapping[str, Any], base_url: str) -> str | None:
     candidates: list[str] = []
     for media in raw.get("media_content") or ():
@@ -316,6 +331,7 @@ def _parse_json_feed(body: bytes, *, source: str, base_url: str, now: datetime) 
     if not isinstance(items, list):
         raise FetchError('not a feed: JSON Feed without an "items" list')
     feed_author = _json_author(doc)
+    feed_language = from_tag(_str(doc.get("language")))
     allow_file = urlsplit(base_url).scheme == "file"
     entries: list[Entry] = []
     for i, item in enumerate(items):
@@ -331,7 +347,8 @@ def _parse_json_feed(body: bytes, *, source: str, base_url: str, now: datetime) 
             now=now,
         )
         if entry is not None:
-            entries.append(entry)
+            language = from_tag(_str(item.get("language"))) or feed_language
+            entries.append(replace(entry, language=language))
     return entries
 
 

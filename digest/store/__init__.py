@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from digest.errors import StoreError
+from digest.language import to_code
 from digest.models import Article, RenderedIssue, Subscriber
 from digest.store.ledger import Ledger, LedgerWriter
 from digest.store.schema import (
@@ -484,8 +485,18 @@ def _article(r: Any) -> Article:
         first_seen=r["first_seen"],
         author=r["author"],
         image=r["image"],
-        language=r["language"],
+        language=_language(r["language"]),
     )
+
+
+def _language(value: str | None) -> str | None:
+    """Return a stored language as ISO 639-1: rows from before codes hold "english"."""
+    if not value:
+        return None
+    try:
+        return to_code(value) or None
+    except ValueError:
+        return None
 
 
 def _issue(r: Any) -> StoredIssue:

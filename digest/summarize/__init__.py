@@ -43,6 +43,7 @@ from sumy.summarizers.text_rank import TextRankSummarizer
 from sumy.utils import get_stop_words
 
 from digest.config import SUMMARY_METHODS
+from digest.language import choose_language, to_code
 from digest.summarize.position import PositionSummarizer
 from digest.summarize.rules import is_boilerplate, word_count
 from digest.summarize.tokenize import (
@@ -352,10 +353,16 @@ def summarize_jsonl(
     *,
     sentences: int,
     method: str = DEFAULT_METHOD,
-    language: str = "english",
+    language: str | None = None,
+    fallback_language: str | None = None,
     max_words: int = 60,
 ) -> Iterator[str]:
-    """Summarize {"id", "text"} JSON lines, yielding {"id", "summary"} or {"id", "error"} lines."""
+    """Summarize {"id", "text"} JSON lines into {"id", "language", "summary"} or {"id", "error"}.
+
+    The language is `language` if given, else a line's own "language", else detected
+    from its text, else `fallback_language` (`digest.language.choose_language`).
+    """
+    forced = to_code(language) if language else None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -373,10 +380,16 @@ def summarize_jsonl(
         if not isinstance(text, str):
             yield _dump({"id": ident, "error": f'line {number}: "text" must be a string'})
             continue
+        own = obj.get("language")
+        try:
+            declared = to_code(own) if isinstance(own, str) else None
+        except ValueError:
+            declared = None
+        lang, _ = choose_language(text, source=forced or declared, fallback=fallback_language)
         summary = summarize(
-            text, sentences=sentences, method=method, language=language, max_words=max_words
+            text, sentences=sentences, method=method, language=lang, max_words=max_words
         )
-        yield _dump({"id": ident, "summary": list(summary)})
+        yield _dump({"id": ident, "language": lang or None, "summary": list(summary)})
 
 
 def _dump(obj: dict[str, Any]) -> str:

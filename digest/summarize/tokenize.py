@@ -238,7 +238,9 @@ class NeutralTokenizer:
         out, start = [], 0
         for m in _NEUTRAL_END.finditer(text):
             nxt = text[m.end() : m.end() + 1]
-            if nxt.islower() or _NEUTRAL_KEEP.search(text[max(start, m.start() - 4) : m.start() + 1]):
+            if nxt.islower() or _NEUTRAL_KEEP.search(
+                text[max(start, m.start() - 4) : m.start() + 1]
+            ):
                 continue
             out.append(text[start : m.end()].strip())
             start = m.end()
