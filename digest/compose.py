@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from digest import i18n
 from digest.models import Issue, Story
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ RECENCY_POINTS = 4.0
 RECENCY_WINDOW = timedelta(hours=24)
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def story_time(story: Story) -> datetime | None:
@@ -131,28 +131,27 @@ def compose_issue(
     )
 
 
-def _plural(n: int, unit: str) -> str:
-    return f"{n} {unit}{'' if n == 1 else 's'} ago"
+def relative_time(when: datetime, now: datetime, language: str = "en") -> str:
+    """Return how long ago `when` was, in words of `language` ("4 hours ago", "vor 4 Stunden").
 
-
-def relative_time(when: datetime, now: datetime) -> str:
-    """Return how long ago `when` was, in words; calendar words use `now`'s time zone."""
+    Calendar words use `now`'s time zone. The words come from Babel (CLDR) and the
+    catalogs of `digest.i18n`.
+    """
     if when.tzinfo is None or now.tzinfo is None:
         raise ValueError("relative_time needs timezone-aware datetimes")
     # Subtract in UTC: two datetimes sharing one ZoneInfo subtract as wall-clock times,
     # which is an hour off across a DST change.
     elapsed = now.astimezone(UTC) - when.astimezone(UTC)
     if elapsed < timedelta(minutes=1):
-        return "just now"  # also covers a feed clock slightly in the future
+        return i18n.translate(language, "just now")  # also a feed clock slightly in the future
     if elapsed < timedelta(hours=1):
-        return _plural(int(elapsed // timedelta(minutes=1)), "minute")
+        return i18n.ago(int(elapsed // timedelta(minutes=1)), "minutes", language)
     if elapsed < timedelta(hours=24):
-        return _plural(int(elapsed // timedelta(hours=1)), "hour")
+        return i18n.ago(int(elapsed // timedelta(hours=1)), "hours", language)
     local_when = when.astimezone(now.tzinfo)
     days = (now.date() - local_when.date()).days
     if days <= 1:
-        return "yesterday"
+        return i18n.translate(language, "yesterday")
     if days < 7:
-        return f"{days} days ago"
-    label = f"{_MONTHS[local_when.month - 1]} {local_when.day}"
-    return label if local_when.year == now.year else f"{label}, {local_when.year}"
+        return i18n.ago(days, "days", language)
+    return i18n.short_date(local_when.date(), language, with_year=local_when.year != now.year)

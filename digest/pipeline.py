@@ -292,9 +292,10 @@ def archive_url(config: Config, date: str) -> str:
 
 def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
     """Render and inline an issue once, with the token placeholder for delivery."""
-    env = make_environment(config.render.templates or None)
+    env = make_environment(config.render.templates or None, config.site.language)
     return render_issue(
         issue,
+        language=config.site.language,
         env=env,
         now=now,
         tz=config.site.tz,

@@ -3,14 +3,20 @@
 Templates see only plain, already-cleaned values (never a model object):
 
     site_name, site_url, date (ISO), date_long ("Wednesday, November 25, 2026"),
-    subject, preheader, lang ("en"), unsubscribe_url, view_url,
-    lead      StoryView: n, title, url, summary, source, author, when, meta, image
+    subject, preheader, lang ([site].language, "en"), unsubscribe_url, view_url,
+    lead      StoryView: n, title, url, summary, source, author, when, meta, image,
+              lang (the article's ISO 639-1 code, or ""), lang_tag ("DE" when the
+              article's language is not the issue's, else ""), lang_name ("German")
     roundup   list of StoryView, numbered from 1
     links     list of LinkView (n, url): the roundup links, for the text part's list
 
 `url` and `image` are "" unless they are http(s), so a template cannot link to
 `javascript:`; every other string is one line of plain text that autoescape escapes
 in .html templates (.txt templates are not escaped: plain text needs no escaping).
+
+Templates translate their words with `{% trans %}` / `_()` (jinja2.ext.i18n) from the
+catalog of the issue's language (`digest.i18n`); dates and relative times arrive
+already in that language.
 """
 
 from __future__ import annotations
@@ -39,8 +45,10 @@ from jinja2 import (
     select_autoescape,
 )
 
+from digest import i18n
 from digest.compose import relative_time, story_time
 from digest.errors import RenderError
+from digest.language import to_code
 from digest.models import Issue, RenderedIssue, Story
 from digest.textclean import one_line
 
@@ -57,16 +65,6 @@ MAX_ITEM_SUMMARY = 400
 MAX_NAME = 80
 MAX_PREHEADER = 150
 
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
-# [sources].language / [summary].language names → the HTML lang attribute.
-_LANG_CODES = {
-    "english": "en", "german": "de", "french": "fr", "spanish": "es",
-    "russian": "ru", "italian": "it", "portuguese": "pt", "dutch": "nl",
-}  # fmt: skip
 # Whitespace other than a plain space, and controls, never belong in a URL we emit.
 _BAD_URL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s")
@@ -85,6 +83,9 @@ class StoryView:
     when: str
     meta: str
     image: str = ""
+    lang: str = ""  # the article's ISO 639-1 code, "" when unknown
+    lang_tag: str = ""  # "DE" when the article is not in the issue's language
+    lang_name: str = ""  # the article's language named in the issue's ("German")
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,11 @@ def wrap_text(text: str, width: int = 72, indent: str = "", first: str | None = 
     )
 
 
-def make_environment(templates_dir: str | Path | None) -> Environment:
-    """Return the one Jinja environment: the user's folder first, then the shipped templates."""
+def make_environment(templates_dir: str | Path | None, language: str = "en") -> Environment:
+    """Return the one Jinja environment: the user's folder first, then the shipped templates.
+
+    `_()` and `{% trans %}` translate into `language` (English where it has no catalog).
+    """
     loaders: list[BaseLoader] = []
     if templates_dir:
         folder = Path(templates_dir)
@@ -146,16 +150,17 @@ def make_environment(templates_dir: str | Path | None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["language"] = language
     env.filters["wrap"] = wrap_text
     return env
 
 
-def long_date(iso: str, *, weekday: bool = True) -> str:
-    """Return an ISO date as "Wednesday, November 25, 2026" (English, locale-independent)."""
-    d = date.fromisoformat(iso)
-    day = f"{_MONTHS[d.month - 1]} {d.day}, {d.year}"
-    return f"{_DAYS[d.weekday()]}, {day}" if weekday else day
+def long_date(iso: str, *, weekday: bool = True, language: str = "en") -> str:
+    """Return an ISO date as "Wednesday, November 25, 2026" in `language` (Babel's CLDR)."""
+    return i18n.long_date(date.fromisoformat(iso), language, weekday=weekday)
 
 
 def _first_sentence(text: str) -> str:
@@ -168,16 +173,27 @@ def _summary(story: Story) -> str:
 
 
 def _story_view(
-    story: Story, n: int, *, now: datetime, summary_limit: int, with_author: bool = False
+    story: Story,
+    n: int,
+    *,
+    now: datetime,
+    summary_limit: int,
+    with_author: bool = False,
+    language: str = "en",
 ) -> StoryView:
     art = story.article
     source = one_line(art.source, MAX_NAME)
     author = one_line(art.author or "", MAX_NAME)
     when = story_time(story)
-    ago = relative_time(when, now) if when is not None else ""
+    ago = relative_time(when, now, language) if when is not None else ""
+    lang = _code(art.language)
+    other = bool(lang) and lang != language
     return StoryView(
+        lang=lang,
+        lang_tag=lang.upper() if other else "",
+        lang_name=i18n.language_name(lang, language) if other else "",
         n=n,
-        title=one_line(art.title, MAX_TITLE) or "(untitled)",
+        title=one_line(art.title, MAX_TITLE) or i18n.translate(language, "(untitled)"),
         url=safe_url(art.url),
         summary=one_line(_summary(story), summary_limit),
         source=source,
@@ -186,6 +202,16 @@ def _story_view(
         meta=" · ".join(p for p in (source, author if with_author else "", ago) if p),
         image=safe_url(art.image),
     )
+
+
+def _code(language: str | None) -> str:
+    """Return an article's language as an ISO 639-1 code for `lang`, or "" if unknown."""
+    if not language:
+        return ""
+    try:
+        return to_code(language)
+    except ValueError:
+        return ""
 
 
 def _template_location(exc: BaseException, fallback: str) -> str:
@@ -270,22 +296,34 @@ def render_issue(
     max_subject: int = 120,
     unsubscribe_url: str,
     view_url: str,
+    language: str = "en",
 ) -> RenderedIssue:
-    """Render an issue to inlined HTML, plain text, subject and preheader, once."""
+    """Render an issue to inlined HTML, plain text, subject and preheader, once.
+
+    `language` ([site].language) is the email's `lang` and its interface's language,
+    whatever the lead story is written in; `env` should translate into it too.
+    """
     local_now = now.astimezone(tz)
     lead = _story_view(
-        issue.lead, 0, now=local_now, summary_limit=MAX_LEAD_SUMMARY, with_author=True
+        issue.lead,
+        0,
+        now=local_now,
+        summary_limit=MAX_LEAD_SUMMARY,
+        with_author=True,
+        language=language,
     )
     roundup = [
-        _story_view(s, i, now=local_now, summary_limit=MAX_ITEM_SUMMARY)
+        _story_view(s, i, now=local_now, summary_limit=MAX_ITEM_SUMMARY, language=language)
         for i, s in enumerate(issue.roundup, start=1)
     ]
-    date_long = long_date(issue.date)
+    date_long = long_date(issue.date, language=language)
     site_name = one_line(issue.site_name, MAX_NAME)
 
     try:
         raw_subject = subject_template.format(
-            site=site_name, lead=lead.title, date=long_date(issue.date, weekday=False)
+            site=site_name,
+            lead=lead.title,
+            date=long_date(issue.date, weekday=False, language=language),
         )
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise RenderError(
@@ -305,7 +343,7 @@ def render_issue(
         "date_long": date_long,
         "subject": subject,
         "preheader": preheader,
-        "lang": _LANG_CODES.get(issue.lead.article.language or "", "en"),
+        "lang": language,
         "lead": lead,
         "roundup": roundup,
         "links": [LinkView(n=v.n, url=v.url) for v in roundup if v.url],

@@ -16,6 +16,7 @@ A token that is malformed, forged or unknown gets a 400 and changes nothing.
 `create_app(config, store)` returns the Starlette app; `digest serve` runs it with uvicorn
 behind the operator's reverse proxy at `[site].url`. Links use the path of `[site].url`,
 so a proxy that maps https://example.com/news/ to this app's root keeps them working.
+Every page is in `[site].language` (`digest.i18n`), with English for untranslated words.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import email.policy
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.parser import BytesParser
 from html import escape
 from urllib.parse import parse_qs, quote, urlsplit
@@ -35,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from digest import i18n
 from digest.config import Config
 from digest.errors import StoreError
 from digest.models import TOKEN_PLACEHOLDER, Subscriber
@@ -134,13 +136,21 @@ class WebApp:
         self.site_name = config.site.name
         self.base = config.site.url.rstrip("/")
         self.prefix = urlsplit(self.base).path.rstrip("/")  # where the proxy mounts us
+        self.language = config.site.language
+
+    def _mask(self, address: str) -> str:
+        return _mask(address) or i18n.translate(self.language, "your address")
+
+    def _(self, message: str, **values: str) -> str:
+        """Return `message` in the site's language; values are HTML-escaped first."""
+        return i18n.translate(self.language, message, **{k: escape(v) for k, v in values.items()})
 
     # -- pages ----------------------------------------------------------------
 
     def page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
         """Return a small standalone HTML page with the site's name on top."""
         html = (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<!DOCTYPE html>\n<html lang="{escape(self.language)}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<meta name="robots" content="noindex">'
             f"<title>{escape(title)} · {escape(self.site_name)}</title><style>{_CSS}</style>"
@@ -152,9 +162,13 @@ class WebApp:
     def bad_token(self) -> HTMLResponse:
         """Return the plain 400 page for a malformed, forged or unknown token."""
         return self.page(
-            "This link is not valid",
-            "<p>The link may be incomplete or mistyped. Please use the unsubscribe link "
-            "from the most recent email you received.</p>",
+            self._("This link is not valid"),
+            "<p>"
+            + self._(
+                "The link may be incomplete or mistyped. Please use the unsubscribe link "
+                "from the most recent email you received."
+            )
+            + "</p>",
             status=400,
         )
 
@@ -172,11 +186,17 @@ class WebApp:
         )
 
     def _done(self, sub: Subscriber, token: str) -> HTMLResponse:
+        email = self._mask(sub.email)
         return self.page(
-            "You are unsubscribed",
-            f"<p>{escape(_mask(sub.email))} will get no more emails from "
-            f"{escape(self.site_name)}.</p><p>Unsubscribed by mistake?</p>"
-            + self._form("resubscribe", token, "Subscribe again", quiet=True),
+            self._("You are unsubscribed"),
+            "<p>"
+            + self._(
+                "%(email)s will get no more emails from %(site)s.", email=email, site=self.site_name
+            )
+            + "</p><p>"
+            + self._("Unsubscribed by mistake?")
+            + "</p>"
+            + self._form("resubscribe", token, self._("Subscribe again"), quiet=True),
         )
 
     async def _subscriber(self, token: str) -> Subscriber | None:
@@ -194,9 +214,13 @@ class WebApp:
         """Show the confirmation page; a GET never unsubscribes (scanners follow links)."""
         if "token" not in request.query_params:
             return self.page(
-                "Unsubscribe",
-                "<p>To stop receiving this newsletter, use the <em>Unsubscribe</em> link at "
-                "the bottom of any email you received from us; it is personal to you.</p>",
+                self._("Unsubscribe"),
+                "<p>"
+                + self._(
+                    "To stop receiving this newsletter, use the <em>Unsubscribe</em> link at "
+                    "the bottom of any email you received from us; it is personal to you."
+                )
+                + "</p>",
             )
         token = request.query_params["token"]
         sub = await self._subscriber(token) if valid_token(token) else None
@@ -205,9 +229,15 @@ class WebApp:
         if sub.status == "unsubscribed":
             return self._done(sub, token)
         return self.page(
-            "Unsubscribe?",
-            f"<p>Stop sending {escape(self.site_name)} to {escape(_mask(sub.email))}?</p>"
-            + self._form("unsubscribe", token, "Unsubscribe"),
+            self._("Unsubscribe?"),
+            "<p>"
+            + self._(
+                "Stop sending %(site)s to %(email)s?",
+                site=self.site_name,
+                email=self._mask(sub.email),
+            )
+            + "</p>"
+            + self._form("unsubscribe", token, self._("Unsubscribe")),
         )
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -220,9 +250,13 @@ class WebApp:
             return PlainTextResponse("request body too large\n", status_code=413)
         if not is_one_click(body, request.headers.get("content-type", "")):
             return self.page(
-                "Unsubscribe",
-                "<p>This request did not say <code>List-Unsubscribe=One-Click</code>; "
-                "nothing was changed. Use the button on the unsubscribe page.</p>",
+                self._("Unsubscribe"),
+                "<p>"
+                + self._(
+                    "This request did not say <code>List-Unsubscribe=One-Click</code>; "
+                    "nothing was changed. Use the button on the unsubscribe page."
+                )
+                + "</p>",
                 status=400,
             )
         sub = await self._subscriber(token)
@@ -242,18 +276,27 @@ class WebApp:
             return self.bad_token()
         if sub.status == "bounced":
             return self.page(
-                "Cannot subscribe again here",
-                "<p>Mail to this address bounced, so we stopped sending to it. Please "
-                "contact the editor to be added again.</p>",
+                self._("Cannot subscribe again here"),
+                "<p>"
+                + self._(
+                    "Mail to this address bounced, so we stopped sending to it. Please "
+                    "contact the editor to be added again."
+                )
+                + "</p>",
             )
         if sub.status != "active":
             sub = await self._set_status(token, "active") or sub
             log.info("subscriber %s re-subscribed via the web", sub.id)
         return self.page(
-            "Welcome back",
-            f"<p>{escape(_mask(sub.email))} will get {escape(self.site_name)} again, "
-            "starting with the next issue.</p>"
-            + self._form("unsubscribe", token, "Unsubscribe", quiet=True),
+            self._("Welcome back"),
+            "<p>"
+            + self._(
+                "%(email)s will get %(site)s again, starting with the next issue.",
+                email=self._mask(sub.email),
+                site=self.site_name,
+            )
+            + "</p>"
+            + self._form("unsubscribe", token, self._("Unsubscribe"), quiet=True),
         )
 
     async def archive(self, request: Request) -> Response:
@@ -262,13 +305,20 @@ class WebApp:
             lambda: self.store.list_issues(limit=ARCHIVE_LIMIT)
         )
         if not issues:
-            return self.page("Archive", "<p>No issues yet.</p>")
+            return self.page(self._("Archive"), "<p>" + self._("No issues yet.") + "</p>")
         rows = "".join(
-            f'<li><span class="date">{escape(i.date)}</span>'
+            f'<li><span class="date">{escape(self._date(i.date))}</span>'
             f'<a href="{self.prefix}/archive/{escape(i.date)}">{escape(i.subject)}</a></li>'
             for i in issues
         )
-        return self.page("Archive", f"<ul>{rows}</ul>")
+        return self.page(self._("Archive"), f"<ul>{rows}</ul>")
+
+    def _date(self, iso: str) -> str:
+        """Return an issue's ISO date as the site's language writes it in full."""
+        try:
+            return i18n.long_date(date.fromisoformat(iso), self.language)
+        except ValueError:
+            return iso
 
     async def archived_issue(self, request: Request) -> Response:
         """Show one issue as it was sent, with no subscriber's token in it."""
@@ -277,7 +327,11 @@ class WebApp:
         if _DATE.fullmatch(date):
             issue = await run_in_threadpool(lambda: self.store.issue_for_date(date))
         if issue is None:
-            return self.page("Not found", "<p>There is no issue for that date.</p>", 404)
+            return self.page(
+                self._("Not found"),
+                "<p>" + self._("There is no issue for that date.") + "</p>",
+                404,
+            )
         return HTMLResponse(strip_tokens(issue.html), headers=_ARCHIVE_HEADERS)
 
     async def healthz(self, request: Request) -> Response:
@@ -305,7 +359,7 @@ async def _read_body(request: Request) -> bytes | None:
 def _mask(address: str) -> str:
     """Return "j•••@example.com": enough for the reader to recognise, little for a bystander."""
     local, _, domain = address.partition("@")
-    return f"{local[:1]}•••@{domain}" if domain else "your address"
+    return f"{local[:1]}•••@{domain}" if domain else ""
 
 
 def create_app(config: Config, store: Store, *, clock: Clock | None = None) -> Starlette:
