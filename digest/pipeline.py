@@ -257,7 +257,18 @@ def compose(config: Config, articles: Sequence[Article], *, now: datetime) -> Is
     """Summarize articles and compose the issue; None when there is nothing to send."""
     if len(articles) < max(config.compose.min_articles, 1):
         return None
-    stories = [Story(article=a, sentences=()) for a in articles]
+    # [compose].languages: other-language articles stay out of the lead and the roundup.
+    site = config.site.language
+    kept = [a for a in articles if config.compose.allows(a.language, site)]
+    if len(kept) < len(articles):
+        log.info(
+            "%d article(s) not in %s kept out of the lead and roundup ([compose].languages)",
+            len(articles) - len(kept),
+            ", ".join(config.compose.languages or (site,)),
+        )
+    if not kept:
+        return None
+    stories = [Story(article=a, sentences=()) for a in kept]
     issue = compose_issue(
         stories,
         site_name=config.site.name,

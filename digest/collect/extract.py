@@ -104,7 +104,9 @@ _BLOCKS = frozenset(
     {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
      "figure", "figcaption", "table", "tr", "section", "article", "header", "footer", "dd", "dt"}
 )  # fmt: skip
-_SENTENCE_END = re.compile(r"[.!?…:;\"'”’»)\]]$")
+_SENTENCE_END = re.compile(r"[.!?…:;\"'”’»)\]。！？」』）]$")
+# Han and kana: a line of them has no spaces, so it is measured in characters instead.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w", re.UNICODE)
 TITLE_LIMIT = 300  # as for feed titles
@@ -293,7 +295,8 @@ def _clean(s: str | None) -> str:
 
 
 def _is_stub(line: str) -> bool:
-    return len(line.split()) < 4 and not _SENTENCE_END.search(line)
+    words = len(line.split()) + len(_CJK.findall(line)) // 2  # two characters to a word
+    return words < 4 and not _SENTENCE_END.search(line)
 
 
 def _clean_author(author: str | None) -> str | None:
