@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,37 @@ def test_cli_reads_digest_config_env(tmp_path: Path) -> None:
     res = run_cli("collect", cwd=ROOT, env={"DIGEST_CONFIG": str(cfg)})
     assert res.returncode == 2
     assert "sources[0].url" in res.stderr
+
+
+def test_languages_are_iso_codes_and_old_names_still_work(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert (cfg.site.language, cfg.sources[0].language, cfg.summary.language) == ("en", "", "")
+    assert cfg.compose.languages == () and cfg.compose.allows("en", "en")
+    assert not cfg.compose.allows("de", "en") and cfg.compose.allows(None, "en")
+    text = GOOD.replace(
+        'timezone = "Europe/Berlin"', 'timezone = "Europe/Berlin"\nlanguage = "German"'
+    )
+    text = text.replace(
+        'url = "https://news.example.com/feed/"',
+        'url = "https://news.example.com/feed/"\nlanguage = "fr-CA"',
+    )
+    text += '\n[summary]\nlanguage = "english"\n\n[compose]\nlanguages = ["de", "english", "de"]\n'
+    cfg = load_config(write(tmp_path, text))
+    assert (cfg.site.language, cfg.sources[0].language, cfg.summary.language) == ("de", "fr", "en")
+    assert cfg.compose.languages == ("de", "en")
+    cfg = load_config(write(tmp_path, GOOD + '\n[compose]\nlanguages = ["*", "de"]\n'))
+    assert cfg.compose.languages == ("*",) and cfg.compose.allows("ja", "en")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (GOOD.replace('timezone = "Europe/Berlin"', 'language = "klingon"'), "site.language"),
+        (GOOD + '\n[summary]\nlanguage = "xx-"\n', "summary.language"),
+        (GOOD + '\n[compose]\nlanguages = ["en", "Deutsch!"]\n', "compose.languages"),
+        (GOOD.replace('feed/"', 'feed/"\nlanguage = "e"'), "sources[0].language"),
+    ],
+)
+def test_a_bad_language_names_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: .* ISO 639-1 code"):
+        load_config(write(tmp_path, text))
