@@ -120,6 +120,12 @@ def test_order_of_trust() -> None:
         "Da baumelte vom Balkon im 4. Stock ein Seil.",
         "Die Kosten werden auf ca. 120 Mio. Euro geschätzt, u. a. für neue Ampeln.",
         "Prof. Dr. Müller sagt, z. B. Siemens wachse weiter.",
+        "Sie belegte den 3. Platz beim Rennen.",
+        "Der Vertrag wurde am 8. Nov. 2023 unterschrieben.",
+        "Laut Hrsg. Müller ist das Buch fertig.",
+        "Sie wohnt in der Hauptstr. 5 in Köln.",
+        "Ludwig XIV. war König von Frankreich.",
+        "Der Zug kam ca. 10 Min. später an.",
     ],
 )
 def test_german_abbreviations_and_ordinals_do_not_end_a_sentence(sentence: str) -> None:

@@ -46,7 +46,8 @@ _NEWS_ABBREVIATIONS: dict[str, frozenset[str]] = {
     ),
     "german": _set(
         """z.b bzw ca usw nr dr prof u.a d.h vgl ggf evtl inkl bzgl sog str tel mio mrd
-        hr fr jh jr s.o s.u u.ä o.ä"""
+        hr fr jh jr s.o s.u u.ä o.ä hrsg geb gest abg dipl dipl.-ing ing co min std sek
+        mind max zzgl ggü sen mag"""
     ),
     "french": _set("m mm mme mmes mlle dr pr p.ex cf av bd env etc n°"),
     "spanish": _set("sr sres sra sras srta ee.uu dr dra ud uds pág etc av avda"),
@@ -60,7 +61,28 @@ _NEWS_ABBREVIATIONS: dict[str, frozenset[str]] = {
 # Abbreviations only when a number follows: "No. 1" joins, "said no. Then" splits.
 _NUMERIC_ABBREVIATIONS: dict[str, frozenset[str]] = {
     "english": frozenset({"no", "nos", "vol", "p", "pp", "fig", "art"}),
-    "german": frozenset({"nr", "s", "abs", "art"}),
+    "german": frozenset(
+        {
+            "nr",
+            "s",
+            "abs",
+            "art",
+            "jan",
+            "feb",
+            "mär",
+            "apr",
+            "jun",
+            "jul",
+            "aug",
+            "sep",
+            "sept",
+            "okt",
+            "nov",
+            "dez",
+            "bd",
+            "hauptstr",
+        }
+    ),  # fmt: skip
     "french": frozenset({"no", "p", "art"}),
     "spanish": frozenset({"no", "núm", "p", "art"}),
     "russian": frozenset({"no", "с", "ст", "п"}),
@@ -75,6 +97,14 @@ _NUMERIC_ABBREVIATIONS: dict[str, frozenset[str]] = {
 # acronyms ("U.S.", "E.U.") are one word with the dots removed, not stray letters.
 _WORD_RE = re.compile(r"(?:[^\W\d_]\.){2,}|\w+(?:['’-]\w+)*", re.UNICODE)
 _IS_WORD = re.compile(r"^[^\W\d_](?:[^\W\d_]|['’-])*$", re.UNICODE)
+# Languages that write ordinals as "3." (German "den 3. Platz", Czech "3. místo").
+_ORDINAL_LANGUAGES = frozenset(
+    {"german", "czech", "danish", "norwegian", "finnish", "estonian", "slovene", "turkish",
+     "polish"}
+)  # fmt: skip
+_OPENING_MARKS = "\"'„“‚‘«»‹›(["
+_ENDS_ORDINAL = re.compile(r"(?:^|[\s(])\d{1,3}\.$")
+_ENDS_STREET = re.compile(r"(?i)\wstr\.$")  # "Hauptstr. 5"
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 _SPACE = re.compile(r"\s+")
 
@@ -140,7 +170,29 @@ class Tokenizer:
         text = _SPACE.sub(" ", paragraph).strip()
         if not text:
             return ()
-        return tuple(s for s in (p.strip() for p in self._punkt.tokenize(text)) if s)
+        out = [s for s in (p.strip() for p in self._punkt.tokenize(text)) if s]
+        if self._language != "english":  # English keeps its tuned behaviour
+            out = self._rejoin(out)
+        return tuple(out)
+
+    def _rejoin(self, parts: list[str]) -> list[str]:
+        """Undo breaks Punkt makes where no sentence can end.
+
+        Before a lower-case letter ("Ludwig XIV. war", "geb. in Berlin"), and, where
+        "3." is an ordinal, after a number of one to three digits ("den 3. Platz").
+        """
+        ordinals = self._language in _ORDINAL_LANGUAGES
+        out: list[str] = []
+        for part in parts:
+            if out and (
+                part.lstrip(_OPENING_MARKS)[:1].islower()
+                or (ordinals and _ENDS_ORDINAL.search(out[-1]))
+                or (_ENDS_STREET.search(out[-1]) and part[:1].isdigit())
+            ):
+                out[-1] = f"{out[-1]} {part}"
+            else:
+                out.append(part)
+        return out
 
     def to_words(self, sentence: str) -> tuple[str, ...]:
         """Return the words of `sentence`: letters only, no numbers or punctuation."""
