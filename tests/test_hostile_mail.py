@@ -182,9 +182,9 @@ def test_smtp_server_away_during_a_5000_subscriber_send(tmp_path: Path, store: S
     )
     assert again.exit_code == 0
     exactly_once(server, N)
-    assert store.delivery_counts(issue.id) == {"sent": N}
+    assert store.ledger.delivery_counts(issue.id) == {"sent": N}
     # Whoever the 421s cut off was tried again; nobody needed more than a few tries.
-    retried = [d for d in store.list_deliveries(issue.id) if d.attempts > 1]
+    retried = [d for d in store.ledger.list_deliveries(issue.id) if d.attempts > 1]
     assert retried and max(d.attempts for d in retried) <= 3
 
 
@@ -207,7 +207,7 @@ def test_read_only_store_stops_the_send_before_the_first_message(
             send_issue(read_only, issue, smtp_config(tmp_path, server.port), now=NOW)
         assert server.messages == [] and server.handler.transactions == 0
     read_only.close()
-    assert store.list_deliveries(issue.id) == []  # nothing queued, nothing claimed
+    assert store.ledger.list_deliveries(issue.id) == []  # nothing queued, nothing claimed
 
 
 def write_config(tmp_path: Path, *, smtp_port: int | None, source: str, db: Path) -> Path:

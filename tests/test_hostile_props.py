@@ -241,11 +241,11 @@ def test_random_titles_and_text_become_a_safe_email(items: list[tuple[str, str, 
         replace(merge_article(e, None, language="english"), first_seen=NOW, id=i)
         for i, e in enumerate(entries)
     ]
-    issue = pipeline.compose(CONFIG, articles, now=NOW)
+    issue = pipeline.compose_articles(CONFIG, articles, now=NOW)
     if issue is None:
         assert not articles
         return
-    rendered = pipeline.render(CONFIG, issue, now=NOW)
+    rendered = pipeline.render_email(CONFIG, issue, now=NOW)
     assert check_email_html(rendered.html) == []
     lowered = rendered.html.lower()
     for needle in ("<script", "javascript:", "onerror", "<iframe", "data:,"):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 import tomllib
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +50,33 @@ def test_every_imported_distribution_is_a_declared_dependency() -> None:
         if not any(normalize(d) in declared() for d in owners.get(m, [m]))
     }
     assert not missing, f"imported but not in [project].dependencies: {missing}"
+
+
+HEAVY = ("nltk", "sumy", "trafilatura", "premailer", "numpy", "lxml", "sqlalchemy", "apscheduler")
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """`digest --help` must not pay for the summarizer, extractor, renderer or database."""
+    code = (
+        f"import sys, digest, digest.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "", f"imported at start-up: {out.stdout.strip()}"
+
+
+def test_public_api_names_resolve_and_no_name_shadows_a_module() -> None:
+    import digest
+
+    for name in digest.__all__:
+        assert getattr(digest, name) is not None, name
+    for stage in ("collect", "summarize", "compose", "render", "mail", "store", "web", "cli"):
+        module = importlib.import_module(f"digest.{stage}")
+        assert isinstance(module, types.ModuleType)
+        assert stage not in digest.__all__
+    # Every DigestError subclass is exported from the one error module.
+    import digest.errors as errors
+
+    tree = {n for n, v in vars(errors).items() if isinstance(v, type)}
+    assert tree <= set(digest.__all__)

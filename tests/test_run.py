@@ -29,8 +29,8 @@ from digest import daemon
 from digest.cli import cli
 from digest.config import Config
 from digest.config.load import load_config
+from digest.errors import LockHeldError
 from digest.store import Store, locks
-from digest.store.locks import LockHeldError
 from tests.httpserver import LocalHTTPServer, Response
 from tests.smtpserver import LocalSMTPServer
 
@@ -144,7 +144,7 @@ def wait_for(what: Callable[[], bool], timeout: float, message: str) -> None:
 
 def ledger(store: Store) -> Counter[str]:
     issue = store.last_issue()
-    return Counter(store.delivery_counts(issue.id)) if issue else Counter()
+    return Counter(store.ledger.delivery_counts(issue.id)) if issue else Counter()
 
 
 @pytest.fixture
@@ -468,11 +468,11 @@ def test_status_shows_daemon_schedule_issues_and_failing_sources(
         preheader="",
         article_ids=[],
     )
-    store.ensure_deliveries(issue.id, now=now)
+    store.ledger.ensure_deliveries(issue.id, now=now)
     subs = store.list_subscribers()
     for sub, status in zip(subs[:2], ("sent", "failed"), strict=True):
         assert sub.id is not None
-        store.finish_delivery(issue.id, sub.id, status=status, expect="pending", now=now)
+        store.ledger.finish_delivery(issue.id, sub.id, status=status, expect="pending", now=now)
     store.set_subscriber_status(email=subs[2].email, status="unsubscribed", now=now)
     for _ in range(3):
         store.record_source_result("City", "u", now=now - timedelta(hours=2), error="HTTP 503")
@@ -503,9 +503,9 @@ def test_status_shows_daemon_schedule_issues_and_failing_sources(
     assert "sending now:" not in out
 
     # A worker holding a live lease on the newest issue is listed; an expired one is not.
-    assert len(store.claim_batch(issue.id, worker="w1:42", size=5, lease=600, now=now)) == 1
+    assert len(store.ledger.claim_batch(issue.id, worker="w1:42", size=5, lease=600, now=now)) == 1
     out = runner.invoke(cli, ["--config", str(path), "status"]).output
     until = daemon.local(config, now + timedelta(seconds=600))[-5:]
     assert f"sending now:\n  w1:42: 1 delivery(ies) leased until {until} {ZONE}" in out
-    assert store.live_leases(issue.id, now=now + timedelta(seconds=601)) == {}
+    assert store.ledger.live_leases(issue.id, now=now + timedelta(seconds=601)) == {}
     store.close()

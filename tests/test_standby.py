@@ -96,5 +96,5 @@ def test_the_standby_takes_over_when_the_leader_dies(
     assert set(jobs) == {daemon.COLLECT_JOB, daemon.SEND_JOB}  # in PostgreSQL
     assert jobs[daemon.SEND_JOB] > now + timedelta(hours=12)  # the standby's time, tomorrow
     issue = store.last_issue()
-    assert issue is not None and store.delivery_counts(issue.id) == {"sent": 5}
+    assert issue is not None and store.ledger.delivery_counts(issue.id) == {"sent": 5}
     store.close()

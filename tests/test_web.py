@@ -24,7 +24,8 @@ from digest.mail.deliver import send_issue
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story, Subscriber
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
-from digest.web import create_app, is_one_click, strip_tokens
+from digest.tokens import strip_tokens
+from digest.web import create_app, is_one_click
 from tests.smtpserver import LocalSMTPServer, free_port
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)

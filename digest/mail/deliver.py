@@ -204,7 +204,7 @@ class _Run:
         client = SmtpClient(self.smtp, password=self.password, local_hostname=self.hostname)
         ledger: LedgerWriter | None = None
         try:
-            ledger = self.store.ledger_writer()
+            ledger = self.store.ledger.ledger_writer()
             while not self.stop.is_set():
                 sub = self._next()
                 if sub is None:
@@ -349,16 +349,16 @@ def send_issue(
     sender = _Sender(template, smtp, clock)
     password = _password(smtp)
     if resend_uncertain:
-        n = store.requeue_uncertain(issue.id, now=now)
+        n = store.ledger.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
-    store.ensure_deliveries(issue.id, now=now)
+    store.ledger.ensure_deliveries(issue.id, now=now)
     if lease is None and store.shared:
         lease = Lease(worker=new_worker_id())
     source: FixedQueue | LeasedQueue
     if lease is not None:
         source, connections = LeasedQueue(store, issue.id, lease), smtp.connections
     else:
-        items = [sub for _d, sub in store.pending_deliveries(issue.id)]
+        items = [sub for _d, sub in store.ledger.pending_deliveries(issue.id)]
         source, connections = FixedQueue(items), min(smtp.connections, len(items))
     interrupted = False
     run: _Run | None = None
@@ -401,7 +401,7 @@ def send_issue(
         source.close()
     if run is not None and run.crash is not None:
         raise run.crash
-    counts = store.delivery_counts(issue.id)
+    counts = store.ledger.delivery_counts(issue.id)
     sent_now = run.sent if run else 0
     return SendReport(
         issue_id=issue.id,
@@ -451,7 +451,7 @@ class Planned:
 
 def plan(store: Store, issue: StoredIssue | None) -> Iterator[Planned]:
     """Yield, without writing anything, what a send would do for each subscriber."""
-    rows = {d.subscriber_id: d for d in store.list_deliveries(issue.id)} if issue else {}
+    rows = {d.subscriber_id: d for d in store.ledger.list_deliveries(issue.id)} if issue else {}
     for sub in store.list_subscribers():
         row = rows.get(sub.id) if sub.id is not None else None
         status = row.status if row else None

@@ -77,7 +77,7 @@ def work(
         issue = store.issue_for_date(date) if date else open_issue(store, now=now)
         if date and issue is None:
             raise DigestError(f"no issue stored for {date}; see `digest status`")
-        counts = store.delivery_counts(issue.id) if issue else {}
+        counts = store.ledger.delivery_counts(issue.id) if issue else {}
         # An issue with no ledger yet is one whose creator has not queued it: do it.
         if issue is not None and (counts.get("pending") or not counts or not follow):
             last = send_issue(store, issue, config, now=now, stop=stop, lease=lease)
@@ -107,11 +107,11 @@ def send_with_workers(
 ) -> SendReport:
     """Deliver an issue from this process and `workers` local worker processes together."""
     require_shared(store, "`digest send --workers`")
-    before = store.delivery_counts(issue.id).get("sent", 0)
+    before = store.ledger.delivery_counts(issue.id).get("sent", 0)
     if resend_uncertain:  # before the workers start, so none of them sees a stale state
-        n = store.requeue_uncertain(issue.id, now=now)
+        n = store.ledger.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
-    store.ensure_deliveries(issue.id, now=now)
+    store.ledger.ensure_deliveries(issue.id, now=now)
     procs = spawn_workers(config, issue.date, workers)
     mine: SendReport | None = None
     try:
@@ -124,7 +124,7 @@ def send_with_workers(
         for proc in procs:
             proc.wait()
     failed = [p.returncode for p in procs if p.returncode not in (0, 3, 4)]
-    counts = store.delivery_counts(issue.id)
+    counts = store.ledger.delivery_counts(issue.id)
     sent_now = counts.get("sent", 0) - before
     return SendReport(
         issue_id=issue.id,

@@ -241,9 +241,11 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+            raise StoreError(f"database error on {self.where}: {exc.orig}") from None
 
-    def _where(self) -> str:
+    @property
+    def where(self) -> str:
+        """Return the database URL without its password, for messages."""
         return self.engine.url.render_as_string(hide_password=True)
 
     def version(self) -> int:
@@ -256,12 +258,12 @@ class Database:
         current = self.version()
         if current > SCHEMA_VERSION:
             raise StoreError(
-                f"{self._where()} has schema version {current}, newer than this digest "
+                f"{self.where} has schema version {current}, newer than this digest "
                 f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
             )
         if current < SCHEMA_VERSION:
             raise StoreError(
-                f"{self._where()} has schema version {current}, older than this digest "
+                f"{self.where} has schema version {current}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
             )
 
@@ -297,7 +299,7 @@ class Database:
                         conn.execute(sa.select(sa.func.pg_advisory_unlock(advisory_key("migrate"))))
                         conn.commit()
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+            raise StoreError(f"database error on {self.where}: {exc.orig}") from None
         return applied
 
 
