@@ -53,7 +53,7 @@ from digest import pipeline
 from digest.config import Config
 from digest.config.load import load_config
 from digest.errors import DigestError, EmptyIssueError, LockLostError
-from digest.mail.deliver import SendReport, send_issue
+from digest.mail.deliver import SendReport, open_issue, send_issue
 from digest.store import SourceState, Store, StoredIssue, locks
 from digest.store.locks import DaemonLock, LockInfo, read_lock, stale_reason
 
@@ -65,9 +65,6 @@ JOBS_TABLE = "apscheduler_jobs"
 RUN_LOCK = "digest-run"
 LOCK_STALE_AFTER = 60.0  # seconds without a heartbeat before another daemon may take over
 HEARTBEAT_EVERY = 10.0
-# Pending deliveries of an older issue are left to `digest send --date`: a day-old
-# newsletter arriving late is worse than none.
-RETRY_WINDOW = timedelta(hours=20)
 
 
 def _utcnow() -> datetime:
@@ -197,19 +194,7 @@ def deliver_issue(
     # On `stop` the messages in flight finish and the rest stay pending for a restart.
     r = send_issue(store, issue, config, now=now, stop=stop)
     level = logging.INFO if r.exit_code == 0 else logging.WARNING
-    log.log(
-        level,
-        "deliveries of %s: sent %d (earlier %d), failed %d, to retry %d, uncertain %d, "
-        "skipped %d%s",
-        issue.date,
-        r.sent,
-        r.already_sent,
-        r.failed,
-        r.to_retry,
-        r.uncertain,
-        r.skipped,
-        " (stopped early)" if r.interrupted else "",
-    )
+    log.log(level, "deliveries of %s: %s", issue.date, r)
     if r.error:
         log.error("delivery of %s stopped: %s", issue.date, r.error)
     return r
@@ -261,8 +246,8 @@ def retry_pending(
     config: Config, store: Store, *, now: datetime, stop: threading.Event | None = None
 ) -> SendReport | None:
     """Finish the latest issue's pending deliveries (after an SMTP outage or a stop)."""
-    issue = store.last_issue()
-    if issue is None or now - issue.created_at > RETRY_WINDOW:
+    issue = open_issue(store, now=now)
+    if issue is None:
         return None
     pending = store.ledger.delivery_counts(issue.id).get("pending", 0)
     if not pending:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest import collect as collect_stage
+from digest.collect import Progress
 from digest.collect.extract import extract_page, merge_article
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
@@ -40,8 +41,6 @@ from digest.summarize import summarize
 from digest.tokens import archive_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

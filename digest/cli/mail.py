@@ -133,11 +133,7 @@ def _interrupt() -> None:
 
 
 def _summary(issue: StoredIssue, report: SendReport) -> str:
-    return (
-        f"{issue.date}: sent {report.sent}, already sent {report.already_sent}, "
-        f"failed {report.failed}, to retry {report.to_retry}, uncertain {report.uncertain}, "
-        f"skipped {report.skipped}"
-    )
+    return f"{issue.date}: {report}"
 
 
 def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:

@@ -52,11 +52,7 @@ def worker_cmd(app: App, date: str | None, follow: bool, batch: int, lease_secon
 
     def show(issue: StoredIssue, report: SendReport) -> None:
         console.print(
-            escape(
-                f"{issue.date}: sent {report.sent}, sent by others or earlier "
-                f"{report.already_sent}, failed {report.failed}, to retry {report.to_retry}, "
-                f"uncertain {report.uncertain}, skipped {report.skipped}"
-            ),
+            escape(f"{issue.date}: {report}"),
             soft_wrap=True,
         )
         if report.error and follow:  # otherwise it ends the command below

@@ -24,6 +24,7 @@ from datetime import datetime
 from digest.config import SiteConfig, SmtpConfig
 from digest.errors import ConfigError, DeliveryError
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
+from digest.textclean import one_line
 from digest.tokens import unsubscribe_url, valid_token
 
 # Slots in a template, in the order `render` takes their values.
@@ -35,11 +36,6 @@ _WORD_BYTES = 45  # UTF-8 bytes per encoded word: 60 base64 chars, 75 in total w
 _CTRL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ATEXT_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _PLACEHOLDER = TOKEN_PLACEHOLDER.encode("ascii")
-
-
-def one_line(text: str) -> str:
-    """Collapse all whitespace (CR, LF, tabs, Unicode line separators) to single spaces."""
-    return _CTRL_RE.sub("", " ".join(text.split()))
 
 
 def _encoded_words(text: str) -> list[str]:

@@ -42,6 +42,7 @@ from jinja2 import (
 from digest.compose import relative_time, story_time
 from digest.errors import RenderError
 from digest.models import Issue, RenderedIssue, Story
+from digest.render.emailsafety import GMAIL_CLIP_BYTES
 from digest.textclean import one_line
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 SHIPPED_TEMPLATES = Path(__file__).parent / "templates"
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
-GMAIL_CLIP_BYTES = 102_000  # Gmail hides everything after this many bytes of HTML
 
 MAX_TITLE = 300
 MAX_LEAD_SUMMARY = 900

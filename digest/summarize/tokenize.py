@@ -15,9 +15,8 @@ from dataclasses import replace
 import punkt
 from punkt.model.prefixes import with_nonbreaking_prefixes
 
+from digest.config import LANGUAGES
 from digest.errors import SummaryError
-
-LANGUAGES = ("english", "german", "french", "spanish", "russian", "italian", "portuguese", "dutch")
 
 
 def _set(words: str) -> frozenset[str]:
