@@ -9,10 +9,12 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 import types
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,3 +82,28 @@ def test_public_api_names_resolve_and_no_name_shadows_a_module() -> None:
 
     tree = {n for n, v in vars(errors).items() if isinstance(v, type)}
     assert tree <= set(digest.__all__)
+
+
+def test_a_wheel_built_from_the_sdist_ships_templates_and_sample(tmp_path: Path) -> None:
+    """`python -m build` (sdist, then a wheel from it) carries the top-level templates."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    src = tmp_path / "src"
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    out = tmp_path / "dist"
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (wheel,) = out.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in ("base.html", "digest.html", "digest.txt"):
+        assert f"digest/render/templates/{template}" in names
+    assert "digest/sample/feed.xml" in names
+    assert not any(n.startswith(("tests/", "bench/")) for n in names)
