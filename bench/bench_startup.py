@@ -58,9 +58,8 @@ def main() -> None:
         for label in GOALS:
             med = statistics.median(timed(label.split(), folder, runs))
             verdict = "ok" if med <= GOALS[label] else "OVER"
-            print(
-                f"digest {label:18} median {med * 1000:6.0f} ms  (goal {GOALS[label]:.1f} s) {verdict}"
-            )
+            goal = GOALS[label]
+            print(f"digest {label:18} median {med * 1000:6.0f} ms  (goal {goal:.1f} s) {verdict}")
 
 
 def timed_python(cwd: Path, runs: int) -> list[float]:

@@ -353,7 +353,7 @@ def enormous_feed(link: str, words: int = 1_000_000) -> bytes:
 def test_enormous_items_are_capped() -> None:
     start = time.monotonic()
     first, second = parse(enormous_feed("/a", words=300_000))
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60  # capped, not quadratic (minutes uncapped)
     assert len(first.title) <= 300 and first.title.endswith("word…")
     assert len(second.summary) <= 1000 and "<" not in second.summary
 

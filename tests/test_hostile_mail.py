@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -64,13 +63,6 @@ def subscribe(store: Store, n: int) -> None:
 
 def smtp_config(tmp_path: Path, port: int, **smtp: Any) -> Config:
     return deliver_config(tmp_path, port, **{"max_attempts": 8, **smtp})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
 
 
 # --- the mail server goes away in the middle of a 5,000-subscriber send -------------------

@@ -232,12 +232,12 @@ def test_daemon_sends_once_stops_cleanly_and_a_restart_never_resends(
     log_a, log_b, log_c = (tmp_path / f"{name}.log" for name in "abc")
     a = start_daemon(path, log_a)
     try:
-        wait_for(lambda: "digest run started" in log_a.read_text(), 15, "daemon A to start")
+        wait_for(lambda: "digest run started" in log_a.read_text(), 120, "daemon A to start")
         b = start_daemon(path, log_b)  # a second daemon on the same database
-        wait_for(lambda: len(smtp.messages) >= 1, 20, "the first message")
+        wait_for(lambda: len(smtp.messages) >= 1, 120, "the first message")
         a.send_signal(signal.SIGTERM)  # mid-send: the message in flight is finished
-        assert a.wait(timeout=20) == 0
-        assert b.wait(timeout=20) == 1
+        assert a.wait(timeout=120) == 0
+        assert b.wait(timeout=120) == 1
     finally:
         for proc in (a, b):
             proc.kill()
@@ -258,14 +258,14 @@ def test_daemon_sends_once_stops_cleanly_and_a_restart_never_resends(
     feed_hits = sum(1 for p, _ in site.requests if p == "/feed")
     c = start_daemon(path, log_c)
     try:
-        wait_for(lambda: ledger(store)["sent"] == 6, 20, "the restart to finish the send")
+        wait_for(lambda: ledger(store)["sent"] == 6, 120, "the restart to finish the send")
         wait_for(
             lambda: sum(1 for p, _ in site.requests if p == "/feed") >= feed_hits + 2,
-            15,
+            120,
             "two more collections",
         )
         c.send_signal(signal.SIGTERM)
-        assert c.wait(timeout=20) == 0
+        assert c.wait(timeout=120) == 0
     finally:
         c.kill()
         c.wait()
@@ -298,7 +298,7 @@ class Daemon:
 
     def __enter__(self) -> Daemon:
         self.thread.start()
-        assert self.started.wait(10), self.error
+        assert self.started.wait(60), self.error
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -333,12 +333,12 @@ def test_send_goes_out_on_time_or_late_within_grace_only(
     if down:
         with Daemon(config):
             pass  # stopped before the send: the job store remembers it is due at send_at
-        wait_for(lambda: datetime.now(tz=UTC) > send_at + timedelta(seconds=1.5), 10, "send time")
+        wait_for(lambda: datetime.now(tz=UTC) > send_at + timedelta(seconds=1.5), 60, "send time")
     with Daemon(config) as daemon:
         if sent:
-            wait_for(lambda: len(smtp.messages) == sent, 15, "the send")
+            wait_for(lambda: len(smtp.messages) == sent, 120, "the send")
         else:
-            wait_for(lambda: "was missed by" in caplog.text, 10, "the missed-send log line")
+            wait_for(lambda: "was missed by" in caplog.text, 60, "the missed-send log line")
         time.sleep(0.5)
         assert sorted(smtp.handler.recipients()) == [f"reader{i}@example.org" for i in range(sent)]
         assert len(daemon.store.list_issues()) == (1 if sent else 0)

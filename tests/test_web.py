@@ -34,13 +34,6 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
-
-
 def make_config(tmp_path: Path, smtp_port: int = 25) -> Config:
     smtp = SmtpConfig(
         host="127.0.0.1",
@@ -67,7 +60,7 @@ class LocalWebServer:
 
     def __enter__(self) -> httpx.Client:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not self.server.started:
             assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
             time.sleep(0.01)
@@ -370,7 +363,7 @@ def test_digest_serve_answers_on_loopback(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
