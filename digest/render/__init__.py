@@ -48,7 +48,6 @@ from digest.textclean import one_line
 log = logging.getLogger(__name__)
 
 
-
 def _shipped_templates() -> Path:
     """Return the shipped templates folder: inside an installed wheel, or the repo's.
 

@@ -28,6 +28,7 @@ from digest.store.schema import (
     UTCDateTime,
     articles,
     deliveries,
+    from_row,
     issues,
     metadata,
     schema_version,
@@ -198,16 +199,7 @@ class Store:
         with self.db.begin() as conn:
             rows = conn.execute(sa.select(sources)).mappings().all()
         return {
-            r["name"]: SourceState(
-                name=r["name"],
-                etag=r["etag"],
-                last_modified=r["last_modified"],
-                last_run=r["last_run"],
-                last_success=r["last_success"],
-                last_error=r["last_error"],
-                failing_since=r["failing_since"],
-                consecutive_failures=r["consecutive_failures"] or 0,
-            )
+            r["name"]: from_row(SourceState, r, consecutive_failures=r["consecutive_failures"] or 0)
             for r in rows
         }
 
@@ -507,30 +499,8 @@ def _replace_id(art: Article, pk: int | None) -> Article:
 
 
 def _article(r: Any) -> Article:
-    return Article(
-        id=r["id"],
-        source=r["source"],
-        guid=r["guid"],
-        url=r["url"],
-        title=r["title"],
-        text=r["text"],
-        feed_summary=r["feed_summary"],
-        published=r["published"],
-        first_seen=r["first_seen"],
-        author=r["author"],
-        image=r["image"],
-        language=r["language"],
-    )
+    return from_row(Article, r)
 
 
 def _issue(r: Any) -> StoredIssue:
-    return StoredIssue(
-        id=r["id"],
-        date=r["date"],
-        created_at=r["created_at"],
-        subject=r["subject"],
-        html=r["html"],
-        text=r["text"],
-        preheader=r["preheader"],
-        article_ids=tuple(json.loads(r["article_ids"])),
-    )
+    return from_row(StoredIssue, r, article_ids=tuple(json.loads(r["article_ids"])))

@@ -35,6 +35,7 @@ from digest.store.schema import (
     Database,
     UTCDateTime,
     advisory_key,
+    columns_of,
     deliveries,
     delivery_from_row,
     subscriber_from_row,
@@ -158,17 +159,8 @@ class Ledger:
                 m = row._mapping
                 out.append(
                     (
-                        delivery_from_row(m, deliveries.c),
-                        subscriber_from_row(
-                            {
-                                "id": m[subscribers.c.id],
-                                "email": m[subscribers.c.email],
-                                "name": m[subscribers.c.name],
-                                "status": m[subscribers.c.status],
-                                "token": m[subscribers.c.token],
-                                "created_at": m[subscribers.c.created_at],
-                            }
-                        ),
+                        delivery_from_row(columns_of(m, deliveries)),
+                        subscriber_from_row(columns_of(m, subscribers)),
                     )
                 )
         return out
@@ -236,7 +228,7 @@ class Ledger:
             q = q.where(deliveries.c.status == status)
         with self.db.begin() as conn:
             rows = conn.execute(q).mappings().all()
-        return [delivery_from_row(r, None) for r in rows]
+        return [delivery_from_row(r) for r in rows]
 
     def requeue_uncertain(self, issue_id: int, *, now: datetime) -> int:
         """Put deliveries left 'sending' by a crash back to pending (may duplicate them)."""
