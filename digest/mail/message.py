@@ -173,11 +173,6 @@ class MessageTemplate:
             f"<{self.issue_date}.{tag + '.' if tag else ''}{secrets.token_hex(10)}@{self.domain}>"
         )
 
-    @property
-    def size(self) -> int:
-        """Return the approximate size of one rendered message in bytes."""
-        return sum(len(s) for s in self.segments) + 200
-
 
 def format_date(when: datetime) -> str:
     """Return an RFC 5322 Date header value for an aware datetime."""
