@@ -57,6 +57,8 @@ class Recorder:
     drop_in_data: int = 0
     drop_after_data: int = 0
     kill_at: tuple[int, int] | None = None
+    hold_after: int | None = None  # hold every message after this many until `release` is set
+    release: threading.Event = field(default_factory=threading.Event)
     transactions: int = 0
     in_data: int = 0  # ends-of-data being answered right now
     max_in_data: int = 0  # the most seen at once: how many connections really ran together
@@ -80,6 +82,8 @@ class Recorder:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         self.transactions += 1
+        if self.hold_after is not None and self.transactions > self.hold_after:
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 300)
         self.in_data += 1
         self.max_in_data = max(self.max_in_data, self.in_data)
         try:

@@ -39,7 +39,8 @@ def imported_modules() -> set[str]:
                 found.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"digest", "__future__"}
+    # _typeshed exists only for the type checker (imported under TYPE_CHECKING).
+    return found - set(sys.stdlib_module_names) - {"digest", "__future__", "_typeshed"}
 
 
 def test_every_imported_distribution_is_a_declared_dependency() -> None:

@@ -225,7 +225,9 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
 def test_daemon_sends_once_stops_cleanly_and_a_restart_never_resends(
     tmp_path: Path, site: LocalHTTPServer, smtp: LocalSMTPServer
 ) -> None:
-    smtp.handler.delay = 0.4  # slow enough to stop the daemon in the middle of the send
+    # The first message goes out, the rest wait at the server until the daemon was told to
+    # stop: the stop lands in the middle of the send however slowly this machine runs.
+    smtp.handler.hold_after = 1
     path = write_config(tmp_path, site, smtp, send_at=soon(4.5), collect_seconds=2)
     config = load_config(path)
     store = subscribe(config, 6)
@@ -234,10 +236,12 @@ def test_daemon_sends_once_stops_cleanly_and_a_restart_never_resends(
     try:
         wait_for(lambda: "digest run started" in log_a.read_text(), 120, "daemon A to start")
         b = start_daemon(path, log_b)  # a second daemon on the same database
+        assert b.wait(timeout=120) == 1  # refused while A runs
         wait_for(lambda: len(smtp.messages) >= 1, 120, "the first message")
         a.send_signal(signal.SIGTERM)  # mid-send: the message in flight is finished
+        wait_for(lambda: "stopping: finishing" in log_a.read_text(), 120, "A to stop sending")
+        smtp.handler.release.set()
         assert a.wait(timeout=120) == 0
-        assert b.wait(timeout=120) == 1
     finally:
         for proc in (a, b):
             proc.kill()
@@ -334,14 +338,14 @@ def test_send_goes_out_on_time_or_late_within_grace_only(
         with Daemon(config):
             pass  # stopped before the send: the job store remembers it is due at send_at
         wait_for(lambda: datetime.now(tz=UTC) > send_at + timedelta(seconds=1.5), 60, "send time")
-    with Daemon(config) as daemon:
+    with Daemon(config) as running:
         if sent:
             wait_for(lambda: len(smtp.messages) == sent, 120, "the send")
         else:
             wait_for(lambda: "was missed by" in caplog.text, 60, "the missed-send log line")
         time.sleep(0.5)
         assert sorted(smtp.handler.recipients()) == [f"reader{i}@example.org" for i in range(sent)]
-        assert len(daemon.store.list_issues()) == (1 if sent else 0)
+        assert len(running.store.list_issues()) == (1 if sent else 0)
     # A first start after the send time has no stored run to catch up: due_send finds it.
     assert ("has not gone out; sending now" in caplog.text) == (send_in < 0)
     missed = [
