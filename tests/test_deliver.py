@@ -266,14 +266,25 @@ def test_parallel_connections_and_rate_limit(tmp_path: Path, store: Store) -> No
 
 
 def test_stop_event_finishes_in_flight_and_leaves_the_rest_pending(
-    tmp_path: Path, store: Store
+    tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     subscribe(store, 10)
     issue = make_issue(store)
     stop = threading.Event()
     with LocalSMTPServer() as slow:
-        slow.handler.delay = 0.1
-        threading.Timer(0.25, stop.set).start()
+        # The second message waits at the server until the stop has reached the send.
+        slow.handler.hold_after = 1
+
+        def stop_mid_send() -> None:
+            deadline = time.monotonic() + 120
+            while not slow.messages and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stop.set()
+            while "stop requested" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.01)
+            slow.handler.release.set()
+
+        threading.Thread(target=stop_mid_send, daemon=True).start()
         report = send_issue(
             store, issue, config(tmp_path, slow.port, connections=1), now=NOW, stop=stop
         )

@@ -239,7 +239,7 @@ def test_daemon_sends_once_stops_cleanly_and_a_restart_never_resends(
         assert b.wait(timeout=120) == 1  # refused while A runs
         wait_for(lambda: len(smtp.messages) >= 1, 120, "the first message")
         a.send_signal(signal.SIGTERM)  # mid-send: the message in flight is finished
-        wait_for(lambda: "stopping: finishing" in log_a.read_text(), 120, "A to stop sending")
+        wait_for(lambda: "stop requested" in log_a.read_text(), 120, "A's send to stop")
         smtp.handler.release.set()
         assert a.wait(timeout=120) == 0
     finally:
