@@ -327,7 +327,7 @@ def test_language_per_article_and_a_german_issue(mixed: LocalHTTPServer, tmp_pat
     # [compose].languages defaults to the site's: only the German article is shown.
     assert [s.article.language for s in issue.stories] == ["de"]
     assert issue.lead.sentences[0].startswith("Die Stadt Leipzig")
-    html = pipeline.render(config, issue, now=NOW).html
+    html = pipeline.render_email(config, issue, now=NOW).html
     assert '<html lang="de"' in html
     assert "Sonntag, 29. November 2026" in html
     assert "vor 4 Stunden" in html
@@ -345,7 +345,7 @@ def test_every_language_shown_with_a_tag(mixed: LocalHTTPServer, tmp_path: Path)
     issue = pipeline.build_issue(config, store, now=NOW)
     assert issue is not None
     assert sorted(s.article.language or "" for s in issue.stories) == ["de", "en", "fr", "ja"]
-    rendered = pipeline.render(config, issue, now=NOW)
+    rendered = pipeline.render_email(config, issue, now=NOW)
     assert rendered.html.count('<html lang="de"') == 1
     assert re.search(r'<td[^>]* lang="fr"', rendered.html)
     assert re.search(r'<td[^>]* lang="ja"', rendered.html)

@@ -43,6 +43,7 @@ from sumy.summarizers.text_rank import TextRankSummarizer
 from sumy.utils import get_stop_words
 
 from digest.config import SUMMARY_METHODS
+from digest.errors import SummaryError
 from digest.language import choose_language, to_code
 from digest.summarize.position import PositionSummarizer
 from digest.summarize.rules import is_boilerplate, word_count
@@ -269,7 +270,7 @@ def summarize(
 ) -> tuple[str, ...]:
     """Return up to `sentences` whole sentences of `text` that summarize it, in order."""
     if method not in METHODS:
-        raise ValueError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
+        raise SummaryError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
     lang = _language(language)
     if lang.neutral:
         method = "lead"  # position only: no language's rules rank a language we lack

@@ -15,6 +15,7 @@ from dataclasses import replace
 import punkt
 from punkt.model.prefixes import with_nonbreaking_prefixes
 
+from digest.errors import SummaryError
 from digest.language import to_code
 
 # ISO 639-1 → the name of the bundled punkt model (and sumy's stemmer and stop words).
@@ -146,7 +147,7 @@ class Tokenizer:
     def __init__(self, language: str) -> None:
         name = normalize_language(language)
         if name not in SPACED.values():
-            raise LookupError(
+            raise SummaryError(
                 f"no sentence model for language {language!r}; use one of {', '.join(LANGUAGES)}"
             )
         self._language = name
