@@ -24,7 +24,7 @@ from trafilatura.utils import load_html
 
 from digest.boilerplate import is_furniture
 from digest.errors import ExtractError
-from digest.language import choose_language, from_tag
+from digest.language import choose_language, from_tag, to_code
 from digest.models import Article, Entry, Page
 from digest.textclean import one_line, plain_text
 
@@ -250,6 +250,10 @@ def merge_article(
     the page's declaration, the feed's, the text's, then `fallback_language`
     (`digest.language.choose_language`).
     """
+    try:
+        language = to_code(language) if language else None  # "english" from older callers
+    except ValueError:
+        language = None
     page_text = page.text if page else ""
     paragraphs = html_paragraphs(entry.content_html)
     content_language = (
