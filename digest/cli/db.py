@@ -23,6 +23,7 @@ def db_upgrade(app: App) -> None:
     try:
         before = store.version()
         applied = store.migrate()
+        notes = store.migration_notes
         where = store.engine.url.render_as_string(hide_password=True)
     finally:
         store.close()
@@ -32,3 +33,5 @@ def db_upgrade(app: App) -> None:
     else:
         line = f"{where}: schema {SCHEMA_VERSION}, already up to date"
     console.print(escape(line), soft_wrap=True)
+    for note in notes:
+        console.print(escape(f"  {note}"), soft_wrap=True)

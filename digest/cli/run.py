@@ -33,6 +33,7 @@ class Status:
     issues: tuple[tuple[StoredIssue, dict[str, int]], ...]
     failing: tuple[SourceState, ...]
     active_subscribers: int
+    subscribers: dict[str, int]  # how many in each status
     workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
 
 
@@ -55,6 +56,7 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         if s.name in names and s.consecutive_failures >= config.collect.flag_after_failures
     )
     recent = store.list_issues(issues)
+    counts = store.subscriber_counts()
     return Status(
         now=now,
         daemon=lock if dead is None else None,
@@ -63,7 +65,8 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         next_send=next_send,
         issues=tuple((i, store.delivery_counts(i.id)) for i in recent),
         failing=failing,
-        active_subscribers=len(store.list_subscribers("active")),
+        active_subscribers=counts.get("active", 0),
+        subscribers=counts,
         workers=store.live_leases(recent[0].id, now=now) if recent else {},
     )
 
@@ -103,7 +106,11 @@ def status_cmd(app: App) -> None:
         lines.append("next collect:   - (only while `digest run` runs)")
     when = schedule.local(config, st.next_send) if st.next_send else "-"
     lines.append(f"next send:      {when} {zone} ({days} at {', '.join(s.send_at)})")
-    lines.append(f"subscribers:    {st.active_subscribers} active")
+    shown = {"active": st.active_subscribers, **st.subscribers}
+    lines.append(
+        "subscribers:    "
+        + ", ".join(f"{n} {status}" for status, n in shown.items() if n or status == "active")
+    )
     if st.workers:
         lines.append("sending now:")
         for worker, (held, until) in st.workers.items():
