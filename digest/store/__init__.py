@@ -404,6 +404,12 @@ class Store(Ledger):
         Any spelling of an address already on the list finds that reader. A reader who
         complained (reported our mail as spam) is never reactivated: StoreError says so.
         """
+        try:
+            return self._add_subscriber(email, name, now=now)
+        except sa.exc.IntegrityError:  # another process added this mailbox just now
+            return self._add_subscriber(email, name, now=now)
+
+    def _add_subscriber(self, email: str, name: str, *, now: datetime) -> tuple[Subscriber, bool]:
         with self.begin() as conn:
             row = self._find(conn, email=email)
             if row is None:
@@ -529,7 +535,13 @@ class Store(Ledger):
                     }
                 )
             if new:
-                conn.execute(subscribers.insert(), new)
+                try:
+                    conn.execute(subscribers.insert(), new)
+                except sa.exc.IntegrityError:
+                    raise StoreError(
+                        "another process added some of these addresses during the import; "
+                        "nothing was imported: run the import again"
+                    ) from None
             added = len(new)
         return added, existing
 
