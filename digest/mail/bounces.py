@@ -37,6 +37,7 @@ _TOKEN = r"([A-Za-z0-9_-]{16,64})"
 _URL_TOKEN = re.compile(r"[?&]token=" + _TOKEN + r"(?![A-Za-z0-9_-])")
 _MAILTO_TOKEN = re.compile(r"subject=unsubscribe(?:%20|\+|\s)" + _TOKEN + r"(?![A-Za-z0-9_-])")
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
+_ANY_VERP = re.compile(r"\+" + _TOKEN + r"@[A-Za-z0-9.-]+")
 _DELIVERED = ("delivered", "relayed", "expanded")
 _RECIPIENT_HEADERS = (
     "Delivered-To",
@@ -224,10 +225,16 @@ def parse_report(
         places += _headers_text(original, ("Return-Path", "X-Envelope-From"))
     tokens: list[str] = []
     pattern = _verp_pattern(bounce_address) if bounce_address else None
-    if pattern is not None:
-        for text in places:
+    for text in places:
+        if pattern is not None:
             tokens += [m.group(1) for m in pattern.finditer(text)]
+        # Any `+TOKEN@` too (a bounce address changed since the send): only a token
+        # of ours can match a reader, so this cannot name a stranger.
+        tokens += [m.group(1) for m in _ANY_VERP.finditer(text)]
     message_ids: list[str] = []
+    for block in fields:
+        for value in _headers_text(block, ("X-Original-Message-ID", "Original-Message-ID")):
+            message_ids += _MESSAGE_ID.findall(value)
     if original is not None:
         for value in _headers_text(original, ("List-Unsubscribe",)):
             value = "".join(value.split())
@@ -235,6 +242,9 @@ def parse_report(
             tokens += [m.group(1) for m in _MAILTO_TOKEN.finditer(value)]
         for value in _headers_text(original, ("Message-ID",)):
             message_ids += _MESSAGE_ID.findall(value)
+    # Gmail and Exchange also answer "in reply to" the bounced message.
+    for value in _headers_text(msg, ("In-Reply-To", "References")):
+        message_ids += _MESSAGE_ID.findall(value)
     return Report(
         kind=kind,
         severity=severity,
