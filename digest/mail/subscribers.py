@@ -209,9 +209,12 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _columns(header: list[str], mapping: Mapping[str, str]) -> dict[str, int]:
-    """Return {field: column index} for a header row (empty when it names no email column)."""
-    best: dict[str, tuple[int, int]] = {}  # field -> (rank, index)
+Columns = dict[str, list[int]]  # field -> column indexes, best header name first
+
+
+def _columns(header: list[str], mapping: Mapping[str, str]) -> Columns:
+    """Return the columns of each field in a header row (empty when none holds e-mail)."""
+    ranked: dict[str, list[tuple[int, int]]] = {}  # field -> [(rank, index)]
     for index, cell in enumerate(header):
         name = _squash(cell)
         if name in mapping:
@@ -221,9 +224,19 @@ def _columns(header: list[str], mapping: Mapping[str, str]) -> dict[str, int]:
             if not found:
                 continue
             target, rank = found[0]
-        if target != "ignore" and (target not in best or rank < best[target][0]):
-            best[target] = (rank, index)
-    return {f: index for f, (_rank, index) in best.items()} if "email" in best else {}
+        if target != "ignore":
+            ranked.setdefault(target, []).append((rank, index))
+    if "email" not in ranked:
+        return {}
+    return {f: [index for _rank, index in sorted(pairs)] for f, pairs in ranked.items()}
+
+
+def _cell(cells: list[str], columns: Columns, name: str) -> str:
+    """Return a row's value of a field: its first non-empty column, best name first."""
+    for i in columns.get(name, ()):
+        if i < len(cells) and cells[i].strip():
+            return cells[i].strip()
+    return ""
 
 
 def _parse_date(text: str) -> datetime | None:
@@ -246,12 +259,11 @@ def _parse_date(text: str) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _status(cells: list[str], columns: Mapping[str, int]) -> tuple[str | None, str]:
+def _status(cells: list[str], columns: Columns) -> tuple[str | None, str]:
     """Return (status, raw word) of a row; status None when the word is unknown."""
 
     def cell(name: str) -> str:
-        i = columns.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+        return _cell(cells, columns, name)
 
     if cell("cleaned_at"):
         return "bounced", cell("cleaned_at")
@@ -298,7 +310,7 @@ def parse_csv(
     errors: list[tuple[int, str]] = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff(text))
     seen: set[str] = set()
-    columns: dict[str, int] | None = None  # None until the first row decides
+    columns: Columns | None = None  # None until the first row decides
     while True:
         start = reader.line_num + 1
         try:
@@ -314,15 +326,13 @@ def parse_csv(
         if columns is None:
             columns = _columns(cells, mapping)
             if columns:
-                if len(cells) < 3 and columns.get("email") == 0 and "status" not in columns:
-                    columns["status"] = 2  # "email,name" heading email,name,status rows
+                if len(cells) < 3 and columns["email"] == [0] and "status" not in columns:
+                    columns["status"] = [2]  # "email,name" heading email,name,status rows
                 continue  # the header row
             if mapping:
                 errors.append((start, "--map needs a header row naming the columns"))
                 return [], errors
-        if columns:
-            get = {f: (cells[i] if i < len(cells) else "") for f, i in columns.items()}
-        elif len(cells) > 3:
+        if not columns and len(cells) > 3:
             errors.append(
                 (
                     start,
@@ -331,15 +341,14 @@ def parse_csv(
                 )
             )
             continue
-        else:
-            get = dict(zip(("email", "name", "status"), cells, strict=False))
-        raw = get.get("email", "").lstrip("\ufeff")
+        use = columns or {"email": [0], "name": [1], "status": [2]}
+        raw = _cell(cells, use, "email").lstrip("\ufeff")
         try:
             email = normalize_address(raw)
         except AddressError as exc:
             errors.append((start, str(exc)))
             continue
-        status, word = _status(cells, columns or {"status": 2})
+        status, word = _status(cells, use)
         if status is None or (status not in STATUSES):
             known = ", ".join(STATUSES)
             why = "never confirmed their subscription" if status == "pending" else "unknown"
@@ -350,12 +359,11 @@ def parse_csv(
             errors.append((start, f"{email} appears twice in the file; kept the first"))
             continue
         seen.add(key)
-        name = get.get("name", "") or " ".join(
-            p for p in (get.get("first_name", ""), get.get("last_name", "")) if p
+        name = _cell(cells, use, "name") or " ".join(
+            p for p in (_cell(cells, use, "first_name"), _cell(cells, use, "last_name")) if p
         )
-        rows.append(
-            Row(start, email, clean_name(name), status, _parse_date(get.get("subscribed_at", "")))
-        )
+        since = _parse_date(_cell(cells, use, "subscribed_at"))
+        rows.append(Row(start, email, clean_name(name), status, since))
     return rows, errors
 
 
