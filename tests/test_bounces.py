@@ -310,3 +310,15 @@ def test_the_complaint_command_end_to_end(tmp_path: Path) -> None:
     assert "reader@example.net: complaint abuse; complained" in done.stdout
     readded = run(config, "subscribers", "add", "Reader@example.net")
     assert readded.exit_code == 1 and "reported our mail as spam" in readded.stderr
+
+
+def test_adding_a_bounced_reader_again_starts_the_soft_count_afresh(store: Store) -> None:
+    reader = readers(store, 1)[0]
+    for _ in range(3):  # nothing was ever sent: each report counts
+        process_report(store, fixture("exim-delayed.eml", reader.token), smtp=SMTP, now=NOW)
+    assert store.get_subscriber(token=reader.token).status == "bounced"  # type: ignore[union-attr]
+    back, changed = subscribers.add(store, "READER0@example.org", now=NOW)
+    assert changed and back.status == "active"
+    done = process_report(store, fixture("exim-delayed.eml", reader.token), smtp=SMTP, now=NOW)
+    assert done.outcome is not None and done.outcome.streak == 1
+    assert done.subscriber.status == "active"

@@ -264,3 +264,22 @@ def test_mail_to_the_unsubscribe_address_unsubscribes_by_token(tmp_path: Path) -
     assert run(config, "subscribers", "list", "--status", "active").stdout == (
         "bob@example.org\t\tactive\n"
     )
+
+
+def test_list_shows_counts_per_status_and_json_for_scripts(tmp_path: Path) -> None:
+    import json
+
+    config = write_config(tmp_path)
+    for who in ("ann@example.org", "bob@example.org", "cy@example.org"):
+        assert run(config, "subscribers", "add", who, "--name", who[:3]).exit_code == 0
+    assert run(config, "subscribers", "remove", "BOB@example.org").exit_code == 0
+    listed = run(config, "subscribers", "list")
+    assert listed.stdout.count("\n") == 3  # the rows only: stdout stays a clean table
+    assert listed.stderr.strip() == "active 2, unsubscribed 1, bounced 0, complained 0"
+    data = json.loads(run(config, "subscribers", "list", "--json", "--status", "active").stdout)
+    assert data["counts"] == {"active": 2, "unsubscribed": 1, "bounced": 0, "complained": 0}
+    assert [(s["email"], s["name"], s["status"]) for s in data["subscribers"]] == [
+        ("ann@example.org", "ann", "active"),
+        ("cy@example.org", "cy@", "active"),
+    ]
+    assert data["subscribers"][0]["created_at"].endswith("+00:00")
