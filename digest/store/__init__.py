@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -564,7 +565,7 @@ class Store(Ledger):
             if message_ids:
                 sub_id = conn.execute(
                     sa.select(deliveries.c.subscriber_id)
-                    .where(deliveries.c.message_id.in_(list(message_ids)))
+                    .where(_by_message_id(message_ids))
                     .limit(1)
                 ).scalar()
                 if sub_id is not None:
@@ -627,9 +628,7 @@ class Store(Ledger):
         mine = deliveries.c.subscriber_id == subscriber_id
         if message_ids:
             found = conn.execute(
-                sa.select(deliveries.c.issue_id)
-                .where(mine, deliveries.c.message_id.in_(list(message_ids)))
-                .limit(1)
+                sa.select(deliveries.c.issue_id).where(mine, _by_message_id(message_ids)).limit(1)
             ).scalar()
             if found is not None:
                 return int(found)
@@ -711,6 +710,24 @@ class BounceOutcome:
     kind: str
     streak: int  # soft bounces in a row so far (0 for other kinds)
     changed: bool  # the reader's status changed
+
+
+# Our Message-IDs start with the issue date (`MessageTemplate.new_message_id`).
+_ISSUE_DATE = re.compile(r"<(\d{4}-\d{2}-\d{2})\.")
+
+
+def _by_message_id(message_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Return the ledger condition for these Message-IDs, narrowed to their issues' dates.
+
+    The ledger has no index on Message-IDs (it would cost every send a write); the
+    date in ours lets the lookup use the (issue, subscriber) key instead of a scan.
+    """
+    cond: sa.ColumnElement[bool] = deliveries.c.message_id.in_(list(message_ids))
+    dates = {m.group(1) for m in map(_ISSUE_DATE.match, message_ids) if m}
+    if dates and all(_ISSUE_DATE.match(i) for i in message_ids):
+        dated = sa.select(issues.c.id).where(issues.c.date.in_(sorted(dates)))
+        cond = sa.and_(deliveries.c.issue_id.in_(dated), cond)
+    return cond
 
 
 def new_token() -> str:

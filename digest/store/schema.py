@@ -352,10 +352,7 @@ def _merge_duplicate_addresses(conn: Connection) -> list[str]:
     notes = [_merge_group(conn, g, now) for g in groups.values() if len(g) > 1]
     for note in notes:
         log.warning("store: %s", note)
-    updates = [
-        {"b_id": g[0]["id"] if len(g) == 1 else _kept_id(g), "b_key": key}
-        for key, g in groups.items()
-    ]
+    updates = [{"b_id": _kept_id(g), "b_key": key} for key, g in groups.items()]
     if updates:
         conn.execute(
             subscribers.update()
