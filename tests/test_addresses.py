@@ -63,7 +63,7 @@ def test_mixed_case_adds_imports_and_unsubscribes_are_one_reader(url: str) -> No
         assert subscribers.remove(store, "bOB@example.org", now=NOW) is not None
         assert [s.email for s in store.list_subscribers("active")] == ["ann@example.org"]
         # The index itself refuses a second spelling.
-        with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:
+        with pytest.raises(sa.exc.IntegrityError), store.db.begin() as conn:
             conn.execute(
                 subscribers_table.insert().values(
                     email="BoB@example.org",
@@ -131,7 +131,7 @@ def test_upgrading_merges_duplicates_keeping_the_strictest_status_and_the_ledger
     make_version_3(url)  # a list kept by the code that compared local parts as written
     store = Store.open(url, migrate=False)
     first, second = _issue(store, "2026-11-23"), _issue(store, "2026-11-24")
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         bob = _insert_old_reader(conn, "Bob@example.org", "active", 30)
         bob2 = _insert_old_reader(conn, "bob@example.org", "unsubscribed", 10, "Bob")
         bob3 = _insert_old_reader(conn, "BOB@example.org", "active", 5)
@@ -159,7 +159,7 @@ def test_upgrading_merges_duplicates_keeping_the_strictest_status_and_the_ledger
     else:
         store = Store.open(url, migrate=False)
         assert store.migrate() == [SCHEMA_VERSION]
-        out = "\n".join(store.migration_notes)
+        out = "\n".join(store.db.migration_notes)
         store.close()
     # It says what it merged: into the reader who signed up first, strictest status.
     assert (
@@ -183,9 +183,9 @@ def test_upgrading_merges_duplicates_keeping_the_strictest_status_and_the_ledger
             assert found is not None and found.id == bob
         assert store.get_subscriber(token=tokens[dave]) == merged_dave
         # One ledger row per issue and reader: the one that went furthest.
-        rows = {(d.subscriber_id, d.status) for d in store.list_deliveries(first)}
+        rows = {(d.subscriber_id, d.status) for d in store.ledger.list_deliveries(first)}
         assert rows == {(bob, "sent"), (dave2, "sent"), (carol, "pending")}
-        assert [(d.subscriber_id, d.status) for d in store.list_deliveries(second)] == [
+        assert [(d.subscriber_id, d.status) for d in store.ledger.list_deliveries(second)] == [
             (bob, "pending")
         ]
         # Every spelling now finds the one reader.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,13 +24,6 @@ DATA = Path(__file__).parent / "data" / "mail"
 BOUNCES = "bounces@news.example.com"
 SMTP = SmtpConfig(bounce_address=BOUNCES)
 UNSUB = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
 
 
 def fixture(name: str, token: str = "T" * 32, message_id: str = "<m.1@news.example.com>") -> bytes:
@@ -190,8 +182,8 @@ def test_a_complaint_stops_all_mail_and_no_import_or_link_brings_it_back(store: 
     assert done.subscriber.status == "complained" and done.report.kind == "arf"
     # A redacted report finds its reader through the Message-ID in the ledger.
     issue = make_issue(store, 25)
-    store.ensure_deliveries(issue.id, now=NOW)
-    assert store.claim_delivery(issue.id, subs[2].id or 0, message_id="<x.9@n>", now=NOW)
+    store.ledger.ensure_deliveries(issue.id, now=NOW)
+    assert store.ledger.claim_delivery(issue.id, subs[2].id or 0, message_id="<x.9@n>", now=NOW)
     done = process_report(
         store, fixture("arf-redacted.eml", message_id="<x.9@n>"), smtp=SMTP, now=NOW
     )

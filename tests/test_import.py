@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,13 +17,6 @@ from tests import configfile
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 DATA = Path(__file__).parent / "data" / "imports"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
 
 
 def run(config: Path, *args: str, stdin: str | None = None) -> Result:
