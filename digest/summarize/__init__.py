@@ -298,6 +298,7 @@ def _candidates(
     """
     good: list[tuple[int, Sentence]] = []
     fallback: str | None = None
+    unended: str | None = None  # CJK: the first sentence, when none ends with a mark
     seen: set[str] = set()
     for p_index, paragraph in enumerate(split_paragraphs(text)):
         for sent in lang.tokenizer.to_sentences(paragraph):
@@ -306,6 +307,7 @@ def _candidates(
                 continue
             if fallback is None and (not lang.cjk or _TERMINAL.search(sent)):
                 fallback = sent
+            unended = unended or sent
             if count > max_words or not _TERMINAL.search(sent):
                 continue
             obj = Sentence(sent, lang.tokenizer)
@@ -317,7 +319,7 @@ def _candidates(
                 continue
             seen.add(key)
             good.append((p_index, obj))
-    return good, fallback
+    return good, fallback or (unended if lang.cjk else None)
 
 
 def _rank(lang: _Language, method: str, good: list[tuple[int, Sentence]], count: int) -> list[int]:
