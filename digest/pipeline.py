@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest import collect as collect_stage
-from digest.collect.extract import extract_page, merge_article
+from digest.collect.extract import extract_page, merge_article, repeated_feed_text
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
 from digest.collect.netguard import is_public_address
@@ -133,6 +133,7 @@ async def collect_articles_async(
     )
     seen = store.seen_keys()
     kept: dict[str, list[Entry]] = {}
+    repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
     reports: dict[str, SourceReport] = {}
     for res in results:
         name = res.source.name
@@ -166,6 +167,8 @@ async def collect_articles_async(
             res.entries, cutoff=cutoff, seen=seen, limit=config.collect.max_items_per_source
         )
         kept[name] = entries
+        # All of the feed's items, not only the new ones: a day may bring just one.
+        repeated[name] = repeated_feed_text(res.entries)
         reports[name] = SourceReport(source=name, url=res.source.url, entries=len(res.entries))
 
     by_name = {s.name: s for s in config.sources}
@@ -209,7 +212,12 @@ async def collect_articles_async(
             if isinstance(page, str):
                 warnings.append(f"{e.url}: {page}")
                 page = None
-            art = merge_article(e, page, language=src.language or config.summary.language)
+            art = merge_article(
+                e,
+                page,
+                language=src.language or config.summary.language,
+                repeated=repeated.get(name, frozenset()),
+            )
             art = replace(art, first_seen=now)
             articles.append((art, title_key(art.title)))
         added = store.add_articles(articles)
@@ -228,21 +236,22 @@ def collect_articles(
 
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
-    language = article.language or config.summary.language
-    out = summarize(
-        article.text,
-        sentences=sentences,
-        method=config.summary.method,
-        language=language,
-        max_words=config.summary.max_words,
-    )
-    if not out and article.feed_summary:
+    cfg = config.summary
+    language = article.language or cfg.language
+    out: tuple[str, ...] = ()
+    # The feed's own description is the fallback, under the same rules: it is where
+    # title repeats, captions and teasers come from.
+    for text in (article.text, article.feed_summary):
+        if out or not text:
+            continue
         out = summarize(
-            article.feed_summary,
+            text,
             sentences=sentences,
-            method="lead",
+            method=cfg.method,
             language=language,
-            max_words=config.summary.max_words,
+            max_words=cfg.max_words,
+            max_words_oneliner=cfg.max_words_oneliner,
+            title=article.title or None,
         )
     return out
 
