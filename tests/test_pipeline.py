@@ -252,3 +252,56 @@ def test_preview_on_shipped_config_offline(tmp_path: Path) -> None:
     text_part = out.with_suffix(".txt").read_text(encoding="utf-8")
     assert "Lei Jun" in text_part
     assert "Example News" in res.stdout
+
+
+def test_feed_text_fallback_drops_what_every_item_repeats(
+    http_server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    # A podcast feed: no pages, every episode's description ends with the same line. Only
+    # one episode is new today, so the check has to look at the whole feed.
+    signature = "Die wichtigsten Nachrichten aus der SPIEGEL-Redaktion."
+    items = []
+    for n, hours in ((1, 2), (2, 30), (3, 54), (4, 78)):
+        when = format_datetime(NOW - timedelta(hours=hours))
+        items.append(
+            f"<item><title>Folge {n}: Die Lage am Morgen</title><guid>ep-{n}</guid>"
+            f"<link>{http_server.url(f'/ep/{n}')}</link><pubDate>{when}</pubDate>"
+            f"<description>In Folge {n} sprechen wir über die Wahl in Sachsen und ihre "
+            f"Folgen für die Regierung in Berlin. {signature}</description></item>"
+        )
+    http_server.routes["/podcast"] = Response(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Lage</title>'
+        f"<link>{http_server.base}/</link>{''.join(items)}</channel></rss>",
+        content_type="application/rss+xml",
+    )
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"""
+[site]
+name = "Test Digest"
+url = "https://digest.example.org"
+timezone = "Europe/Berlin"
+
+[[sources]]
+name = "Podcast"
+url = "{http_server.url("/podcast")}"
+fetch_pages = false
+language = "german"
+
+[store]
+url = "sqlite:///state.db"
+""",
+        encoding="utf-8",
+    )
+    config = load_config(cfg)
+    store = Store.open(config.store.url)
+    report = pipeline.collect_articles(config, store, now=NOW)
+    assert report.new_articles == 1
+    issue = pipeline.build_issue(config, store, now=NOW)
+    assert issue is not None
+    article = issue.lead.article
+    assert signature not in article.text and signature not in article.feed_summary
+    assert issue.lead.sentences == (
+        "In Folge 1 sprechen wir über die Wahl in Sachsen und ihre Folgen für die Regierung "
+        "in Berlin.",
+    )

@@ -209,7 +209,7 @@ def repeated_feed_text(
         return frozenset()
     counts: Counter[str] = Counter()
     for e in entries:
-        paragraphs = [*html_paragraphs(e.content_html), *html_paragraphs(e.summary)]
+        paragraphs = [*html_paragraphs(e.content_html), *_plain_paragraphs(e.summary)]
         counts.update({_key(piece) for p in paragraphs for piece in (p, *_rough_sentences(p))})
     counts.pop("", None)
     floor = max(min_items, int(share * len(entries)) + 1)
@@ -248,7 +248,7 @@ def merge_article(
     content_text = "\n\n".join(
         _drop_pieces(clean_lines(html_paragraphs(entry.content_html)), repeated, entry.title)
     )
-    summary = "\n\n".join(_drop_pieces(html_paragraphs(entry.summary), repeated, entry.title))
+    summary = "\n\n".join(_drop_pieces(_plain_paragraphs(entry.summary), repeated, entry.title))
     if _words(page_text) >= min_words:
         text = page_text
     elif _words(content_text) >= min_words:
@@ -273,6 +273,11 @@ def merge_article(
 # Where a feed's text breaks into sentences, roughly: enough to find a repeated one.
 _ROUGH_SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=[^\W\d_])")
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def _plain_paragraphs(text: str) -> list[str]:
+    """Return the paragraphs of plain text (a feed summary is already de-marked-up)."""
+    return [p for p in (_clean(x) for x in re.split(r"\n\s*\n", text)) if p]
 
 
 def _rough_sentences(paragraph: str) -> list[str]:

@@ -6,15 +6,16 @@ NLTK data), sentences that cannot stand in a newsletter are dropped *before* ran
 rankers picks among the rest. What comes back is whole sentences of the input, in
 article order, with runs of whitespace collapsed to one space.
 
-The default method, "position", is `digest.summarize.position.PositionSummarizer`: a position
-prior plus PacSum-style directed centrality, with rules against captions, quotations
-and dangling openers, and MMR against repetition. It beats the lead sentences on news,
-which sumy's classic rankers ("lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic",
-"edmundson", all still selectable) do not; "lead" takes the first sentences that qualify.
+The default method, "position", is `digest.summarize.position.PositionSummarizer`: the
+lead sentences, skipping one only when it fails a named rule (boilerplate, a caption, a
+repeat of the title, a fragment, …), and for a one-sentence summary the first sentence
+that stands alone within `max_words_oneliner` words. On news it has never seen it is
+never worse than the lead, which sumy's classic rankers ("lexrank", "textrank", "lsa",
+"luhn", "kl", "sumbasic", "edmundson", all still selectable) are; "lead" takes the first
+sentences that qualify. `explain` returns each decision with its reason.
 
-The one exception: when no sentence qualifies, the first sentence that is neither
-boilerplate nor a fragment is returned alone; if it has more than `max_words` words it
-is cut at a word boundary and "…" appended. That is the only non-verbatim output.
+The exceptions to verbatim output: when nothing else qualifies, one over-long sentence
+is cut at the word cap and "…" appended, and a teaser's trailing "..." is written "…".
 """
 
 from __future__ import annotations
