@@ -44,6 +44,7 @@ from sumy.summarizers.text_rank import TextRankSummarizer
 from sumy.utils import get_stop_words
 
 from digest.config import SUMMARY_METHODS
+from digest.errors import SummaryError
 from digest.summarize.position import Decision, PositionSummarizer, truncate
 from digest.summarize.rules import is_boilerplate, word_count
 from digest.summarize.tokenize import Tokenizer, get_tokenizer, normalize_language, split_paragraphs
@@ -280,7 +281,7 @@ def explain(
     """Return what `summarize` decided: each chosen sentence with its reason, and each
     sentence before the last chosen one that was skipped, with the rule that skipped it."""
     if method not in METHODS:
-        raise ValueError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
+        raise SummaryError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
     lang = _language(language)  # LookupError for an unsupported language
     if sentences <= 0 or not text.strip():
         return ()
