@@ -266,14 +266,22 @@ def compose_articles(config: Config, articles: Sequence[Article], *, now: dateti
     )
     if issue is None:
         return None
-    lead = replace(
-        issue.lead, sentences=_summarize(config, issue.lead.article, config.summary.lead_sentences)
-    )
-    roundup = tuple(
-        replace(s, sentences=_summarize(config, s.article, config.summary.roundup_sentences))
-        for s in issue.roundup
-    )
+    lead = _summarized(config, issue.lead, config.summary.lead_sentences)
+    roundup = tuple(_summarized(config, s, config.summary.roundup_sentences) for s in issue.roundup)
     return replace(issue, lead=lead, roundup=roundup)
+
+
+def _summarized(config: Config, story: Story, sentences: int) -> Story:
+    """Return `story` with its summary; with none, it shows its title alone.
+
+    The feed's own description was tried under the summarizer's rules already; the
+    renderer's fallback to it would print what those rules turned down (a teaser, a
+    sign-off, a sentence that points back), so it is cleared on the story's copy.
+    """
+    chosen = _summarize(config, story.article, sentences)
+    if chosen:
+        return replace(story, sentences=chosen)
+    return replace(story, sentences=(), article=replace(story.article, feed_summary=""))
 
 
 def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:

@@ -14,7 +14,7 @@ import pytest
 
 from digest import pipeline
 from digest.config.load import load_config
-from digest.models import TOKEN_PLACEHOLDER
+from digest.models import TOKEN_PLACEHOLDER, Article
 from digest.render.emailsafety import check_email_html
 from digest.store import Store
 from tests.httpserver import LocalHTTPServer, Response
@@ -305,3 +305,43 @@ url = "sqlite:///state.db"
         "In Folge 1 sprechen wir über die Wahl in Sachsen und ihre Folgen für die Regierung "
         "in Berlin.",
     )
+
+
+def test_roundup_item_without_a_sentence_that_stands_alone_shows_its_title_alone(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[site]\nname = "T"\nurl = "https://t.example"\ntimezone = "UTC"\n\n'
+        '[[sources]]\nname = "S"\nurl = "https://s.example/feed"\n\n'
+        '[store]\nurl = "sqlite:///state.db"\n',
+        encoding="utf-8",
+    )
+    config = load_config(cfg)
+
+    def article(n: int, text: str, feed_summary: str) -> Article:
+        return Article(
+            source="S",
+            guid=f"g{n}",
+            url=f"https://s.example/{n}",
+            title=f"Story number {n} of the day",
+            text=text,
+            feed_summary=feed_summary,
+            published=NOW - timedelta(hours=n),
+        )
+
+    pointing = "In a new case study out Monday, they detail how the man lost his savings."
+    issue = pipeline.compose_articles(
+        config,
+        [
+            article(1, " ".join(PARAGRAPHS), ""),
+            article(2, pointing, "to her Instagram page to share some stunning photos of herself."),
+        ],
+        now=NOW,
+    )
+    assert issue is not None
+    (item,) = issue.roundup
+    assert item.sentences == () and item.article.feed_summary == ""
+    text = pipeline.render_email(config, issue, now=NOW).text
+    assert "Story number 2 of the day" in text
+    assert "they detail" not in text and "Instagram" not in text
