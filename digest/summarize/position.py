@@ -158,17 +158,27 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
         if single:
             lone = oneliner_max_words or self.oneliner_max_words
             cap = min(cap, lone) if cap is not None else lone
-        words = [self._content(t) for t in texts]
+        # Computed on demand: most articles are decided within their first few sentences.
         title_words = self._content(title) if title else frozenset()
-        static = [
-            self._static(t, w, title_words, single, cap) for t, w in zip(texts, words, strict=True)
-        ]
+        word_cache: dict[int, frozenset[str]] = {}
+        static_cache: dict[int, tuple[int, str]] = {}
+
+        def words(i: int) -> frozenset[str]:
+            if i not in word_cache:
+                word_cache[i] = self._content(texts[i])
+            return word_cache[i]
+
+        def static(i: int) -> tuple[int, str]:
+            if i not in static_cache:
+                static_cache[i] = self._static(texts[i], title_words, words, i, single, cap)
+            return static_cache[i]
+
         chosen: dict[int, str] = {}  # index -> reason
         skipped: dict[int, str] = {}  # index -> rule
 
         def repeats(i: int) -> bool:
             return "repeats-earlier" in self.rules and any(
-                texts[i].casefold() == texts[j].casefold() or self._covered(words[i], words[j])
+                texts[i].casefold() == texts[j].casefold() or self._covered(words(i), words(j))
                 for j in chosen
             )
 
@@ -176,7 +186,7 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
         for i, text in enumerate(texts):
             if len(chosen) >= count:
                 break
-            tier, rule = static[i]
+            tier, rule = static(i)
             if tier == 0 and repeats(i):
                 tier, rule = NEVER, "repeats-earlier"
             if (
@@ -194,9 +204,10 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
             else:
                 skipped[i] = rule
         # Too few: fill in with sentences whose only flaws are minor, earliest first.
-        for i, (tier, rule) in enumerate(static):
+        for i in range(len(texts)):
             if len(chosen) >= count:
                 break
+            tier, rule = static(i)
             if i in chosen or tier > FILL:
                 continue
             if repeats(i):
@@ -209,7 +220,8 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
         texts_out = list(texts)
         if not chosen:
             # Nothing qualifies: the first sentence that is not junk, cut or marked.
-            for i, (tier, rule) in enumerate(static):
+            for i in range(len(texts)):
+                tier, rule = static(i)
                 if tier == LAST:
                     texts_out[i] = mark_teaser(texts[i]) if rule == "teaser" else texts[i]
                     if cap is not None:
@@ -217,10 +229,10 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
                     chosen[i] = f"last resort ({rule}: {RULES[rule]}); nothing else qualifies"
                     skipped.pop(i, None)
                     break
-        for i, (_tier, rule) in enumerate(static):
-            if i not in chosen and i not in skipped and rule:
-                skipped[i] = rule
         last = max(chosen) if chosen else len(texts) - 1
+        for i in range(last + 1):
+            if i not in chosen and i not in skipped and static(i)[1]:
+                skipped[i] = static(i)[1]
         return tuple(
             Decision(
                 i,
@@ -235,8 +247,9 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
     def _static(
         self,
         text: str,
-        words: frozenset[str],
         title_words: frozenset[str],
+        words: Callable[[int], frozenset[str]],
+        index: int,
         single: bool,
         cap: int | None,
     ) -> tuple[int, str]:
@@ -246,7 +259,7 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
         never: tuple[tuple[str, bool], ...] = (
             ("too-short", count < self.min_words or not _LETTER.search(text)),
             ("boilerplate", is_boilerplate(text)),
-            ("repeats-title", bool(title_words) and self._covered(words, title_words)),
+            ("repeats-title", bool(title_words) and self._covered(words(index), title_words)),
             ("label-run", is_label_run(text)),
             ("image-size", is_image_size(text)),
         )
