@@ -244,7 +244,9 @@ def test_cjk_summary_is_never_empty_and_ends_a_sentence(language: str) -> None:
     (only,) = summarize(long, sentences=1, language="ja")
     assert only.endswith("。") and len(only) > 100
     # No sentence mark at all (a caption-like page): still a summary, not nothing.
-    assert summarize("北京市政府周二宣布将在未来三年内新建五十个城市公园", sentences=1, language="zh")
+    assert summarize(
+        "北京市政府周二宣布将在未来三年内新建五十个城市公园", sentences=1, language="zh"
+    )
 
 
 def test_unknown_language_is_ranked_by_position() -> None:

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from digest.cli.app import App, console
-from digest.config import SUMMARY_METHODS, CollectConfig
+from digest.config import SUMMARY_METHODS, CollectConfig, SummaryConfig
 from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
 from digest.language import choose_language, to_code
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
@@ -259,8 +259,10 @@ def extract(app: App, source: str, as_json: bool) -> None:
 @click.option(
     "--language", "-l", default=None, help="ISO 639-1 code, e.g. en, de (default: detected)."
 )
+@click.option("--title", "-t", default=None, help="The article's title (a page's own by default).")
 @click.option("--jsonl", is_flag=True, help='Read {"id","text"} lines on stdin, write summaries.')
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object with the language.")
+@click.option("--explain", is_flag=True, help="Say why each sentence was chosen or skipped.")
 @click.pass_obj
 def summarize_cmd(
     app: App,
@@ -268,8 +270,10 @@ def summarize_cmd(
     sentences: int | None,
     method: str | None,
     language: str | None,
+    title: str | None,
     jsonl: bool,
     as_json: bool,
+    explain: bool,
 ) -> None:
     """Summarize a text or HTML page (FILE, URL or - for stdin).
 
@@ -277,12 +281,13 @@ def summarize_cmd(
     text, else [summary].language; it is reported on stderr (or in --json / --jsonl).
     """
     from digest.collect.extract import extract_page
-    from digest.summarize import summarize, summarize_jsonl
+    from digest.summarize import explain as explain_summary
+    from digest.summarize import summarize_jsonl
 
-    summary_cfg = app.config.summary if app.config_available() else None
-    n = sentences or (summary_cfg.lead_sentences if summary_cfg else 3)
-    m = method or (summary_cfg.method if summary_cfg else "position")
-    fallback = (summary_cfg.language if summary_cfg else "") or None
+    cfg = app.config.summary if app.config_available() else SummaryConfig()
+    n = sentences or cfg.lead_sentences
+    m = method or cfg.method
+    fallback = cfg.language or None
     forced: str | None = None
     if language:
         try:
@@ -292,7 +297,7 @@ def summarize_cmd(
                 f"{language!r} is not a language; write an ISO 639-1 code such as en or de",
                 param_hint="--language",
             ) from None
-    max_words = summary_cfg.max_words if summary_cfg else 60
+    limits = {"max_words": cfg.max_words, "max_words_oneliner": cfg.max_words_oneliner}
     if jsonl:
         for line in summarize_jsonl(
             sys.stdin,
@@ -300,7 +305,7 @@ def summarize_cmd(
             method=m,
             language=forced,
             fallback_language=fallback,
-            max_words=max_words,
+            **limits,
         ):
             click.echo(line)
         return
@@ -311,13 +316,21 @@ def summarize_cmd(
         with contextlib.suppress(ExtractError):  # not a page after all: summarize as text
             page = extract_page(body, url)
             text, declared = page.text, page.declared_language
+            title = title or page.title
     lang, how = choose_language(text, source=forced, page=declared, fallback=fallback)
     how = "--language" if how == "source" else how
-    summary = summarize(text, sentences=n, method=m, language=lang, max_words=max_words)
+    decisions = explain_summary(text, sentences=n, method=m, language=lang, title=title, **limits)
     if as_json:
-        data = {"language": lang or None, "language_from": how, "summary": list(summary)}
+        summary = [d.text for d in decisions if d.chosen]
+        data = {"language": lang or None, "language_from": how, "summary": summary}
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     click.echo(f"language: {lang or 'unknown'} ({how})", err=True)
-    for sentence in summary:
-        click.echo(sentence)
+    for d in decisions:
+        if not explain:
+            if d.chosen:
+                click.echo(d.text)
+            continue
+        mark = "+" if d.chosen else "-"
+        what = "chosen" if d.chosen else "skipped"
+        click.echo(f"{mark} [{d.index + 1}] {what}: {d.reason}\n    {d.text}")

@@ -312,7 +312,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             f"unknown method {summary.method!r}; write one of {', '.join(SUMMARY_METHODS)}",
         )
     summary = replace(summary, language=_language(loader, "summary.language", summary.language))
-    for name in ("lead_sentences", "roundup_sentences", "max_words"):
+    for name in ("lead_sentences", "roundup_sentences", "max_words", "max_words_oneliner"):
         if getattr(summary, name) < 1:
             raise loader.fail(f"summary.{name}", "must be at least 1")
     compose = loader.table(ComposeConfig, data.get("compose", {}), "compose")
