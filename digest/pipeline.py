@@ -26,6 +26,7 @@ from digest.collect.netguard import is_public_address
 from digest.compose import compose_issue
 from digest.config import Config, SourceConfig
 from digest.errors import EmptyIssueError, ExtractError
+from digest.language import choose_language
 from digest.models import (
     Article,
     Entry,
@@ -231,8 +232,9 @@ def collect_articles(
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
     cfg = config.summary
-    # No language known: the summarizer's neutral splitter and position-only ranking.
-    language = article.language or cfg.language or ""
+    # Articles stored before languages were detected: detect now. Still none known: the
+    # summarizer's neutral splitter and position-only ranking.
+    language = article.language or choose_language(article.text, fallback=cfg.language)[0]
     out: tuple[str, ...] = ()
     # The feed's own description is the fallback, under the same rules: it is where
     # title repeats, captions and teasers come from.

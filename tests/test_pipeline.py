@@ -281,6 +281,7 @@ def test_feed_text_fallback_drops_what_every_item_repeats(
 name = "Test Digest"
 url = "https://digest.example.org"
 timezone = "Europe/Berlin"
+language = "de"
 
 [[sources]]
 name = "Podcast"
