@@ -17,7 +17,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-
 from digest.errors import ExtractError
 from digest.models import Article, Entry, Page
 from digest.textclean import one_line, plain_text
@@ -37,7 +36,8 @@ _FURNITURE: dict[str, re.Pattern[str]] = {
     ),
     # who posted it and when: a byline or dateline, not a sentence
     "byline": re.compile(
-        r"""(?ix)^(?:(?:published|posted|written|submitted)(?:\ on\ \S+(?:\ \S+){0,3})?\ by(?:\ \S+){0,4}
+        r"""(?ix)^(?:(?:published|posted|written|submitted)
+        (?:\ on\ \S+(?:\ \S+){0,3})?\ by(?:\ \S+){0,4}
         | by\ \S+(?:\ \S+){0,3}\ *[|•·]\ .{0,60})$"""
     ),
     "dateline": re.compile(
