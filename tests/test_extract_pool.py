@@ -76,7 +76,8 @@ def test_worker_killed_while_extracting_is_replaced(sig: signal.Signals) -> None
 def test_pool_extracts_pages_and_reports_extract_errors() -> None:
     async def run() -> list[Page | str]:
         async with ExtractPool(workers=2) as pool:
-            jobs = [pool.extract(article(f"Story {i}").encode(), f"https://a/{i}") for i in range(6)]
+            pages = [article(f"Story {i}").encode() for i in range(6)]
+            jobs = [pool.extract(p, f"https://a/{i}") for i, p in enumerate(pages)]
             jobs.append(pool.extract(b"<html><body></body></html>", "https://a/empty"))
             return list(await asyncio.gather(*jobs))
 
