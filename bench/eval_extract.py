@@ -20,6 +20,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import random
 import re
 import statistics
 import sys
@@ -104,6 +105,14 @@ def score(
     return scores, texts
 
 
+def paired_ci(a: list[float], b: list[float], n: int = 2000) -> tuple[float, float]:
+    """Return a 95% bootstrap interval for mean(a) - mean(b) over the same pages."""
+    rng = random.Random(0)
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    means = sorted(statistics.mean(rng.choices(diffs, k=len(diffs))) for _ in range(n))
+    return means[int(n * 0.025)], means[int(n * 0.975)]
+
+
 def ablate(pages: list[tuple[str, str, bytes, str]]) -> None:
     """Print mean F1 of ours with each clean-up rule switched off in turn."""
     base = statistics.mean(f1(ours_text(h, u), t) for _, u, h, t in pages)
@@ -128,7 +137,12 @@ def main() -> None:
     print("|---|---|---|---|---|")
     mine, texts = score("digest extract", ours_text, pages)
     theirs, _ = score("trafilatura favor_precision", trafilatura_text, pages)
-    print(f"difference of means: {statistics.mean(mine) - statistics.mean(theirs):+.4f}")
+    lo, hi = paired_ci(mine, theirs)
+    diff = statistics.mean(mine) - statistics.mean(theirs)
+    print(
+        f"difference of means (ours - trafilatura): {diff:+.4f}"
+        f"  (95% paired bootstrap CI {lo:+.4f} .. {hi:+.4f})"
+    )
     if args.ablate:
         ablate(pages)
     if args.worst:

@@ -62,13 +62,13 @@ _FURNITURE: dict[str, re.Pattern[str]] = {
         r"""(?ix)^(?:(?:tags?|categories|category)\ *:.{0,150}
         | (?:tagged|filed\ under|posted\ in)\ [^.!?]{1,150})$"""
     ),
-    # cookie and legal notices
-    "legal": re.compile(
+    # cookie notices
+    "cookies": re.compile(
         r"""(?ix)^(?:.{0,100}\b(?:we|this\ (?:web)?site|our\ (?:web)?site)\ uses?\ cookies\b.*
-        | .{0,60}\bcookies?\ (?:policy|settings|preferences|consent)\b.{0,60}
-        | (?:©|\(c\)\ |copyright\ (?:©\ *)?\d{4}).{0,120}
-        | all\ rights\ reserved\.?)$"""
+        | .{0,60}\bcookies?\ (?:policy|settings|preferences|consent)\b.{0,60})$"""
     ),
+    # (No rule for "© 2019 X. All rights reserved.": people marking article text keep
+    # it, and dropping it lowered F1 on the dev set.)
     # WordPress feed footer: "The post X appeared first on Y."
     "feed-footer": re.compile(r"(?i)^the post .{1,300} appeared first on .{1,100}$"),
 }
@@ -124,6 +124,8 @@ RULES: frozenset[str] = frozenset(
 )
 # This many unpunctuated stubs in a row are a menu (a real list has sentences or is short).
 _MENU_RUN = 6
+_LABEL_WORDS = 6
+_SENTENCE_MARK = re.compile(r"[.!?…:;,\"“”。！？，]")
 _PARSERS = threading.local()
 
 
@@ -267,12 +269,12 @@ def _clean(s: str | None) -> str:
 
 
 def _drop_menu_runs(lines: list[str], run: int = _MENU_RUN) -> list[str]:
-    """Drop every run of `run` or more stubs in a row: a menu, not a list in the story."""
+    """Drop every run of `run` or more labels in a row: a menu, not a list in the story."""
     out: list[str] = []
     i = 0
     while i < len(lines):
         j = i
-        while j < len(lines) and _is_stub(lines[j]):
+        while j < len(lines) and _is_label(lines[j]):
             j += 1
         if j - i >= run:
             i = j
@@ -280,6 +282,19 @@ def _drop_menu_runs(lines: list[str], run: int = _MENU_RUN) -> list[str]:
         out.extend(lines[i : max(j, i + 1)])
         i = max(j, i + 1)
     return out
+
+
+def _is_label(line: str) -> bool:
+    """Return True for a menu-like line: a few words, no punctuation, not a list item.
+
+    (trafilatura writes the items of a real <ul>/<ol> list as "- item"; menus it lets
+    through come out as bare lines.)
+    """
+    return (
+        len(line.split()) <= _LABEL_WORDS
+        and not line.startswith("- ")
+        and not _SENTENCE_MARK.search(line)
+    )
 
 
 def _is_stub(line: str) -> bool:
