@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -79,11 +80,16 @@ def bench_preview(feeds: int, items: int, pages: int, latency: float) -> None:
         f"  bare fetch, 64 in parallel  {bare:6.2f} s  "
         f"(before {bare_before:.2f}, after {bare_after:.2f})"
     )
-    print(f"  digest preview (whole)      {run.wall:6.2f} s")
+    print(
+        f"  digest preview (whole)      {run.wall:6.2f} s  "
+        f"({run.cpu:.1f} s CPU in all its processes; load average now "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     print(f"  ratio                       {run.wall / bare:6.2f}x  (goal <= 3.0x)")
     print(
         f"  peak RSS: digest {run.peak_rss_mb:.0f} MB; with extraction workers and "
-        f"forkserver summed {run.peak_tree_mb:.0f} MB (goal <= 300 MB)"
+        f"forkserver: RSS summed {run.peak_tree_mb:.0f} MB, PSS summed "
+        f"{run.peak_tree_pss_mb:.0f} MB (goal <= 300 MB)"
     )
 
 

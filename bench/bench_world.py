@@ -158,9 +158,16 @@ def bare_fetch(urls: list[str], parallel: int = 64) -> float:
     return asyncio.run(_bare(urls, parallel))
 
 
-def _tree_rss(root: int) -> int:
-    """Return the summed RSS (kB) of `root` and all its descendants."""
+def _tree_rss(root: int, cpu: dict[int, float] | None = None) -> tuple[int, int]:
+    """Return the summed RSS and PSS (kB) of `root` and all its descendants.
+
+    PSS counts a page shared by n processes as 1/n in each: forked workers share most of
+    the forkserver's memory, which a plain RSS sum counts once per process. `cpu` gets
+    each process's CPU seconds so far (user + system).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -168,19 +175,25 @@ def _tree_rss(root: int) -> int:
             stat = Path(f"/proc/{d}/stat").read_text()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
+        fields = stat.rsplit(")", 1)[1].split()
+        children.setdefault(int(fields[1]), []).append(int(d))
+        if cpu is not None:
+            stats[int(d)] = (int(fields[11]) + int(fields[12])) / tick
+    rss, pss, todo = 0, 0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
+        if cpu is not None and pid in stats:
+            cpu[pid] = stats[pid]
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
         except OSError:
             continue
-    return total
+    return rss, pss
 
 
 @dataclass
@@ -192,7 +205,9 @@ class Run:
     stdout: str
     stderr: str
     peak_rss_mb: float  # the digest process itself
-    peak_tree_mb: float  # digest + extraction workers + forkserver, summed
+    peak_tree_mb: float  # digest + extraction workers + forkserver, RSS summed
+    peak_tree_pss_mb: float  # the same, proportional set size (shared pages split)
+    cpu: float  # CPU seconds of the whole tree (last sample of each process)
 
 
 def run_digest(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
@@ -207,7 +222,8 @@ def run_digest(args: list[str], cwd: Path, env: dict[str, str] | None = None) ->
         stderr=subprocess.PIPE,
         text=True,
     )
-    peaks = [0, 0]
+    peaks = [0, 0, 0]
+    cpu: dict[int, float] = {}
 
     def sample() -> None:
         while proc.poll() is None:
@@ -217,7 +233,9 @@ def run_digest(args: list[str], cwd: Path, env: dict[str, str] | None = None) ->
                 peaks[0] = max(peaks[0], rss)
             except (OSError, StopIteration):
                 pass
-            peaks[1] = max(peaks[1], _tree_rss(proc.pid))
+            rss, pss = _tree_rss(proc.pid, cpu)
+            peaks[1] = max(peaks[1], rss)
+            peaks[2] = max(peaks[2], pss)
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -225,4 +243,5 @@ def run_digest(args: list[str], cwd: Path, env: dict[str, str] | None = None) ->
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
     sampler.join()
-    return Run(proc.returncode, wall, out, err, peaks[0] / 1024, peaks[1] / 1024)
+    mb = [p / 1024 for p in peaks]
+    return Run(proc.returncode, wall, out, err, mb[0], mb[1], mb[2], sum(cpu.values()))

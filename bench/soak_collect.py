@@ -79,10 +79,11 @@ def main() -> None:
                     tail = [ln for ln in run.stderr.splitlines() if ln.strip()][-15:]
                     print("    " + "\n    ".join(tail))
                 walls.append(run.wall)
-                peaks.append(run.peak_tree_mb)
+                peaks.append(run.peak_tree_pss_mb)
                 print(
                     f"run {i:3}: {verdict:<10} {run.wall:6.2f} s  {stored} articles  "
-                    f"peak RSS {run.peak_rss_mb:4.0f} MB (with workers {run.peak_tree_mb:4.0f} MB)",
+                    f"peak RSS {run.peak_rss_mb:4.0f} MB, with workers "
+                    f"RSS {run.peak_tree_mb:4.0f} MB PSS {run.peak_tree_pss_mb:4.0f} MB",
                     flush=True,
                 )
         finally:
@@ -93,7 +94,7 @@ def main() -> None:
     )
     print(
         f"wall: median {statistics.median(walls):.2f} s, max {max(walls):.2f} s; "
-        f"peak RSS with workers: median {statistics.median(peaks):.0f} MB, max {max(peaks):.0f} MB"
+        f"peak PSS with workers: median {statistics.median(peaks):.0f} MB, max {max(peaks):.0f} MB"
     )
     for p in problems:
         print("  " + p)
