@@ -24,20 +24,14 @@ from digest.mail.deliver import send_issue
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story, Subscriber
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
-from digest.web import create_app, is_one_click, strip_tokens
+from digest.tokens import strip_tokens
+from digest.web import create_app, is_one_click
 from tests.smtpserver import LocalSMTPServer, free_port
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com")
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 ROOT = Path(__file__).parent.parent
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
 
 
 def make_config(tmp_path: Path, smtp_port: int = 25) -> Config:
@@ -66,7 +60,7 @@ class LocalWebServer:
 
     def __enter__(self) -> httpx.Client:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not self.server.started:
             assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
             time.sleep(0.01)
@@ -267,6 +261,34 @@ def test_resubscribe_undoes_an_unsubscribe_but_not_a_bounce(
     assert one_click.status_code == 200
     assert statuses(store)["reader1@example.org"] == "bounced"
 
+    # A reader who reported our mail as spam is not re-subscribed by a link either.
+    store.set_subscriber_status(status="complained", now=NOW, email=subs[0].email)
+    res = client.post(f"/resubscribe?token={subs[0].token}")
+    assert res.status_code == 200 and "reported our mail as spam" in res.text
+    assert client.post(f"/unsubscribe?token={subs[0].token}", data=ONE_CLICK).status_code == 200
+    assert statuses(store)["reader0@example.org"] == "complained"
+
+
+def test_links_with_a_merged_spelling_token_reach_the_merged_reader(
+    store: Store, client: httpx.Client
+) -> None:
+    from tests.test_addresses import _insert_old_reader  # an old store's duplicate rows
+    from tests.test_schema import undo_migration_4
+
+    store.close()
+    url = store.db.engine.url.render_as_string(hide_password=False)
+    with sa.create_engine(url).begin() as conn:
+        undo_migration_4(conn)
+        _insert_old_reader(conn, "Ann@example.org", "active", 9)
+        _insert_old_reader(conn, "ann@example.org", "active", 2)
+    migrated = Store.open(url, migrate=False)
+    migrated.migrate()
+    migrated.close()
+    token = f"{'ann_example_org':_<32}"  # the merged-away spelling's token (see the helper)
+    res = client.post(f"/unsubscribe?token={token}", data=ONE_CLICK)
+    assert res.status_code == 200 and "You are unsubscribed" in res.text
+    assert statuses(store) == {"Ann@example.org": "unsubscribed"}
+
 
 def test_archive_lists_issues_and_shows_them_without_tokens(
     store: Store, client: httpx.Client
@@ -369,7 +391,7 @@ def test_digest_serve_answers_on_loopback(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

@@ -6,8 +6,6 @@ import click
 from rich.markup import escape
 
 from digest.cli.app import App, console
-from digest.store import Store
-from digest.store.schema import SCHEMA_VERSION
 
 
 @click.group(name="db")
@@ -19,11 +17,15 @@ def db_group() -> None:
 @click.pass_obj
 def db_upgrade(app: App) -> None:
     """Apply pending schema migrations (back the database up first)."""
+    from digest.store import Store
+    from digest.store.schema import SCHEMA_VERSION
+
     store = Store.open(app.config.store.url, migrate=False)
     try:
         before = store.version()
         applied = store.migrate()
-        where = store.engine.url.render_as_string(hide_password=True)
+        notes = store.db.migration_notes
+        where = store.db.where
     finally:
         store.close()
     if applied:
@@ -32,3 +34,5 @@ def db_upgrade(app: App) -> None:
     else:
         line = f"{where}: schema {SCHEMA_VERSION}, already up to date"
     console.print(escape(line), soft_wrap=True)
+    for note in notes:
+        console.print(escape(f"  {note}"), soft_wrap=True)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from digest import pipeline
 from digest.cli.app import App, console, err_console, on_signals
 from digest.errors import DeliveryError, DigestError
-from digest.mail import subscribers, workers
-from digest.mail.deliver import SendReport, plan, send_issue, send_test
-from digest.store import StoredIssue, locks
+from digest.models import SUBSCRIBER_STATUSES
+
+if TYPE_CHECKING:
+    from digest.mail.deliver import SendReport
+    from digest.store import StoredIssue
+    from digest.store.locks import LockInfo
 
 
 def _now() -> datetime:
@@ -36,6 +39,8 @@ def subscribers_group() -> None:
 @click.pass_obj
 def subscribers_add(app: App, email: str, name: str) -> None:
     """Add a subscriber (or reactivate one who left)."""
+    from digest.mail import subscribers
+
     sub, changed = subscribers.add(app.store, email, name, now=_now())
     word = "added" if changed else "already subscribed"
     console.print(escape(f"{sub.email}: {word}"), soft_wrap=True)
@@ -46,6 +51,8 @@ def subscribers_add(app: App, email: str, name: str) -> None:
 @click.pass_obj
 def subscribers_remove(app: App, email: str) -> None:
     """Unsubscribe an address (kept on file so no import re-adds it)."""
+    from digest.mail import subscribers
+
     sub = subscribers.remove(app.store, email, now=_now())
     if sub is None:
         raise DigestError(f"{email} is not on the list; see `digest subscribers list`")
@@ -61,37 +68,82 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
     Pipe the mailbox's mail here (e.g. from /etc/aliases); the token in the subject says
     who. Exit code 1 when the mail names no known subscriber (the MTA bounces it).
     """
+    from digest.mail import subscribers
+
     sub = subscribers.remove_by_mail(app.store, file.read(20_000_000), now=_now())
     console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
 
 
+def _counts_line(counts: dict[str, int]) -> str:
+    order = [*SUBSCRIBER_STATUSES, *sorted(set(counts) - set(SUBSCRIBER_STATUSES))]
+    return ", ".join(f"{status} {counts.get(status, 0)}" for status in order)
+
+
 @subscribers_group.command(name="list")
 @click.option(
-    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+    "--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Only this status."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (counts and subscribers).")
 @click.pass_obj
-def subscribers_list(app: App, status: str | None) -> None:
-    """Print subscribers, one per line: address, name and status, tab-separated."""
-    for sub in app.store.list_subscribers(status):
+def subscribers_list(app: App, status: str | None, as_json: bool) -> None:
+    """Print subscribers, one per line: address, name and status, tab-separated.
+
+    The counts per status follow on stderr. With --json, one JSON object on stdout:
+    {"counts": {status: n}, "subscribers": [{"email", "name", "status", "created_at"}]}.
+    """
+    subs = app.store.list_subscribers(status)
+    counts = app.store.subscriber_counts()
+    if as_json:
+        out = {
+            "counts": {s: counts.get(s, 0) for s in SUBSCRIBER_STATUSES} | counts,
+            "subscribers": [
+                {
+                    "email": sub.email,
+                    "name": sub.name,
+                    "status": sub.status,
+                    "created_at": sub.created_at.isoformat() if sub.created_at else None,
+                }
+                for sub in subs
+            ],
+        }
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    for sub in subs:
         click.echo(f"{sub.email}\t{sub.name}\t{sub.status}")
+    err_console.print(escape(_counts_line(counts)), soft_wrap=True)
 
 
 @subscribers_group.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=True))
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help=(
+        "Read a column as FIELD (email, name, first_name, last_name, status, subscribed_at, "
+        "unsubscribed_at, cleaned_at, disabled, ignore); repeatable."
+    ),
+)
 @click.pass_obj
-def subscribers_import(app: App, file: Path) -> None:
-    """Import `email[,name[,status]]` rows from a CSV file ('-' for stdin).
+def subscribers_import(app: App, file: Path, maps: tuple[str, ...]) -> None:
+    """Import subscribers from a CSV export ('-' for stdin).
 
-    Bad rows are reported with their line numbers and the rest imported; the exit
-    code is 1 when any row was rejected. Addresses already on the list are left as
-    they are (an import never re-subscribes anyone).
+    The delimiter is detected; a header row names the columns (Mailchimp, Substack and
+    Buttondown exports work as they are), else rows are `email[,name[,status]]`. Bad
+    rows are reported with their line numbers and the rest imported; the exit code is
+    1 when any row was rejected. Addresses already on the list (in any spelling) are
+    left as they are (an import never re-subscribes anyone).
     """
+    from digest.mail import subscribers
+
+    mapping = subscribers.parse_mapping(maps)
     if str(file) == "-":
-        report = subscribers.import_csv(app.store, sys.stdin, now=_now())
+        report = subscribers.import_csv(app.store, sys.stdin, now=_now(), mapping=mapping)
     else:
         try:
             with file.open(encoding="utf-8-sig", newline="") as fh:
-                report = subscribers.import_csv(app.store, fh, now=_now())
+                report = subscribers.import_csv(app.store, fh, now=_now(), mapping=mapping)
         except OSError as exc:
             raise DigestError(f"cannot read {file}: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -106,13 +158,70 @@ def subscribers_import(app: App, file: Path) -> None:
         sys.exit(1)
 
 
+def _envelope_recipients() -> list[str]:
+    """Return the address the MTA delivered to, from a pipe's environment (Postfix, Exim)."""
+    return [v for k in ("ORIGINAL_RECIPIENT", "RECIPIENT") if (v := os.environ.get(k, ""))]
+
+
+def _report(app: App, file: BinaryIO, only: str | None) -> None:
+    from digest.mail import bounces
+
+    smtp = app.config.require_smtp()
+    done = bounces.process_report(
+        app.store,
+        file.read(bounces.MAX_REPORT),
+        smtp=smtp,
+        now=_now(),
+        envelope_recipients=_envelope_recipients(),
+        only=only,
+    )
+    report, sub, outcome = done.report, done.subscriber, done.outcome
+    if outcome is None:
+        line = f"{sub.email}: the report says nothing failed ({report.status}); no change"
+    elif outcome.kind == "soft":
+        streak = f"{outcome.streak} of {smtp.soft_bounce_limit} in a row"
+        line = f"{sub.email}: soft bounce {report.status} ({streak}); {sub.status}"
+    else:
+        what = "complaint" if outcome.kind == "complaint" else "bounce"
+        line = f"{sub.email}: {what} {report.status}; {sub.status}"
+    console.print(escape(line), soft_wrap=True)
+
+
+@subscribers_group.command(name="bounce")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def subscribers_bounce(app: App, file: BinaryIO) -> None:
+    """Process one bounce (DSN) or complaint (ARF) e-mail from FILE or stdin.
+
+    Pipe the mail to [smtp].bounce_address here (e.g. from /etc/aliases). A permanent
+    failure (5.x.x) marks the reader bounced; [smtp].soft_bounce_limit temporary ones
+    (4.x.x) on issues in a row do too; a complaint marks them complained. Exit code 1
+    when the mail is neither or names no known reader (nothing changes).
+    """
+    _report(app, file, None)
+
+
+@subscribers_group.command(name="complaint")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def subscribers_complaint(app: App, file: BinaryIO) -> None:
+    """Process one complaint (an RFC 5965 ARF report) from FILE or stdin.
+
+    The reader is found from the token or Message-ID of the reported message and is
+    never mailed again. Exit code 1 for anything else (nothing changes).
+    """
+    _report(app, file, "arf")
+
+
 @subscribers_group.command(name="export")
 @click.option(
-    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+    "--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Only this status."
 )
 @click.pass_obj
 def subscribers_export(app: App, status: str | None) -> None:
     """Write the list as CSV (email,name,status) to stdout; `import` reads it back."""
+    from digest.mail import subscribers
+
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
 
 
@@ -122,11 +231,7 @@ def _interrupt() -> None:
 
 
 def _summary(issue: StoredIssue, report: SendReport) -> str:
-    return (
-        f"{issue.date}: sent {report.sent}, already sent {report.already_sent}, "
-        f"failed {report.failed}, to retry {report.to_retry}, uncertain {report.uncertain}, "
-        f"skipped {report.skipped}"
-    )
+    return f"{issue.date}: {report}"
 
 
 def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
@@ -136,6 +241,8 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
         )
     else:
         console.print(escape(f"{issue.date}: {issue.subject}"), soft_wrap=True)
+    from digest.mail.deliver import plan
+
     counts: Counter[str] = Counter()
     for item in plan(app.store, issue):
         counts[item.action] += 1
@@ -181,6 +288,9 @@ def send(
     whatever is left. A missing [smtp] table or a store that cannot be written
     stops the command before anything is collected or sent.
     """
+    from digest.mail import workers
+    from digest.store import locks
+
     config = app.config
     store = app.store
     if dry_run:
@@ -192,7 +302,7 @@ def send(
     config.require_smtp()
     store.check_writable()
 
-    def waiting(holder: locks.LockInfo) -> None:
+    def waiting(holder: LockInfo) -> None:
         err_console.print(
             escape(
                 f"another `digest send` is running ({locks.describe(holder, now=_now())}); "
@@ -225,6 +335,12 @@ def _send(
     resend_uncertain: bool,
     n_workers: int = 0,
 ) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from digest import pipeline
+    from digest.mail import subscribers, workers
+    from digest.mail.deliver import send_issue, send_test
+
     config = app.config
     store = app.store
     day = date or pipeline.today(config, now)

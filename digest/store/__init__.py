@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from digest.errors import StoreError
 from digest.models import Article, RenderedIssue, Subscriber
@@ -24,31 +25,40 @@ from digest.store.ledger import Ledger, LedgerWriter
 from digest.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    Database,
     UTCDateTime,
+    address_key,
     articles,
+    bounces,
     deliveries,
+    from_row,
     issues,
+    merged_tokens,
     metadata,
     schema_version,
     sources,
+    status_rank,
     subscriber_from_row,
     subscribers,
 )
+from digest.tokens import new_token
 
 # Re-exported: callers import these from digest.store.
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "BounceOutcome",
+    "BounceRecord",
     "LedgerWriter",
     "SourceState",
     "Store",
     "StoredIssue",
     "UTCDateTime",
+    "address_key",
     "articles",
     "deliveries",
     "issues",
     "metadata",
-    "new_token",
     "sources",
     "subscribers",
 ]
@@ -104,8 +114,34 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store(Ledger):
-    """All database access; hand it an engine (tests use a temp SQLite file)."""
+class Store:
+    """All database access; hand it an engine (tests use a temp SQLite file).
+
+    A façade over its parts: `db` (the engine, transactions and migrations) and
+    `ledger` (the delivery ledger). Articles, issues, sources and subscribers are
+    its own methods; the named locks in `digest.store.locks` take a `Store`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.db = Database(engine)
+        self.ledger = Ledger(self.db)
+
+    @property
+    def shared(self) -> bool:
+        """Return True on a server database (PostgreSQL) that many processes can share."""
+        return self.db.shared
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.db.close()
+
+    def version(self) -> int:
+        """Return the schema version of the database (0 when empty)."""
+        return self.db.version()
+
+    def migrate(self) -> list[int]:
+        """Apply pending numbered migrations; return the versions applied."""
+        return self.db.migrate()
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -125,29 +161,42 @@ class Store(Ledger):
             try:
                 if store.version() == 0:
                     store.migrate()
-                store.check_schema()
+                store.db.check_schema()
             except BaseException:
                 store.close()
                 raise
         return store
 
+    def job_run_times(self, table_name: str) -> dict[str, datetime]:
+        """Return each job's next run time from APScheduler's job table (UTC)."""
+        with self.db.begin() as conn:
+            if not sa.inspect(conn).has_table(table_name):
+                return {}
+            table = sa.table(table_name, sa.column("id"), sa.column("next_run_time"))
+            rows = conn.execute(sa.select(table.c.id, table.c.next_run_time)).all()
+        return {
+            str(job_id): datetime.fromtimestamp(float(ts), tz=UTC)
+            for job_id, ts in rows
+            if ts is not None
+        }
+
     def check_writable(self) -> None:
         """Fail with a clear StoreError unless the database accepts writes."""
         try:
-            with self.engine.begin() as conn:
+            with self.db.engine.begin() as conn:
                 conn.execute(
                     sa.update(schema_version)
                     .where(schema_version.c.version == -1)
                     .values(applied_at=_now())
                 )
-                if self.engine.dialect.name == "sqlite":
+                if self.db.engine.dialect.name == "sqlite":
                     conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _w(x)")
                     conn.exec_driver_sql("DROP TABLE IF EXISTS main._digest_write_probe")
                     conn.exec_driver_sql("CREATE TABLE main._digest_write_probe(x)")
                     conn.exec_driver_sql("DROP TABLE main._digest_write_probe")
         except sa.exc.DBAPIError as exc:  # PostgreSQL says "read-only" as an InternalError
             raise StoreError(
-                f"the store {self._where()} is not writable ({exc.orig}); "
+                f"the store {self.db.where} is not writable ({exc.orig}); "
                 "check the file and folder permissions and free disk space"
             ) from None
 
@@ -155,19 +204,10 @@ class Store(Ledger):
 
     def source_states(self) -> dict[str, SourceState]:
         """Return the remembered state of every source, by name."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(sa.select(sources)).mappings().all()
         return {
-            r["name"]: SourceState(
-                name=r["name"],
-                etag=r["etag"],
-                last_modified=r["last_modified"],
-                last_run=r["last_run"],
-                last_success=r["last_success"],
-                last_error=r["last_error"],
-                failing_since=r["failing_since"],
-                consecutive_failures=r["consecutive_failures"] or 0,
-            )
+            r["name"]: from_row(SourceState, r, consecutive_failures=r["consecutive_failures"] or 0)
             for r in rows
         }
 
@@ -182,7 +222,7 @@ class Store(Ledger):
         last_modified: str | None = None,
     ) -> SourceState:
         """Remember how a source fared: validators on success, failure streak on error."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(sa.select(sources).where(sources.c.name == name)).mappings().first()
             if row is None:
                 conn.execute(sources.insert().values(name=name, url=url, consecutive_failures=0))
@@ -210,7 +250,7 @@ class Store(Ledger):
 
     def seen_keys(self) -> tuple[set[str], set[str], set[str]]:
         """Return the guids, canonical URLs and title keys already stored (for dedup)."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(sa.select(articles.c.guid, articles.c.url, articles.c.title_key))
             guids, urls, titles = set(), set(), set()
             for guid, url, title_key in rows:
@@ -223,7 +263,7 @@ class Store(Ledger):
     def add_articles(self, items: Iterable[tuple[Article, str]]) -> list[Article]:
         """Insert (article, title_key) pairs, skipping duplicates; return those inserted."""
         added: list[Article] = []
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             for art, key in items:
                 exists = conn.execute(
                     sa.select(articles.c.id).where(
@@ -255,7 +295,7 @@ class Store(Ledger):
     def unissued_articles(self, since: datetime) -> list[Article]:
         """Return articles in no issue yet, published (or first seen if undated) since `since`."""
         when = sa.func.coalesce(articles.c.published, articles.c.first_seen, type_=UTCDateTime)
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = (
                 conn.execute(
                     sa.select(articles)
@@ -270,7 +310,7 @@ class Store(Ledger):
 
     def articles_by_ids(self, ids: Sequence[int]) -> list[Article]:
         """Return the stored articles with these ids, in the given order."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(sa.select(articles).where(articles.c.id.in_(ids))).mappings().all()
         by_id = {r["id"]: _article(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
@@ -279,7 +319,7 @@ class Store(Ledger):
 
     def last_issue(self) -> StoredIssue | None:
         """Return the most recent issue, if any."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = (
                 conn.execute(sa.select(issues).order_by(issues.c.created_at.desc()).limit(1))
                 .mappings()
@@ -289,13 +329,13 @@ class Store(Ledger):
 
     def issue_for_date(self, date: str) -> StoredIssue | None:
         """Return the issue of a given ISO date, if it was created."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(sa.select(issues).where(issues.c.date == date)).mappings().first()
         return _issue(row) if row else None
 
     def list_issues(self, limit: int = 30) -> list[StoredIssue]:
         """Return the latest issues, newest first."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = (
                 conn.execute(sa.select(issues).order_by(issues.c.date.desc()).limit(limit))
                 .mappings()
@@ -316,7 +356,7 @@ class Store(Ledger):
     ) -> StoredIssue:
         """Freeze an issue and claim its articles, or return the one already stored that day."""
         try:
-            with self.begin() as conn:
+            with self.db.begin() as conn:
                 res = conn.execute(
                     issues.insert().values(
                         date=date,
@@ -341,21 +381,75 @@ class Store(Ledger):
         return issue
 
     # -- subscribers ----------------------------------------------------------
+    # Every lookup by address goes through `address_key`, so any spelling of a mailbox
+    # finds its one reader; every lookup by token also knows the tokens of readers
+    # merged into another (mail sent before the merge carries them).
+
+    @staticmethod
+    def _find(
+        conn: sa.Connection,
+        *,
+        email: str | None = None,
+        token: str | None = None,
+        fold_case: bool = False,
+    ) -> Any:
+        """Return the `subscribers` row of an address or token (None when unknown)."""
+        if email is not None:
+            cond = subscribers.c.email_key == address_key(email)
+            return conn.execute(sa.select(subscribers).where(cond)).mappings().first()
+        if not token:
+            return None
+        row = (
+            conn.execute(sa.select(subscribers).where(subscribers.c.token == token))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            merged = sa.select(merged_tokens.c.subscriber_id).where(merged_tokens.c.token == token)
+            row = (
+                conn.execute(sa.select(subscribers).where(subscribers.c.id.in_(merged)))
+                .mappings()
+                .first()
+            )
+        if row is None and fold_case:
+            # Some relays lower-case the local part of a VERP address on the way back.
+            folded = token.lower()
+            rows = (
+                conn.execute(
+                    sa.select(subscribers).where(sa.func.lower(subscribers.c.token) == folded)
+                )
+                .mappings()
+                .all()
+            )
+            row = rows[0] if len(rows) == 1 else None
+        return row
+
+    @staticmethod
+    def _one(conn: sa.Connection, subscriber_id: int) -> Subscriber:
+        row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id))
+        return subscriber_from_row(row.mappings().one())
 
     def add_subscriber(
         self, email: str, name: str = "", *, now: datetime
     ) -> tuple[Subscriber, bool]:
-        """Add an active subscriber (or reactivate one); return it and whether it changed."""
-        with self.begin() as conn:
-            row = (
-                conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
-                .mappings()
-                .first()
-            )
+        """Add an active subscriber (or reactivate one); return it and whether it changed.
+
+        Any spelling of an address already on the list finds that reader. A reader who
+        complained (reported our mail as spam) is never reactivated: StoreError says so.
+        """
+        try:
+            return self._add_subscriber(email, name, now=now)
+        except sa.exc.IntegrityError:  # another process added this mailbox just now
+            return self._add_subscriber(email, name, now=now)
+
+    def _add_subscriber(self, email: str, name: str, *, now: datetime) -> tuple[Subscriber, bool]:
+        with self.db.begin() as conn:
+            row = self._find(conn, email=email)
             if row is None:
-                conn.execute(
+                res = conn.execute(
                     subscribers.insert().values(
                         email=email,
+                        email_key=address_key(email),
                         name=name,
                         status="active",
                         token=new_token(),
@@ -363,33 +457,41 @@ class Store(Ledger):
                         updated_at=now,
                     )
                 )
+                sub_id = int(res.inserted_primary_key[0])  # type: ignore[index]
                 changed = True
             else:
+                sub_id = row["id"]
+                if row["status"] == "complained":
+                    raise StoreError(
+                        f"{row['email']} reported our mail as spam; it is never mailed again "
+                        "(the reader can sign up anew through the web page if one is offered)"
+                    )
                 values: dict[str, Any] = {}
                 if row["status"] != "active":
                     values["status"] = "active"
+                    # A fresh start: earlier soft bounces no longer count towards the limit.
+                    conn.execute(
+                        bounces.delete().where(
+                            bounces.c.subscriber_id == sub_id, bounces.c.kind == "soft"
+                        )
+                    )
                 if name and name != row["name"]:
                     values["name"] = name
                 if values:
                     values["updated_at"] = now
                     conn.execute(
-                        subscribers.update().where(subscribers.c.id == row["id"]).values(**values)
+                        subscribers.update().where(subscribers.c.id == sub_id).values(**values)
                     )
                 changed = bool(values)
-            out = (
-                conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
-                .mappings()
-                .one()
-            )
-        return subscriber_from_row(out), changed
+            out = self._one(conn, sub_id)
+        return out, changed
 
     def set_subscriber_status(
         self, *, status: str, now: datetime, email: str | None = None, token: str | None = None
     ) -> Subscriber | None:
-        """Change a subscriber's status by address or token; None when unknown."""
-        cond = subscribers.c.email == email if email is not None else subscribers.c.token == token
-        with self.begin() as conn:
-            row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
+        """Change a subscriber's status by address (any spelling) or token; None when unknown."""
+        with self.db.begin() as conn:
+            row = self._find(conn, email=email, token=token)
             if row is None:
                 return None
             if row["status"] != status:
@@ -398,16 +500,14 @@ class Store(Ledger):
                     .where(subscribers.c.id == row["id"])
                     .values(status=status, updated_at=now)
                 )
-            row = conn.execute(sa.select(subscribers).where(cond)).mappings().one()
-        return subscriber_from_row(row)
+            return self._one(conn, row["id"])
 
     def get_subscriber(
         self, *, email: str | None = None, token: str | None = None
     ) -> Subscriber | None:
-        """Return one subscriber by address or token."""
-        cond = subscribers.c.email == email if email is not None else subscribers.c.token == token
-        with self.begin() as conn:
-            row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
+        """Return one subscriber by address (any spelling) or token."""
+        with self.db.begin() as conn:
+            row = self._find(conn, email=email, token=token)
         return subscriber_from_row(row) if row else None
 
     def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
@@ -415,50 +515,251 @@ class Store(Ledger):
         q = sa.select(subscribers).order_by(subscribers.c.id)
         if status:
             q = q.where(subscribers.c.status == status)
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(q).mappings().all()
         return [subscriber_from_row(r) for r in rows]
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """Return how many subscribers are in each status."""
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                sa.select(subscribers.c.status, sa.func.count()).group_by(subscribers.c.status)
+            ).all()
+        return {str(status): int(n) for status, n in rows}
+
     def import_subscribers(
-        self, rows: Sequence[tuple[str, str, str]], *, now: datetime
+        self,
+        rows: Sequence[tuple[str, str, str] | tuple[str, str, str, datetime | None]],
+        *,
+        now: datetime,
     ) -> tuple[int, int]:
-        """Insert new (email, name, status) rows in one transaction; return (added, existing)."""
+        """Insert new (email, name, status[, signed up]) rows at once; return (added, existing).
+
+        Addresses already on the list in any spelling are left exactly as they are.
+        """
         added = existing = 0
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             known: set[str] = set()
-            emails = [r[0] for r in rows]
-            for i in range(0, len(emails), 500):
-                chunk = emails[i : i + 500]
+            keys = [address_key(r[0]) for r in rows]
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
                 known.update(
                     conn.execute(
-                        sa.select(subscribers.c.email).where(subscribers.c.email.in_(chunk))
+                        sa.select(subscribers.c.email_key).where(subscribers.c.email_key.in_(chunk))
                     ).scalars()
                 )
             new = []
-            for email, name, status in rows:
-                if email in known:
+            for row, key in zip(rows, keys, strict=True):
+                email, name, status = row[0], row[1], row[2]
+                since = row[3] if len(row) > 3 else None
+                if key in known:
                     existing += 1
                     continue
-                known.add(email)
+                known.add(key)
                 new.append(
                     {
                         "email": email,
+                        "email_key": key,
                         "name": name,
                         "status": status,
                         "token": new_token(),
-                        "created_at": now,
+                        "created_at": since or now,
                         "updated_at": now,
                     }
                 )
             if new:
-                conn.execute(subscribers.insert(), new)
+                try:
+                    conn.execute(subscribers.insert(), new)
+                except sa.exc.IntegrityError:
+                    raise StoreError(
+                        "another process added some of these addresses during the import; "
+                        "nothing was imported: run the import again"
+                    ) from None
             added = len(new)
         return added, existing
 
+    # -- bounces and complaints -----------------------------------------------
 
-def new_token() -> str:
-    """Return an unguessable unsubscribe token (random, not derived from the address)."""
-    return secrets.token_urlsafe(24)
+    def find_subscriber(
+        self, *, tokens: Sequence[str] = (), message_ids: Sequence[str] = ()
+    ) -> Subscriber | None:
+        """Return the reader a returned message names: by token first, else by Message-ID.
+
+        Tokens are tried in order (case-insensitively as a last resort); a Message-ID
+        is looked up in the ledger, which keeps the one of each delivery.
+        """
+        with self.db.begin() as conn:
+            for fold in (False, True):
+                for token in tokens:
+                    row = self._find(conn, token=token, fold_case=fold)
+                    if row is not None:
+                        return subscriber_from_row(row)
+            if message_ids:
+                sub_id = conn.execute(
+                    sa.select(deliveries.c.subscriber_id)
+                    .where(_by_message_id(message_ids))
+                    .limit(1)
+                ).scalar()
+                if sub_id is not None:
+                    return self._one(conn, int(sub_id))
+        return None
+
+    def record_bounce(
+        self,
+        subscriber_id: int,
+        *,
+        kind: str,
+        status: str,
+        detail: str,
+        now: datetime,
+        message_ids: Sequence[str] = (),
+        soft_limit: int = 3,
+    ) -> BounceOutcome:
+        """Record a bounce ("hard" or "soft") or a "complaint"; change the reader's status.
+
+        A hard bounce marks the reader bounced, a complaint complained (more restrictive
+        statuses are kept). Soft bounces mark the reader bounced once `soft_limit` of the
+        issues sent to them in a row each drew one; the issue is the one whose Message-ID
+        the report quotes, else the latest sent to the reader.
+        """
+        with self.db.begin() as conn:
+            issue_id = self._bounced_issue(conn, subscriber_id, message_ids)
+            conn.execute(
+                bounces.insert().values(
+                    subscriber_id=subscriber_id,
+                    issue_id=issue_id,
+                    kind=kind,
+                    status=status[:40],
+                    detail=detail[:1000],
+                    received_at=now,
+                )
+            )
+            streak = 0
+            target = {"hard": "bounced", "complaint": "complained"}.get(kind)
+            if kind == "soft":
+                streak = self._soft_streak(conn, subscriber_id, issue_id)
+                if streak >= soft_limit:
+                    target = "bounced"
+            before = self._one(conn, subscriber_id)
+            changed = target is not None and status_rank(target) > status_rank(before.status)
+            if changed:
+                conn.execute(
+                    subscribers.update()
+                    .where(subscribers.c.id == subscriber_id)
+                    .values(status=target, updated_at=now)
+                )
+            after = self._one(conn, subscriber_id)
+        return BounceOutcome(
+            subscriber=after, issue_id=issue_id, kind=kind, streak=streak, changed=changed
+        )
+
+    @staticmethod
+    def _bounced_issue(
+        conn: sa.Connection, subscriber_id: int, message_ids: Sequence[str]
+    ) -> int | None:
+        mine = deliveries.c.subscriber_id == subscriber_id
+        if message_ids:
+            found = conn.execute(
+                sa.select(deliveries.c.issue_id).where(mine, _by_message_id(message_ids)).limit(1)
+            ).scalar()
+            if found is not None:
+                return int(found)
+        latest = conn.execute(
+            sa.select(sa.func.max(deliveries.c.issue_id)).where(
+                mine, deliveries.c.status.in_(("sent", "sending"))
+            )
+        ).scalar()
+        return int(latest) if latest is not None else None
+
+    @staticmethod
+    def _soft_streak(conn: sa.Connection, subscriber_id: int, issue_id: int | None) -> int:
+        """Return how many issues in a row, ending at `issue_id`, drew a soft bounce."""
+        soft = conn.execute(
+            sa.select(bounces.c.issue_id).where(
+                bounces.c.subscriber_id == subscriber_id, bounces.c.kind == "soft"
+            )
+        ).scalars()
+        known: set[int] = set()
+        unknown = 0
+        for i in soft:
+            if i is None:
+                unknown += 1
+            else:
+                known.add(int(i))
+        if issue_id is None:  # nothing was ever sent to them: count the reports
+            return len(known) + unknown
+        sent = conn.execute(
+            sa.select(deliveries.c.issue_id).where(
+                deliveries.c.subscriber_id == subscriber_id,
+                deliveries.c.status.in_(("sent", "sending")),
+                deliveries.c.issue_id <= issue_id,
+            )
+        ).scalars()
+        run = 0
+        for i in sorted({int(x) for x in sent} | {issue_id}, reverse=True):
+            if i not in known:
+                break  # an issue went through without a soft bounce: the run ends here
+            run += 1
+        return run
+
+    def bounce_history(self, subscriber_id: int) -> list[BounceRecord]:
+        """Return a reader's recorded bounces and complaints, oldest first."""
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                sa.select(bounces)
+                .where(bounces.c.subscriber_id == subscriber_id)
+                .order_by(bounces.c.id)
+            ).mappings()
+            return [
+                BounceRecord(
+                    issue_id=r["issue_id"],
+                    kind=r["kind"],
+                    status=r["status"],
+                    detail=r["detail"],
+                    received_at=r["received_at"],
+                )
+                for r in rows
+            ]
+
+
+@dataclass(frozen=True)
+class BounceRecord:
+    """One processed bounce or complaint."""
+
+    issue_id: int | None
+    kind: str  # hard | soft | complaint
+    status: str  # the DSN status ("5.1.1") or the feedback type ("abuse")
+    detail: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class BounceOutcome:
+    """What recording a bounce or complaint did."""
+
+    subscriber: Subscriber
+    issue_id: int | None  # the issue it was about, when known
+    kind: str
+    streak: int  # soft bounces in a row so far (0 for other kinds)
+    changed: bool  # the reader's status changed
+
+
+# Our Message-IDs start with the issue date (`MessageTemplate.new_message_id`).
+_ISSUE_DATE = re.compile(r"<(\d{4}-\d{2}-\d{2})\.")
+
+
+def _by_message_id(message_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Return the ledger condition for these Message-IDs, narrowed to their issues' dates.
+
+    The ledger has no index on Message-IDs (it would cost every send a write); the
+    date in ours lets the lookup use the (issue, subscriber) key instead of a scan.
+    """
+    cond: sa.ColumnElement[bool] = deliveries.c.message_id.in_(list(message_ids))
+    dates = {m.group(1) for m in map(_ISSUE_DATE.match, message_ids) if m}
+    if dates and all(_ISSUE_DATE.match(i) for i in message_ids):
+        dated = sa.select(issues.c.id).where(issues.c.date.in_(sorted(dates)))
+        cond = sa.and_(deliveries.c.issue_id.in_(dated), cond)
+    return cond
 
 
 def _now() -> datetime:
@@ -472,30 +773,8 @@ def _replace_id(art: Article, pk: int | None) -> Article:
 
 
 def _article(r: Any) -> Article:
-    return Article(
-        id=r["id"],
-        source=r["source"],
-        guid=r["guid"],
-        url=r["url"],
-        title=r["title"],
-        text=r["text"],
-        feed_summary=r["feed_summary"],
-        published=r["published"],
-        first_seen=r["first_seen"],
-        author=r["author"],
-        image=r["image"],
-        language=r["language"],
-    )
+    return from_row(Article, r)
 
 
 def _issue(r: Any) -> StoredIssue:
-    return StoredIssue(
-        id=r["id"],
-        date=r["date"],
-        created_at=r["created_at"],
-        subject=r["subject"],
-        html=r["html"],
-        text=r["text"],
-        preheader=r["preheader"],
-        article_ids=tuple(json.loads(r["article_ids"])),
-    )
+    return from_row(StoredIssue, r, article_ids=tuple(json.loads(r["article_ids"])))

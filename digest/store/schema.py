@@ -10,18 +10,27 @@ so SQLite stays zero set-up.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import StoreError
 from digest.models import Delivery, Subscriber
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    M = TypeVar("M", bound=DataclassInstance)
+else:
+    M = TypeVar("M")
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +127,13 @@ subscribers = sa.Table(
     sa.Column("token", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Migration 4: `address_key(email)`, what makes two spellings one reader. Nullable
+    # only because ALTER TABLE adds it to existing rows; the code always writes it.
+    sa.Column("email_key", sa.String(320)),
+)
+# Migration 4: one reader per mailbox (created after existing duplicates are merged).
+ix_subscribers_email_key = sa.Index(
+    "ix_subscribers_email_key", subscribers.c.email_key, unique=True
 )
 
 deliveries = sa.Table(
@@ -147,6 +163,31 @@ ix_deliveries_pending = sa.Index(
     sqlite_where=deliveries.c.status == "pending",
 )
 
+# -- migration 4: merged readers' tokens, bounces and complaints -----------------
+# Tokens of readers merged into another (two spellings of one mailbox): links and
+# VERP addresses in mail already sent with them must still find the reader.
+merged_tokens = sa.Table(
+    "merged_tokens",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("merged_at", UTCDateTime, nullable=False),
+)
+# One row per processed bounce (DSN) or complaint (ARF report): the soft-bounce streak
+# is counted from these, and they tell the operator why a reader stopped getting mail.
+bounces = sa.Table(
+    "bounces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id")),
+    sa.Column("kind", sa.String(20), nullable=False),  # hard | soft | complaint
+    sa.Column("status", sa.String(40), nullable=False),  # "5.1.1", or the feedback type
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index("ix_bounces_subscriber", "subscriber_id"),
+)
+
 # -- daemon locks (migration 2; the logic lives in digest.store.locks) ---------------
 # One row per lock name: who holds it and when it last proved it was alive.
 locks = sa.Table(
@@ -161,7 +202,8 @@ locks = sa.Table(
 )
 # -- end daemon locks ---------------------------------------------------------
 
-Migration = Callable[[Connection], None]
+# A step may return notes for the operator (`digest db upgrade` prints them).
+Migration = Callable[[Connection], list[str] | None]
 
 
 def _create(*tables: sa.Table) -> Migration:
@@ -181,9 +223,11 @@ def _create_indexes(*indexes: sa.Index) -> Migration:
 
 
 def _steps(*steps: Migration) -> Migration:
-    def step(conn: Connection) -> None:
+    def step(conn: Connection) -> list[str]:
+        notes: list[str] = []
         for one in steps:
-            one(conn)
+            notes.extend(one(conn) or [])
+        return notes
 
     return step
 
@@ -201,6 +245,136 @@ def _add_columns(table: sa.Table, *names: str) -> Migration:
     return step
 
 
+def address_key(address: str) -> str:
+    """Return the identity of an address: local part case-folded, domain IDNA and lower-case.
+
+    Two spellings with the same key are one reader (`Bob@Example.org`, `bob@example.org`).
+    The unique index of migration 4 holds these keys: changing this function needs a
+    migration that recomputes them.
+    """
+    local, _, domain = address.strip().rpartition("@")
+    domain = domain.strip().rstrip(".")
+    if not domain.isascii():
+        # Callers pass addresses from `normalize_address`, already ASCII; this is for
+        # anything else (an invalid IDN keeps its lower-cased text: still a stable key).
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local.casefold()}@{domain.lower()}"
+
+
+# Merging readers keeps the most restrictive status: a reader who left, bounced or
+# complained in one spelling must not keep getting mail in another.
+STATUS_RANK = {"active": 0, "pending": 1, "unsubscribed": 2, "bounced": 3, "complained": 4}
+# Merging delivery rows keeps the one that says the most about what reached the mailbox.
+_DELIVERY_RANK = {"skipped": 0, "pending": 1, "failed": 2, "sending": 3, "sent": 4}
+
+
+def status_rank(status: str) -> int:
+    """Return how restrictive a subscriber status is (unknown ones rank just above active)."""
+    return STATUS_RANK.get(status, 1)
+
+
+def _merge_group(conn: Connection, group: list[Any], now: datetime) -> str:
+    """Merge subscriber rows of one mailbox into the one that signed up first; describe it."""
+    keep = min(group, key=lambda r: (r["created_at"], r["id"]))
+    others = [r for r in group if r["id"] != keep["id"]]
+    ids = [r["id"] for r in group]
+    other_ids = [r["id"] for r in others]
+    status = max((r["status"] for r in group), key=status_rank)
+    name = keep["name"] or next((r["name"] for r in group if r["name"]), "")
+    # The ledger: one row per issue for the merged reader, the one that went furthest,
+    # so nobody is sent an issue that one of their spellings already received.
+    rows = conn.execute(
+        sa.select(deliveries.c.issue_id, deliveries.c.subscriber_id, deliveries.c.status).where(
+            deliveries.c.subscriber_id.in_(ids)
+        )
+    ).all()
+    by_issue: dict[int, list[Any]] = {}
+    for row in rows:
+        by_issue.setdefault(row.issue_id, []).append(row)
+    for issue_id, issue_rows in by_issue.items():
+        best = max(
+            issue_rows,
+            key=lambda r: (_DELIVERY_RANK.get(r.status, 0), r.subscriber_id == keep["id"]),
+        )
+        drop = [r.subscriber_id for r in issue_rows if r.subscriber_id != best.subscriber_id]
+        if drop:
+            conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id.in_(drop)
+                )
+            )
+        if best.subscriber_id != keep["id"]:
+            conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.issue_id == issue_id,
+                    deliveries.c.subscriber_id == best.subscriber_id,
+                )
+                .values(subscriber_id=keep["id"])
+            )
+    conn.execute(
+        bounces.update()
+        .where(bounces.c.subscriber_id.in_(other_ids))
+        .values(subscriber_id=keep["id"])
+    )
+    conn.execute(
+        merged_tokens.update()
+        .where(merged_tokens.c.subscriber_id.in_(other_ids))
+        .values(subscriber_id=keep["id"])
+    )
+    conn.execute(
+        merged_tokens.insert(),
+        [{"token": r["token"], "subscriber_id": keep["id"], "merged_at": now} for r in others],
+    )
+    conn.execute(subscribers.delete().where(subscribers.c.id.in_(other_ids)))
+    conn.execute(
+        subscribers.update()
+        .where(subscribers.c.id == keep["id"])
+        .values(
+            status=status,
+            name=name,
+            created_at=min(r["created_at"] for r in group),
+            updated_at=now,
+        )
+    )
+    spellings = ", ".join(r["email"] for r in others)
+    return f"merged {spellings} into {keep['email']} (status {status})"
+
+
+def _merge_duplicate_addresses(conn: Connection) -> list[str]:
+    """Fill `email_key` and merge readers whose addresses differ only in case; say what merged."""
+    cols = (
+        subscribers.c.id,
+        subscribers.c.email,
+        subscribers.c.name,
+        subscribers.c.status,
+        subscribers.c.token,
+        subscribers.c.created_at,
+    )
+    rows = conn.execute(sa.select(*cols).order_by(subscribers.c.id)).mappings().all()
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(address_key(row["email"]), []).append(row)
+    now = datetime.now(tz=UTC)
+    notes = [_merge_group(conn, g, now) for g in groups.values() if len(g) > 1]
+    for note in notes:
+        log.warning("store: %s", note)
+    updates = [{"b_id": _kept_id(g), "b_key": key} for key, g in groups.items()]
+    if updates:
+        conn.execute(
+            subscribers.update()
+            .where(subscribers.c.id == sa.bindparam("b_id"))
+            .values(email_key=sa.bindparam("b_key")),
+            updates,
+        )
+    return notes
+
+
+def _kept_id(group: list[Any]) -> int:
+    return int(min(group, key=lambda r: (r["created_at"], r["id"]))["id"])
+
+
 # Numbered migrations, applied in order, each in its own transaction. A table is
 # created with its latest columns, so later steps must tolerate finding them there.
 MIGRATIONS: dict[int, Migration] = {
@@ -209,6 +383,12 @@ MIGRATIONS: dict[int, Migration] = {
     3: _steps(
         _add_columns(deliveries, "claimed_by", "claimed_until"),
         _create_indexes(ix_deliveries_pending),
+    ),
+    4: _steps(
+        _create(merged_tokens, bounces),
+        _add_columns(subscribers, "email_key"),
+        _merge_duplicate_addresses,
+        _create_indexes(ix_subscribers_email_key),
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -224,6 +404,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.migration_notes: list[str] = []  # what the last `migrate()` told the operator
 
     @property
     def shared(self) -> bool:
@@ -241,9 +422,11 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+            raise StoreError(f"database error on {self.where}: {exc.orig}") from None
 
-    def _where(self) -> str:
+    @property
+    def where(self) -> str:
+        """Return the database URL without its password, for messages."""
         return self.engine.url.render_as_string(hide_password=True)
 
     def version(self) -> int:
@@ -256,17 +439,20 @@ class Database:
         current = self.version()
         if current > SCHEMA_VERSION:
             raise StoreError(
-                f"{self._where()} has schema version {current}, newer than this digest "
+                f"{self.where} has schema version {current}, newer than this digest "
                 f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
             )
         if current < SCHEMA_VERSION:
             raise StoreError(
-                f"{self._where()} has schema version {current}, older than this digest "
+                f"{self.where} has schema version {current}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
             )
 
     def migrate(self) -> list[int]:
         """Apply pending numbered migrations; return the versions applied.
+
+        Notes a migration has for the operator (readers it merged) are left in
+        `migration_notes`.
 
         On PostgreSQL an advisory lock serializes processes that start together on
         an empty database, so the schema is created once.
@@ -284,20 +470,21 @@ class Database:
                         self.check_schema()
                     for version in sorted(v for v in MIGRATIONS if v > current):
                         with conn.begin():
-                            MIGRATIONS[version](conn)
+                            notes = MIGRATIONS[version](conn) or []
                             conn.execute(
                                 schema_version.insert().values(
                                     version=version, applied_at=datetime.now(tz=UTC)
                                 )
                             )
                         applied.append(version)
+                        self.migration_notes.extend(notes)
                         log.info("store: applied migration %d", version)
                 finally:
                     if self.shared:
                         conn.execute(sa.select(sa.func.pg_advisory_unlock(advisory_key("migrate"))))
                         conn.commit()
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+            raise StoreError(f"database error on {self.where}: {exc.orig}") from None
         return applied
 
 
@@ -311,31 +498,29 @@ def _version(conn: Connection) -> int:
 # -- rows to models -------------------------------------------------------------
 
 
+def from_row(model: type[M], row: Any, **values: Any) -> M:
+    """Build a model from a row mapping: each field from its column, unless given in `values`.
+
+    Fields without a column keep their defaults; columns without a field are ignored.
+    """
+    kwargs = {
+        f.name: values[f.name] if f.name in values else row[f.name]
+        for f in dataclasses.fields(model)
+        if f.name in values or f.name in row
+    }
+    return model(**kwargs)
+
+
+def columns_of(row: Any, table: sa.Table) -> dict[str, Any]:
+    """Return one table's columns of a joined row, by column name."""
+    return {c.name: row[c] for c in table.c if c in row}
+
+
 def subscriber_from_row(r: Any) -> Subscriber:
     """Return the Subscriber of a `subscribers` row mapping."""
-    return Subscriber(
-        id=r["id"],
-        email=r["email"],
-        name=r["name"],
-        status=r["status"],
-        token=r["token"],
-        created_at=r["created_at"],
-    )
+    return from_row(Subscriber, r)
 
 
-def delivery_from_row(r: Any, cols: Any) -> Delivery:
-    """Return the Delivery of a row (keyed by `cols` columns when given, else by name)."""
-
-    def get(name: str) -> Any:
-        return r[getattr(cols, name)] if cols is not None else r[name]
-
-    return Delivery(
-        issue_id=get("issue_id"),
-        subscriber_id=get("subscriber_id"),
-        email=get("email"),
-        status=get("status"),
-        attempts=get("attempts") or 0,
-        last_error=get("last_error"),
-        message_id=get("message_id"),
-        updated_at=get("updated_at"),
-    )
+def delivery_from_row(r: Any) -> Delivery:
+    """Return the Delivery of a `deliveries` row mapping (NULL attempts count as 0)."""
+    return from_row(Delivery, r, attempts=r["attempts"] or 0)

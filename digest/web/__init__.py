@@ -37,15 +37,14 @@ from starlette.routing import Route
 
 from digest.config import Config
 from digest.errors import StoreError
-from digest.models import TOKEN_PLACEHOLDER, Subscriber
+from digest.models import Subscriber
 from digest.store import Store, StoredIssue
+from digest.tokens import strip_tokens, valid_token
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# store.new_token() makes 32 URL-safe characters; accept a little either side of that.
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; anything large is not one
 ARCHIVE_LIMIT = 1000
@@ -90,18 +89,6 @@ _CSS = (
 
 def _utcnow() -> datetime:
     return datetime.now(tz=UTC)
-
-
-def valid_token(token: str | None) -> bool:
-    """Return True when `token` has the shape of a subscriber token (not that it exists)."""
-    return bool(token) and _TOKEN.fullmatch(token or "") is not None
-
-
-def strip_tokens(text: str) -> str:
-    """Remove the token placeholder (and its `token=` parameter) from an issue's HTML or text."""
-    for prefix in ("?token=", "&amp;token=", "&token="):
-        text = text.replace(prefix + TOKEN_PLACEHOLDER, "")
-    return text.replace(TOKEN_PLACEHOLDER, "")
 
 
 def is_one_click(body: bytes, content_type: str) -> bool:
@@ -231,7 +218,7 @@ class WebApp:
         if sub.status == "active":
             sub = await self._set_status(token, "unsubscribed") or sub
             log.info("subscriber %s unsubscribed via the web", sub.id)
-        # Already unsubscribed or bounced: leave the status alone, answer the same.
+        # Already unsubscribed, bounced or complained: leave the status alone, answer the same.
         return self._done(sub, token)
 
     async def resubscribe(self, request: Request) -> Response:
@@ -245,6 +232,13 @@ class WebApp:
                 "Cannot subscribe again here",
                 "<p>Mail to this address bounced, so we stopped sending to it. Please "
                 "contact the editor to be added again.</p>",
+            )
+        if sub.status == "complained":
+            # A spam report from this mailbox: never mail it again on a link's say-so.
+            return self.page(
+                "Cannot subscribe again here",
+                "<p>This address reported our mail as spam, so we stopped sending to it. "
+                "Please contact the editor to be added again.</p>",
             )
         if sub.status != "active":
             sub = await self._set_status(token, "active") or sub
