@@ -22,6 +22,7 @@ from lxml import etree
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
+from digest.collect.titles import best_title
 from digest.errors import ExtractError
 from digest.models import Article, Entry, Page
 from digest.textclean import one_line, plain_text
@@ -138,8 +139,15 @@ def extract_page(html: str | bytes, url: str) -> Page:
     lines = clean_lines((doc.text or "").splitlines(), author=author, title=title)
     if not lines:
         raise ExtractError("no article text found")
+    site_name = one_line(plain_text(metas.get("og:site_name", "")), 200) or None
     return Page(
-        url=url, title=title, author=author, date=published, image=image, text="\n\n".join(lines)
+        url=url,
+        title=title,
+        author=author,
+        date=published,
+        image=image,
+        text="\n\n".join(lines),
+        site_name=site_name,
     )
 
 
@@ -193,7 +201,12 @@ def html_paragraphs(fragment: str) -> list[str]:
 
 
 def merge_article(
-    entry: Entry, page: Page | None, *, min_words: int = 40, language: str | None
+    entry: Entry,
+    page: Page | None,
+    *,
+    min_words: int = 40,
+    language: str | None,
+    source_name: str = "",
 ) -> Article:
     """Merge a feed entry with its extracted page into the article we summarize."""
     page_text = page.text if page else ""
@@ -209,7 +222,11 @@ def merge_article(
         source=entry.source,
         guid=entry.guid,
         url=entry.url,
-        title=entry.title or (page.title if page and page.title else ""),
+        title=best_title(
+            entry.title,
+            page.title if page else None,
+            (source_name or entry.source, page.site_name if page else None, entry.feed_title),
+        ),
         text=text,
         feed_summary=entry.summary,
         published=entry.published or (page.date if page else None),

@@ -55,7 +55,7 @@ from digest.mail.smtp import (
     Temporary,
     Uncertain,
 )
-from digest.models import Subscriber
+from digest.models import RenderedIssue, Subscriber
 from digest.store import LedgerWriter, Store, StoredIssue
 
 log = logging.getLogger(__name__)
@@ -416,10 +416,13 @@ def send_issue(
     )
 
 
-def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
+def send_test(
+    config: Config, issue: StoredIssue | RenderedIssue, address: str, *, now: datetime
+) -> str:
     """Send one copy of an issue to `address` without touching the ledger; return its Message-ID."""
     smtp = config.require_smtp()
-    template = build_template(issue.rendered(), smtp=smtp, site=config.site)
+    rendered = issue.rendered() if isinstance(issue, StoredIssue) else issue
+    template = build_template(rendered, smtp=smtp, site=config.site)
     sender = _Sender(template, smtp, lambda: now)
     client = SmtpClient(smtp, password=_password(smtp), local_hostname=socket.getfqdn())
     message_id, data = sender.message(Subscriber(email=address), TEST_TOKEN)

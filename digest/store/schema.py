@@ -106,6 +106,8 @@ issues = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("preheader", sa.Text, nullable=False, default=""),
     sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
+    # Migration 5: the composed issue as JSON (digest.compose.document), for the archive.
+    sa.Column("doc", sa.Text),
 )
 
 subscribers = sa.Table(
@@ -210,6 +212,7 @@ MIGRATIONS: dict[int, Migration] = {
         _add_columns(deliveries, "claimed_by", "claimed_until"),
         _create_indexes(ix_deliveries_pending),
     ),
+    5: _add_columns(issues, "doc"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
