@@ -90,5 +90,6 @@ def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
     for args in (["status"], ["db", "upgrade"]):
         result = CliRunner().invoke(cli, ["--config", str(config), *args])
         assert result.exit_code == 1
-        assert f"schema version {SCHEMA_VERSION + 1}, newer than this digest knows ({SCHEMA_VERSION})" in result.output
+        newer = SCHEMA_VERSION + 1
+        assert f"version {newer}, newer than this digest knows ({SCHEMA_VERSION})" in result.output
         assert len(result.output.strip().splitlines()) == 1
