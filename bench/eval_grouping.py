@@ -19,6 +19,7 @@ import argparse
 import gzip
 import json
 import sys
+import time
 from itertools import combinations
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -101,6 +102,7 @@ def dev(show: bool) -> None:
     score(predicted, strict, negatives)
     print("labels with borderline groups as same-story:")
     score(predicted, loose, negatives)
+    issue_check(articles)
     if show:
         for g in multi:
             print("  story:", " | ".join(a.title[:50] for a in g))
@@ -110,6 +112,40 @@ def dev(show: bool) -> None:
             for x, y in combinations(g, 2):
                 s = sim.score(by_id[x], by_id[y])
                 print(f"  labelled pair {x} {y}: {s}")
+
+
+def issue_check(articles: list[Article]) -> None:
+    """Compose the labelled day as an issue and check the hidden day's rules on it."""
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from digest.compose import Rules, compose_issue, make_stories
+    from digest.compose.document import issue_document
+
+    rules = Rules()
+    started = time.perf_counter()
+    stories = make_stories(articles, rules)
+    took = time.perf_counter() - started
+    issue = compose_issue(
+        stories, site_name="S", site_url="https://s.example/", now=datetime.now(tz=UTC),
+        tz=UTC, rules=rules,
+    )  # fmt: skip
+    assert issue is not None
+    doc = issue_document(issue, subject="S", language="english")
+    every = [doc["lead"], *doc["stories"], *doc["more"]]
+    urls = Counter(u for s in every for u in [s["url"], *(a["url"] for a in s["also"])])
+    shown = Counter(s.article.source for s in issue.stories)
+    top = max(s.outlets for s in stories)
+    print(
+        f"issue: {len(stories)} stories from {len(articles)} articles "
+        f"(grouping {took * 1000:.0f} ms); lead has {issue.lead.outlets} outlets "
+        f"(most: {top}): {issue.lead.article.title[:60]!r}"
+    )
+    print(
+        f"  shown {len(issue.stories)}, more {len(issue.more)}; largest share of one source "
+        f"{max(shown.values())} (cap {rules.max_per_source}); every URL exactly once: "
+        f"{set(urls.values()) == {1} and len(urls) == len({a.url for a in articles})}"
+    )
 
 
 def heldout(path: Path, size: int) -> None:

@@ -300,7 +300,7 @@ def _articles_from(items: list[dict[str, str]]) -> list[Article]:
     return [
         Article(
             source=it["source"], guid=it["title"], url=f"https://x.example/{k}", title=it["title"],
-            text=it["lead"], language="english",
+            text=it["text"], language="english",
         )
         for k, it in enumerate(items)
     ]  # fmt: skip
@@ -325,9 +325,10 @@ def test_one_event_from_two_sources_is_one_story_and_different_events_never_are(
 def test_grouped_stories_count_their_outlets_in_the_lead_choice() -> None:
     data = json.loads((DATA / "stories.json").read_text(encoding="utf-8"))
     arts = [*_articles_from(data["same_event"])]
+    arts += [a for pair in data["different_events"] for a in _articles_from(pair)]
     rich = article("Unrelated long read", source="Blog", image="https://img.example.com/r.jpg")
     stories = make_stories([*arts, rich], RULES)
-    assert len(stories) == 2
+    assert len(stories) == 6
     assert choose_lead(stories, RULES).outlets == 2
     assert rank(stories, RULES)[1].article is rich
 
