@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest import collect as collect_stage
+from digest.collect import Progress
 from digest.collect.extract import extract_page, merge_article
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
@@ -27,9 +28,8 @@ from digest.collect.netguard import is_public_address
 from digest.compose import Rules, compose_issue, make_stories
 from digest.compose.document import issue_document
 from digest.config import Config, SourceConfig
-from digest.errors import DigestError, ExtractError
+from digest.errors import EmptyIssueError, ExtractError
 from digest.models import (
-    TOKEN_PLACEHOLDER,
     Article,
     Entry,
     Issue,
@@ -41,10 +41,9 @@ from digest.models import (
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
 from digest.summarize import summarize
+from digest.tokens import archive_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -65,12 +64,6 @@ class CollectReport:
         return tuple(s for s in self.sources if not s.ok)
 
 
-class EmptyIssueError(DigestError):
-    """There is nothing new to put in an issue today."""
-
-    exit_code = 5
-
-
 def cutoff_for(config: Config, store: Store, now: datetime) -> datetime:
     """Return the start of 'today's articles': the last earlier issue, or the look-back window.
 
@@ -87,7 +80,7 @@ def cutoff_for(config: Config, store: Store, now: datetime) -> datetime:
 
 def is_frozen(store: Store, issue: StoredIssue) -> bool:
     """Return True once deliveries of an issue started: from then on it never changes."""
-    return bool(store.delivery_counts(issue.id))
+    return bool(store.ledger.delivery_counts(issue.id))
 
 
 def _source_trust(src: SourceConfig) -> frozenset[str]:
@@ -278,7 +271,7 @@ def rules(config: Config) -> Rules:
     )
 
 
-def compose(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue | None:
+def compose_articles(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue | None:
     """Group, rank and summarize articles into the issue; None when there is nothing to send."""
     if len(articles) < max(config.compose.min_articles, 1):
         return None
@@ -306,17 +299,7 @@ def compose(config: Config, articles: Sequence[Article], *, now: datetime) -> Is
     )
 
 
-def unsubscribe_url(config: Config, token: str = TOKEN_PLACEHOLDER) -> str:
-    """Return the one-click unsubscribe URL for a token (the placeholder by default)."""
-    return f"{config.site.url.rstrip('/')}/unsubscribe?token={token}"
-
-
-def archive_url(config: Config, date: str) -> str:
-    """Return the public web-archive URL of an issue."""
-    return f"{config.site.url.rstrip('/')}/archive/{date}"
-
-
-def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
+def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
     """Render and inline an issue once, with the token placeholder for delivery."""
     env = make_environment(config.render.templates or None)
     return render_issue(
@@ -326,8 +309,8 @@ def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
         tz=config.site.tz,
         subject_template=config.render.subject,
         max_subject=config.render.max_subject,
-        unsubscribe_url=unsubscribe_url(config),
-        view_url=archive_url(config, issue.date),
+        unsubscribe_url=unsubscribe_url(config.site.url),
+        view_url=archive_url(config.site.url, issue.date),
     )
 
 
@@ -345,7 +328,7 @@ def build_issue(config: Config, store: Store, *, now: datetime) -> Issue | None:
     stored = store.issue_for_date(today(config, now))
     redo = stored.id if stored is not None and not is_frozen(store, stored) else None
     articles = store.unissued_articles(cutoff_for(config, store, now), redo=redo)
-    return compose(config, articles, now=now)
+    return compose_articles(config, articles, now=now)
 
 
 def document(config: Config, issue: Issue, rendered: RenderedIssue) -> dict[str, Any]:
@@ -368,7 +351,7 @@ def ensure_issue(
             f"no new articles since {report.cutoff.astimezone(config.site.tz):%Y-%m-%d %H:%M}"
             f" from {len(config.sources)} source(s); nothing to send today"
         )
-    rendered = render(config, issue, now=now)
+    rendered = render_email(config, issue, now=now)
     # Every article composed into the issue is claimed, shown or not: none comes back tomorrow.
     return store.create_issue(
         date=date,

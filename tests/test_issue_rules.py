@@ -107,7 +107,7 @@ def test_preview_composes_afresh_until_deliveries_then_the_issue_is_frozen(
     assert code == 0 and "composed afresh" in text and "issue discard" in text
 
     store.add_subscriber("ann@example.org", now=NOW)
-    assert store.ensure_deliveries(stored.id, now=NOW) == 1
+    assert store.ledger.ensure_deliveries(stored.id, now=NOW) == 1
     code, text = run(config, "preview", "--out", str(out), "--json", str(doc), "--no-collect")
     assert code == 0 and "frozen" in text
     assert json.loads(doc.read_text(encoding="utf-8"))["subject"] == stored.subject
