@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digest.compose import (
@@ -258,7 +258,7 @@ def days(draw: st.DrawFn) -> list[Article]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(days(), st.integers(0, 5), st.integers(1, 4))
 def test_every_collected_article_is_accounted_for_exactly_once(
     articles: list[Article], max_roundup: int, max_per_source: int
