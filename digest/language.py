@@ -77,6 +77,14 @@ def to_code(value: str) -> str:
     return _SAME.get(code, code)
 
 
+def language_name(code: str) -> str:
+    """Return the English name the summarizer's tools use for a code ("de" → "german")."""
+    for name, value in _NAMES.items():
+        if value == code and len(name) > 3:
+            return name
+    return code
+
+
 def from_tag(tag: str | None) -> str | None:
     """Return the language of a page's or feed's declared tag, or None when it says nothing."""
     if not tag:

@@ -174,3 +174,22 @@ def test_languages_are_iso_codes_and_old_names_still_work(tmp_path: Path) -> Non
 def test_a_bad_language_names_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=rf"{re.escape(key)}: .* ISO 639-1 code"):
         load_config(write(tmp_path, text))
+
+
+def test_compose_sections_and_cap_validated(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'url = "https://news.example.com/feed/"',
+        'url = "https://news.example.com/feed/"\nsection = " Technology "',
+    )
+    config = load_config(
+        write(tmp_path, text + '\n[compose]\nsections = ["World", "Technology"]\n')
+    )
+    assert config.sources[0].section == "Technology"
+    assert config.compose.sections == ("World", "Technology") and config.compose.max_per_source == 3
+    for extra, key, hint in [
+        ('sections = ["World"]', "sources[0].section", "add it there"),
+        ('sections = ["Technology", "Technology"]', "compose.sections", "once"),
+        ("max_per_source = 0", "compose.max_per_source", "at least 1"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"{re.escape(key)}: .*{hint}"):
+            load_config(write(tmp_path, text + f"\n[compose]\n{extra}\n"))

@@ -297,6 +297,7 @@ url = "{feed}"
 url = "sqlite:///{tmp_path / "digest.db"}"
 
 [compose]
+max_per_source = 10
 {languages}
 """,
         encoding="utf-8",
@@ -330,6 +331,8 @@ def test_language_per_article_and_a_german_issue(mixed: LocalHTTPServer, tmp_pat
     assert issue is not None
     # [compose].languages defaults to the site's: only the German article is shown.
     assert [s.article.language for s in issue.stories] == ["de"]
+    # The others are listed with the day's other stories ("More stories today").
+    assert sorted(s.article.language or "" for s in issue.more) == ["en", "fr", "ja"]
     assert issue.lead.sentences[0].startswith("Die Stadt Leipzig")
     html = pipeline.render_email(config, issue, now=NOW).html
     assert '<html lang="de"' in html

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from digest.boilerplate import is_furniture
+from digest.collect.titles import best_title
 from digest.errors import ExtractError
 from digest.language import choose_language, from_tag, to_code
 from digest.models import Article, Entry, Page
@@ -174,6 +175,7 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     )
     if not lines:
         raise ExtractError("no article text found")
+    site_name = one_line(plain_text(metas.get("og:site_name", "")), 200) or None
     return Page(
         url=url,
         title=title,
@@ -183,6 +185,7 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
         text="\n\n".join(lines),
         language=language,
         declared_language=declared,
+        site_name=site_name,
     )
 
 
@@ -319,6 +322,7 @@ def merge_article(
     language: str | None,
     fallback_language: str | None = None,
     repeated: frozenset[str] = frozenset(),
+    source_name: str = "",
 ) -> Article:
     """Merge a feed entry with its extracted page into the article we summarize.
 
@@ -361,7 +365,11 @@ def merge_article(
         source=entry.source,
         guid=entry.guid,
         url=entry.url,
-        title=entry.title or (page.title if page and page.title else ""),
+        title=best_title(
+            entry.title,
+            page.title if page else None,
+            (source_name or entry.source, page.site_name if page else None, entry.feed_title),
+        ),
         text=text,
         feed_summary=summary,
         published=entry.published or (page.date if page else None),

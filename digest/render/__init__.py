@@ -6,9 +6,13 @@ Templates see only plain, already-cleaned values (never a model object):
     subject, preheader, lang ([site].language, "en"), unsubscribe_url, view_url,
     lead      StoryView: n, title, url, summary, source, author, when, meta, image,
               lang (the article's ISO 639-1 code, or ""), lang_tag ("DE" when the
-              article's language is not the issue's, else ""), lang_name ("German")
+              article's language is not the issue's, else ""), lang_name ("German"),
+              also (list of AlsoView: source, url, title: the same story elsewhere),
+              heading (a roundup section title to show above this story, else "")
     roundup   list of StoryView, numbered from 1
     links     list of LinkView (n, url): the roundup links, for the text part's list
+    more      how many more stories the archive lists ("and N more stories")
+    more_url  where they are listed: the archive page of this issue
 
 `url` and `image` are "" unless they are http(s), so a template cannot link to
 `javascript:`; every other string is one line of plain text that autoescape escapes
@@ -46,7 +50,7 @@ from jinja2 import (
 )
 
 from digest import i18n
-from digest.compose import relative_time, story_time
+from digest.compose import relative_time
 from digest.errors import RenderError
 from digest.language import to_code
 from digest.models import Issue, RenderedIssue, Story
@@ -83,6 +87,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s")
 
 
 @dataclass(frozen=True)
+class AlsoView:
+    """The same story at another source: "Also: Source B"."""
+
+    source: str
+    url: str
+    title: str
+
+
+@dataclass(frozen=True)
 class StoryView:
     """One story as the templates see it: plain one-line strings."""
 
@@ -98,6 +111,8 @@ class StoryView:
     lang: str = ""  # the article's ISO 639-1 code, "" when unknown
     lang_tag: str = ""  # "DE" when the article is not in the issue's language
     lang_name: str = ""  # the article's language named in the issue's ("German")
+    also: tuple[AlsoView, ...] = ()
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,14 +207,23 @@ def _story_view(
     summary_limit: int,
     with_author: bool = False,
     language: str = "en",
+    heading: str = "",
 ) -> StoryView:
     art = story.article
     source = one_line(art.source, MAX_NAME)
     author = one_line(art.author or "", MAX_NAME)
-    when = story_time(story)
-    ago = relative_time(when, now, language) if when is not None else ""
+    # Only a published date says how old a story is; when we first saw it says nothing.
+    ago = relative_time(art.published, now, language) if art.published is not None else ""
     lang = _code(art.language)
     other = bool(lang) and lang != language
+    also = tuple(
+        AlsoView(
+            source=one_line(a.source, MAX_NAME),
+            url=safe_url(a.url),
+            title=one_line(a.title, MAX_TITLE),
+        )
+        for a in story.also
+    )
     return StoryView(
         lang=lang,
         lang_tag=lang.upper() if other else "",
@@ -213,6 +237,8 @@ def _story_view(
         when=ago,
         meta=" · ".join(p for p in (source, author if with_author else "", ago) if p),
         image=safe_url(art.image),
+        also=also,
+        heading=one_line(heading, MAX_NAME),
     )
 
 
@@ -325,7 +351,17 @@ def render_issue(
         language=language,
     )
     roundup = [
-        _story_view(s, i, now=local_now, summary_limit=MAX_ITEM_SUMMARY, language=language)
+        _story_view(
+            s,
+            i,
+            now=local_now,
+            summary_limit=MAX_ITEM_SUMMARY,
+            language=language,
+            # A heading above the first story of each section.
+            heading=s.section
+            if s.section != (issue.roundup[i - 2].section if i > 1 else "")
+            else "",
+        )
         for i, s in enumerate(issue.roundup, start=1)
     ]
     date_long = long_date(issue.date, language=language)
@@ -361,6 +397,8 @@ def render_issue(
         "links": [LinkView(n=v.n, url=v.url) for v in roundup if v.url],
         "unsubscribe_url": _check_link("unsubscribe_url", unsubscribe_url),
         "view_url": _check_link("view_url", view_url),
+        "more": len(issue.more),
+        "more_url": _check_link("view_url", view_url) + "#more",
     }
     html = inline_css(_render_template(env, HTML_TEMPLATE, context))
     text = _render_template(env, TEXT_TEMPLATE, context)
