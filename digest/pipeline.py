@@ -296,6 +296,7 @@ def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
         max_subject=config.render.max_subject,
         unsubscribe_url=unsubscribe_url(config),
         view_url=archive_url(config, issue.date),
+        postal_address=config.site.postal_address,
     )
 
 

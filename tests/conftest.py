@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.chromium import INSTALL_HINT, Chromium, find_chromium
 from tests.httpserver import LocalHTTPServer
 from tests.pgserver import LocalPostgres
 
@@ -28,3 +29,14 @@ def postgres() -> Iterator[LocalPostgres]:
 def pg_url(postgres: LocalPostgres) -> str:
     """The SQLAlchemy URL of a fresh, empty PostgreSQL database."""
     return postgres.new_database()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Chromium]:
+    """One headless Chromium for the whole session (started on first use); never skipped."""
+    binary = find_chromium()
+    if binary is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    browser = Chromium(binary).start()
+    yield browser
+    browser.stop()

@@ -15,6 +15,7 @@ from digest.errors import RenderError
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
 from digest.render import make_environment, render_issue, safe_url
 from digest.render.emailsafety import check_email_html
+from digest.storytime import fill_times
 from digest.textclean import html_to_text
 from tests.httpserver import LocalHTTPServer, Response
 
@@ -88,8 +89,9 @@ def big_issue(roundup: int = 30) -> Issue:
 def render(
     issue: Issue,
     templates: Path | None = None,
-    subject_template: str = "{site} — {lead}",
-    max_subject: int = 120,
+    subject_template: str = "{headlines}",
+    max_subject: int = 70,
+    postal_address: str = "",
 ) -> RenderedIssue:
     return render_issue(
         issue,
@@ -100,7 +102,13 @@ def render(
         max_subject=max_subject,
         unsubscribe_url=UNSUBSCRIBE,
         view_url=VIEW,
+        postal_address=postal_address,
     )
+
+
+def at_send(text: str, minutes_later: float = 0, *, html: bool = False) -> str:
+    """Return rendered text as a reader gets it when it is sent `minutes_later` than NOW."""
+    return fill_times(text, BERLIN, now=NOW + timedelta(minutes=minutes_later), html=html)
 
 
 def flat(s: str) -> str:
@@ -124,20 +132,20 @@ def test_full_issue_is_email_safe_and_inlined() -> None:
     outside_comments = re.sub(r"<!--.*?-->", "", html, flags=re.S)
     styles = re.findall(r"<style>(.*?)</style>", outside_comments, re.S)
     assert len(styles) == 1
-    assert "@media (max-width: 620px)" in styles[0]
+    assert "@media (max-width: 479px)" in styles[0]  # a 600px reading pane is not a phone
     assert "@media (prefers-color-scheme: dark)" in styles[0]
     assert ".lead-title {" in styles[0] and "!important" in styles[0]
     assert html.count('class="item-title"') == 30
-    assert "Recent posts" in html and "Science Daily · 40 minutes ago" in html
-    assert "City Desk · 1 hour ago" in html and "City Desk · 3 hours ago" in html
+    sent = at_send(html, html=True)
+    assert "Recent posts" in sent and "Science Daily · 40 minutes ago" in sent
+    assert "City Desk · 1 hour ago" in sent and "City Desk · 3 hours ago" in sent
     assert "Sport &amp; Leisure" in html  # source names are escaped text too
     assert "Wednesday, November 25, 2026" in html
     assert f'href="{UNSUBSCRIBE}"' in html and f'href="{VIEW}"' in html
     assert out.preheader.startswith("The city council approved a new budget")
     assert out.preheader in html and len(out.preheader) <= 150
-    assert out.subject == (
-        "The Daily Digest — Council approves a budget that doubles transport spending"
-    )
+    # The lead's title alone: a second one would not fit in 70; the site is in From.
+    assert out.subject == "Council approves a budget that doubles transport spending"
     assert out.date == "2026-11-25"
 
 
@@ -211,7 +219,7 @@ def test_subject_is_one_capped_line() -> None:
 
 
 def test_bad_subject_placeholder_is_a_render_error() -> None:
-    with pytest.raises(RenderError, match=r"\{site\}, \{lead\} and \{date\}"):
+    with pytest.raises(RenderError, match=r"\{headlines\}, \{lead\}, \{site\} and \{date\}"):
         render(big_issue(1), subject_template="{site} {nope}")
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.markup import escape
@@ -28,6 +29,7 @@ from digest.config import SUMMARY_METHODS, CollectConfig
 from digest.errors import DigestError, ExtractError, FetchError
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
 from digest.render.lint import check_issue
+from digest.storytime import fill_times
 from digest.summarize import summarize, summarize_jsonl
 
 
@@ -100,11 +102,14 @@ def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssu
     return pipeline.render(config, issue, now=now)
 
 
-def _write_preview(rendered: RenderedIssue, out: Path) -> Path:
+def _write_preview(rendered: RenderedIssue, out: Path, *, now: datetime, tz: ZoneInfo) -> Path:
+    """Write the preview as a reader would get it now: a token, story times worded now."""
     token = "preview-token"
-    out.write_text(rendered.html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    html = fill_times(rendered.html, tz, now=now, html=True)
+    out.write_text(html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
     txt = out.with_suffix(".txt")
-    txt.write_text(rendered.text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    text = fill_times(rendered.text, tz, now=now)
+    txt.write_text(text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
     return txt
 
 
@@ -141,7 +146,9 @@ def _serve(app: App, out: Path, port: int) -> None:
             if mtime != seen:
                 seen = mtime
                 try:
-                    _write_preview(_preview_rendered(app, _now(), collect=False), out)
+                    now = _now()
+                    rendered = _preview_rendered(app, now, collect=False)
+                    _write_preview(rendered, out, now=now, tz=app.config.site.tz)
                     console.print(f"{datetime.now(tz=UTC):%H:%M:%S} templates changed; re-rendered")
                 except DigestError as exc:
                     console.print(f"[red]re-render failed:[/] {exc}")
@@ -173,7 +180,7 @@ def preview(
     """Collect and render today's issue to a local HTML file, then lint it."""
     now = _now()
     rendered = _preview_rendered(app, now, collect=not no_collect)
-    txt = _write_preview(rendered, out)
+    txt = _write_preview(rendered, out, now=now, tz=app.config.site.tz)
     console.print(f"Subject: {rendered.subject}")
     console.print(f"Wrote {out} ({len(rendered.html.encode()) / 1024:.1f} KB) and {txt}")
     findings = check_issue(app.config, rendered, now=now)

@@ -245,6 +245,8 @@ class Store(Ledger):
                         first_seen=art.first_seen or _now(),
                         author=art.author,
                         image=art.image,
+                        image_width=art.image_width,
+                        image_height=art.image_height,
                         language=art.language,
                     )
                 )
@@ -484,6 +486,8 @@ def _article(r: Any) -> Article:
         first_seen=r["first_seen"],
         author=r["author"],
         image=r["image"],
+        image_width=r["image_width"],
+        image_height=r["image_height"],
         language=r["language"],
     )
 

@@ -39,6 +39,7 @@ from digest.config import Config
 from digest.errors import StoreError
 from digest.models import TOKEN_PLACEHOLDER, Subscriber
 from digest.store import Store, StoredIssue
+from digest.storytime import fill_times
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,10 @@ class WebApp:
             issue = await run_in_threadpool(lambda: self.store.issue_for_date(date))
         if issue is None:
             return self.page("Not found", "<p>There is no issue for that date.</p>", 404)
-        return HTMLResponse(strip_tokens(issue.html), headers=_ARCHIVE_HEADERS)
+        # Cached and read at any time later: story times are absolute ("07:42").
+        day = datetime.fromisoformat(date).date()
+        html = fill_times(issue.html, self.config.site.tz, now=None, day=day, html=True)
+        return HTMLResponse(strip_tokens(html), headers=_ARCHIVE_HEADERS)
 
     async def healthz(self, request: Request) -> Response:
         """Answer "ok" when the database answers, 503 otherwise."""
