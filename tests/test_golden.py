@@ -118,11 +118,11 @@ def sample_issue() -> Issue:
     )
 
 
-def render_sample() -> RenderedIssue:
-    """Render the sample issue with the shipped templates at the fixed clock."""
+def render_sample(issue: Issue | None = None) -> RenderedIssue:
+    """Render the sample issue (or a variant of it) with the shipped templates."""
     base = SITE.url
     return render_issue(
-        sample_issue(),
+        issue or sample_issue(),
         env=make_environment(None),
         now=NOW,
         tz=SITE.tz,
