@@ -210,6 +210,8 @@ def test_preview_prints_the_lint_and_strict_fails(tmp_path: Path) -> None:
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
+    for written in (tmp_path / "p.html", tmp_path / "p.txt"):  # times worded as of now
+        assert "DIGESTXTIMEX" not in written.read_text("utf-8")
     # The shipped config sets no postal address: the one warning asks for it.
     assert "lint: address: no postal address" in flat and "Lint: 1 warning(s)." in flat
     assert "commercial mail" in flat

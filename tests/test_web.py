@@ -289,6 +289,9 @@ def test_archive_lists_issues_and_shows_them_without_tokens(
     assert page.status_code == 200
     assert "Council approves the budget" in page.text
     assert TOKEN_PLACEHOLDER not in page.text and "token=" not in page.text
+    # Read at any later time (and cached): the story's time is a local clock time.
+    local = NOW.astimezone(SITE.tz)
+    assert f"City Desk · {local:%H:%M}</p>" in page.text and "DIGESTXTIMEX" not in page.text
     for sub in subs:
         assert sub.token not in page.text
     assert 'href="https://news.example.com/unsubscribe"' in page.text
