@@ -30,6 +30,8 @@ from digest.config import SiteConfig, SmtpConfig
 from digest.errors import ConfigError, DeliveryError
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
 from digest.storytime import PLACEHOLDER_LEN, TIME_PLACEHOLDER, placeholder_time, word_time
+from digest.textclean import one_line
+from digest.tokens import unsubscribe_url, valid_token
 
 # Slots in a template, in the order `render` takes their values; a slot numbered
 # FIRST_TIME + k holds the wording of `MessageTemplate.times[k]`.
@@ -39,18 +41,12 @@ FIRST_TIME = 4
 MAX_LINE = 998  # RFC 5322 hard limit, without CRLF
 _QP_WIDTH = 76  # RFC 2045 limit for an encoded line, the soft-break "=" included
 _WORD_BYTES = 45  # UTF-8 bytes per encoded word: 60 base64 chars, 75 in total with =?utf-8?b??=
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CTRL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ATEXT_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _PLACEHOLDER = TOKEN_PLACEHOLDER.encode("ascii")
 # What a soft line break must never split: the token and the time placeholders.
 _KEEP = re.compile(re.escape(_PLACEHOLDER) + rb"|" + TIME_PLACEHOLDER.pattern.encode("ascii"))
 _TIME_BYTES = re.compile(TIME_PLACEHOLDER.pattern.encode("ascii"))
-
-
-def one_line(text: str) -> str:
-    """Collapse all whitespace (CR, LF, tabs, Unicode line separators) to single spaces."""
-    return _CTRL_RE.sub("", " ".join(text.split()))
 
 
 def _encoded_words(text: str) -> list[str]:
@@ -222,7 +218,7 @@ class MessageTemplate:
         `times` comes from `times_at(send time)`, once per batch; without it story times
         are absolute ("07:42"), never a relative wording nobody checked.
         """
-        if not _TOKEN_RE.fullmatch(token):
+        if not valid_token(token):
             raise ValueError("unsubscribe token must be 1-64 URL-safe characters")
         if "\n" in to or "\r" in to or "\n" in message_id or "\r" in message_id:
             raise ValueError("header values must not contain line breaks")
@@ -249,11 +245,6 @@ class MessageTemplate:
         return (
             f"<{self.issue_date}.{tag + '.' if tag else ''}{secrets.token_hex(10)}@{self.domain}>"
         )
-
-    @property
-    def size(self) -> int:
-        """Return the approximate size of one rendered message in bytes."""
-        return sum(len(s) for s in self.segments) + 200
 
 
 def format_date(when: datetime) -> str:
@@ -320,8 +311,7 @@ def build_template(
 ) -> MessageTemplate:
     """Encode the issue into a message template once; `render` personalizes it."""
     from_name, sender, domain = parse_from(smtp)
-    base = site.url.rstrip("/")
-    unsubscribe = [f"<{base}/unsubscribe?token={TOKEN_PLACEHOLDER}>"]
+    unsubscribe = [f"<{unsubscribe_url(site.url)}>"]
     if smtp.unsubscribe_mailto:
         if mailbox_unsafe(smtp.unsubscribe_mailto) or "@" not in smtp.unsubscribe_mailto:
             raise ConfigError(
