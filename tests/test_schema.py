@@ -22,17 +22,41 @@ def write_config(tmp_path: Path) -> Path:
     return configfile.write_config(tmp_path, store_url="sqlite:///digest.db")
 
 
+def undo_migration_4(conn: sa.Connection) -> None:
+    """Take out what migration 4 added (address keys, merged tokens, bounces)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 4))
+    conn.exec_driver_sql("DROP INDEX ix_subscribers_email_key")
+    conn.exec_driver_sql("ALTER TABLE subscribers DROP COLUMN email_key")
+    conn.exec_driver_sql("DROP TABLE merged_tokens")
+    conn.exec_driver_sql("DROP TABLE bounces")
+
+
+def undo_migration_9(conn: sa.Connection) -> None:
+    """Take out what migration 9 added (the lead image's declared size)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 9))
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_width")
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_height")
+
+
+def make_version_3(url: str) -> None:
+    """Turn a new database into one made by the code before address keys (schema 3)."""
+    Store.open(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        undo_migration_9(conn)
+        undo_migration_4(conn)
+    engine.dispose()
+
+
 def make_version_2(db: Path) -> None:
     """Turn a new database into one made by the code before leases (schema 2)."""
-    Store.open(f"sqlite:///{db}").close()
+    make_version_3(f"sqlite:///{db}")
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
-        conn.execute(schema_version.delete().where(schema_version.c.version > 2))
+        conn.execute(schema_version.delete().where(schema_version.c.version == 3))
         conn.exec_driver_sql("DROP INDEX ix_deliveries_pending")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_until")
-        conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_width")
-        conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_height")
     engine.dispose()
 
 
@@ -70,7 +94,7 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
 
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert upgrade.exit_code == 0, upgrade.output
-    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 9)" in upgrade.output
+    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 4, 9)" in upgrade.output
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(db)
     assert {"articles.image_width", "articles.image_height"} <= columns(db)  # migration 9
     store = Store.open(f"sqlite:///{db}")

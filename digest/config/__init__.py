@@ -96,6 +96,7 @@ class SummaryConfig:
     lead_sentences: int = 3
     roundup_sentences: int = 1
     max_words: int = 60
+    max_words_oneliner: int = 30  # a one-sentence summary (a roundup item) is never longer
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ class SmtpConfig:
     max_attempts: int = 5
     backoff: float = 1.0  # first retry delay in seconds, doubled each time
     unsubscribe_mailto: str = ""  # address for List-Unsubscribe mailto; "" = none
+    # Envelope sender with each reader's token in it (VERP): bounces+TOKEN@example.org.
+    bounce_address: str = ""  # "" = the From address, no VERP
+    soft_bounce_limit: int = 3  # soft bounces on issues in a row that mark a reader bounced
     dkim_key: str = ""
     dkim_selector: str = ""
 
