@@ -53,6 +53,7 @@ class SourceConfig:
     url: str
     language: str = ""
     priority: int = 0
+    section: str = ""  # roundup heading for this source's stories ("" = none)
     fetch_pages: bool = True
     # For a local feed file: the web address its relative links are published under.
     # Pages below it are read from the feed's folder; links in the email use it.
@@ -77,7 +78,8 @@ class CollectConfig:
 
     timeout: float = 15.0  # seconds per request (connect, read, whole body)
     deadline: float = 120.0  # seconds for a whole collection run
-    concurrency: int = 8  # requests in flight at once
+    concurrency: int = 64  # requests in flight at once
+    per_host: int = 4  # requests in flight to one host (servers on this machine: no limit)
     max_bytes: int = 5_000_000  # larger bodies are cut off and reported
     max_redirects: int = 5
     user_agent: str = DEFAULT_USER_AGENT
@@ -104,6 +106,8 @@ class ComposeConfig:
     """How the lead story and the roundup are chosen."""
 
     max_roundup: int = 20
+    max_per_source: int = 3  # stories per source in the email (the lead counts)
+    sections: tuple[str, ...] = ()  # order of the roundup's section headings
     pin: str = ""  # URL of an article that must be the lead story
     min_articles: int = 1
 

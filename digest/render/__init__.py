@@ -6,9 +6,13 @@ Templates see only plain, already-cleaned values (never a model object):
     subject, preheader, lang ("en"), unsubscribe_url, view_url,
     postal_address  the sender's postal address, one line ("" when not configured)
     lead      StoryView: n, title, url, summary, source, author, when, meta, image,
-              image_width, image_height (the lead image's box in px; height 0 = unknown)
+              image_width, image_height (the lead image's box in px; height 0 = unknown),
+              also (list of AlsoView: source, url, title: the same story elsewhere),
+              heading (a roundup section title to show above this story, else "")
     roundup   list of StoryView, numbered from 1
     links     list of LinkView (n, url): the roundup links, for the text part's list
+    more      how many more stories the archive lists ("and N more stories")
+    more_url  where they are listed: the archive page of this issue
 
 `url` and `image` are "" unless they are http(s), so a template cannot link to
 `javascript:`; every other string is one line of plain text that autoescape escapes
@@ -114,6 +118,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s")
 
 
 @dataclass(frozen=True)
+class AlsoView:
+    """The same story at another source: "Also: Source B"."""
+
+    source: str
+    url: str
+    title: str
+
+
+@dataclass(frozen=True)
 class StoryView:
     """One story as the templates see it: plain one-line strings."""
 
@@ -128,6 +141,8 @@ class StoryView:
     image: str = ""
     image_width: int = LEAD_WIDTH
     image_height: int = 0  # 0: unknown, let the client size it (CSS caps it)
+    also: tuple[AlsoView, ...] = ()
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -248,7 +263,12 @@ def _lead_box(width: int | None, height: int | None) -> tuple[int, int]:
 
 
 def _story_view(
-    story: Story, n: int, *, summary_limit: int, with_author: bool = False
+    story: Story,
+    n: int,
+    *,
+    summary_limit: int,
+    with_author: bool = False,
+    heading: str = "",
 ) -> StoryView:
     art = story.article
     source = one_line(art.source, MAX_NAME)
@@ -257,6 +277,14 @@ def _story_view(
     when = time_placeholder(art.published) if art.published is not None else ""
     image = safe_url(art.image)
     width, height = _lead_box(art.image_width, art.image_height) if image else (LEAD_WIDTH, 0)
+    also = tuple(
+        AlsoView(
+            source=one_line(a.source, MAX_NAME),
+            url=safe_url(a.url),
+            title=one_line(a.title, MAX_TITLE),
+        )
+        for a in story.also
+    )
     return StoryView(
         n=n,
         title=one_line(art.title, MAX_TITLE) or "(untitled)",
@@ -269,6 +297,8 @@ def _story_view(
         image=image,
         image_width=width,
         image_height=height,
+        also=also,
+        heading=one_line(heading, MAX_NAME),
     )
 
 
@@ -384,7 +414,15 @@ def render_issue(
     """
     lead = _story_view(issue.lead, 0, summary_limit=MAX_LEAD_SUMMARY, with_author=True)
     roundup = [
-        _story_view(s, i, summary_limit=MAX_ITEM_SUMMARY)
+        _story_view(
+            s,
+            i,
+            summary_limit=MAX_ITEM_SUMMARY,
+            # A heading above the first story of each section.
+            heading=s.section
+            if s.section != (issue.roundup[i - 2].section if i > 1 else "")
+            else "",
+        )
         for i, s in enumerate(issue.roundup, start=1)
     ]
     date_long = long_date(issue.date)
@@ -416,6 +454,8 @@ def render_issue(
         "unsubscribe_url": _check_link("unsubscribe_url", unsubscribe_url),
         "view_url": _check_link("view_url", view_url),
         "postal_address": one_line(", ".join(postal_address.splitlines()), MAX_ADDRESS),
+        "more": len(issue.more),
+        "more_url": _check_link("view_url", view_url) + "#more",
     }
     html = inline_css(_render_template(env, HTML_TEMPLATE, context))
     html = html.replace(_WBR_MARK, "<wbr>")
