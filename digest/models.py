@@ -41,6 +41,8 @@ class Page:
     text: str = ""
     language: str | None = None  # ISO 639-1: the declared one unless the text says otherwise
     declared_language: str | None = None  # what <html lang> / og:locale said
+    image_width: int | None = None  # the size the page declares (og:image:width/height)
+    image_height: int | None = None
     site_name: str | None = None  # og:site_name, to strip from titles
 
 
@@ -60,6 +62,8 @@ class Article:
     image: str | None = None
     language: str | None = None  # ISO 639-1 ("de"); None when nothing could tell
     id: int | None = None
+    image_width: int | None = None  # declared by the page; None when it said nothing
+    image_height: int | None = None
 
 
 @dataclass(frozen=True)

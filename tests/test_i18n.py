@@ -19,6 +19,7 @@ from digest.config.load import load_config
 from digest.models import Article, Issue, Story
 from digest.render import long_date, make_environment, render_issue
 from digest.store import Store
+from digest.storytime import fill_times
 from digest.web import create_app
 from tests.test_web import LocalWebServer
 
@@ -144,17 +145,22 @@ def test_a_german_issue_has_no_english_interface_word() -> None:
         language="de",
         subject_template="{site} am {date}",
     )
+    # Story times are worded at send time, in the site's language.
+    html = fill_times(out.html, UTC, now=NOW, html=True, language="de")
+    text = fill_times(out.text, UTC, now=NOW, language="de")
+    archived = fill_times(out.html, UTC, now=None, day=date(2026, 11, 29), language="de")
+    assert "28. Nov., 07:00" in archived  # yesterday's story, as the archive words it
     assert out.subject == "Der Überblick am 29. November 2026"
-    for part in (out.html, out.text):
+    for part in (html, text):
         for german in ("Sonntag, 29. November 2026", "vor 4 Stunden", "gestern", "Abmelden"):
             assert german in part
         for english in ("Read more", "Recent posts", "Unsubscribe", "View in", "ago",
                         "yesterday", "You are receiving", "Sunday", "November 29"):  # fmt: skip
             assert english not in part
-    assert "Weiterlesen" in out.html and "Weitere Meldungen" in out.html
-    assert '<html lang="de"' in out.html
+    assert "Weiterlesen" in html and "Weitere Meldungen" in html
+    assert '<html lang="de"' in html
     # The English item is marked, in the reader's words.
-    assert 'lang="en"' in out.html and 'title="Englisch"' in out.html and "[EN]" in out.text
+    assert 'lang="en"' in html and 'title="Englisch"' in html and "[EN]" in text
 
 
 def test_the_email_lang_follows_the_site_not_the_lead() -> None:

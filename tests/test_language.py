@@ -21,6 +21,7 @@ from digest.collect.extract import clean_lines
 from digest.config.load import load_config
 from digest.language import choose_language, detect_language, from_tag, to_code
 from digest.store import Store
+from digest.storytime import fill_times
 from digest.summarize import summarize
 from digest.summarize.rules import is_boilerplate, word_count
 from digest.summarize.tokenize import (
@@ -334,7 +335,8 @@ def test_language_per_article_and_a_german_issue(mixed: LocalHTTPServer, tmp_pat
     # The others are listed with the day's other stories ("More stories today").
     assert sorted(s.article.language or "" for s in issue.more) == ["en", "fr", "ja"]
     assert issue.lead.sentences[0].startswith("Die Stadt Leipzig")
-    html = pipeline.render_email(config, issue, now=NOW).html
+    rendered = pipeline.render_email(config, issue, now=NOW).html
+    html = fill_times(rendered, config.site.tz, now=NOW, html=True, language="de")  # at send
     assert '<html lang="de"' in html
     assert "Sonntag, 29. November 2026" in html
     assert "vor 4 Stunden" in html
