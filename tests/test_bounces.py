@@ -341,3 +341,35 @@ def test_reports_that_quote_no_message_id_count_as_separate_issues(
         streaks.append(done.outcome.streak)
     assert streaks == [1, 2, 3]
     assert store.get_subscriber(token=reader.token).status == "bounced"  # type: ignore[union-attr]
+
+
+def test_bounces_and_complaints_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    store = Store.open(pg_url)
+    try:
+        soft, hard, spam, fine = readers(store, 4)
+        with LocalSMTPServer() as server:
+            cfg = smtp_config(tmp_path, server.port, bounce_address=BOUNCES)
+            sent: dict[str, list[str]] = {}
+            for day in (25, 26, 27):
+                send_issue(store, make_issue(store, day), cfg, now=NOW)
+                for m in server.messages[-4:]:
+                    sent.setdefault(m.rcpt_tos[0], []).append(str(m.parse()["Message-ID"]))
+            assert {m.mail_from for m in server.messages} == {
+                f"bounces+{s.token}@news.example.com" for s in (soft, hard, spam, fine)
+            }
+        for message_id in sent[soft.email]:
+            process_report(
+                store, fixture("exim-delayed.eml", soft.token, message_id), smtp=SMTP, now=NOW
+            )
+        process_report(store, fixture("gmail-bounce.eml", hard.token), smtp=SMTP, now=NOW)
+        redacted = fixture("arf-redacted.eml", message_id=sent[spam.email][1])
+        assert process_report(store, redacted, smtp=SMTP, now=NOW).subscriber.id == spam.id
+        assert {s.email: s.status for s in store.list_subscribers()} == {
+            soft.email: "bounced",
+            hard.email: "bounced",
+            spam.email: "complained",
+            fine.email: "active",
+        }
+        assert store.subscriber_counts() == {"active": 1, "bounced": 2, "complained": 1}
+    finally:
+        store.close()
