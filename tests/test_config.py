@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,22 @@ def test_cli_reads_digest_config_env(tmp_path: Path) -> None:
     res = run_cli("collect", cwd=ROOT, env={"DIGEST_CONFIG": str(cfg)})
     assert res.returncode == 2
     assert "sources[0].url" in res.stderr
+
+
+def test_compose_sections_and_cap_validated(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'url = "https://news.example.com/feed/"',
+        'url = "https://news.example.com/feed/"\nsection = " Technology "',
+    )
+    config = load_config(
+        write(tmp_path, text + '\n[compose]\nsections = ["World", "Technology"]\n')
+    )
+    assert config.sources[0].section == "Technology"
+    assert config.compose.sections == ("World", "Technology") and config.compose.max_per_source == 3
+    for extra, key, hint in [
+        ('sections = ["World"]', "sources[0].section", "add it there"),
+        ('sections = ["Technology", "Technology"]', "compose.sections", "once"),
+        ("max_per_source = 0", "compose.max_per_source", "at least 1"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"{re.escape(key)}: .*{hint}"):
+            load_config(write(tmp_path, text + f"\n[compose]\n{extra}\n"))

@@ -526,7 +526,9 @@ def test_hostile_sources_fail_alone_once_with_reason_and_the_issue_is_clean(
 ) -> None:
     now = datetime.now(tz=UTC)
     expected = hostile_routes(server, now)
-    config = load_config(write_config(tmp_path, server))
+    # Both good pages say the same; the lead with the hostile title is pinned.
+    pin = f'[compose]\npin = "{server.url("/good/lead")}"\n'
+    config = load_config(write_config(tmp_path, server, extra=pin))
     store = Store.open(config.store.url)
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="digest"):

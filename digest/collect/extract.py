@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from digest.collect.titles import best_title
 from digest.errors import ExtractError
 from digest.models import Article, Entry, Page
 from digest.textclean import one_line, plain_text
@@ -166,8 +167,15 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     lines = clean_lines((doc.text or "").splitlines(), author=author, title=title, rules=rules)
     if not lines:
         raise ExtractError("no article text found")
+    site_name = one_line(plain_text(metas.get("og:site_name", "")), 200) or None
     return Page(
-        url=url, title=title, author=author, date=published, image=image, text="\n\n".join(lines)
+        url=url,
+        title=title,
+        author=author,
+        date=published,
+        image=image,
+        text="\n\n".join(lines),
+        site_name=site_name,
     )
 
 
@@ -279,6 +287,7 @@ def merge_article(
     min_words: int = 40,
     language: str | None,
     repeated: frozenset[str] = frozenset(),
+    source_name: str = "",
 ) -> Article:
     """Merge a feed entry with its extracted page into the article we summarize.
 
@@ -301,7 +310,11 @@ def merge_article(
         source=entry.source,
         guid=entry.guid,
         url=entry.url,
-        title=entry.title or (page.title if page and page.title else ""),
+        title=best_title(
+            entry.title,
+            page.title if page else None,
+            (source_name or entry.source, page.site_name if page else None, entry.feed_title),
+        ),
         text=text,
         feed_summary=summary,
         published=entry.published or (page.date if page else None),

@@ -50,6 +50,7 @@ class SourceConfig:
     url: str
     language: str = ""
     priority: int = 0
+    section: str = ""  # roundup heading for this source's stories ("" = none)
     fetch_pages: bool = True
     # For a local feed file: the web address its relative links are published under.
     # Pages below it are read from the feed's folder; links in the email use it.
@@ -102,6 +103,8 @@ class ComposeConfig:
     """How the lead story and the roundup are chosen."""
 
     max_roundup: int = 20
+    max_per_source: int = 3  # stories per source in the email (the lead counts)
+    sections: tuple[str, ...] = ()  # order of the roundup's section headings
     pin: str = ""  # URL of an article that must be the lead story
     min_articles: int = 1
 

@@ -56,7 +56,7 @@ from digest.mail.smtp import (
     Temporary,
     Uncertain,
 )
-from digest.models import Subscriber
+from digest.models import RenderedIssue, Subscriber
 from digest.store import LedgerWriter, Store, StoredIssue
 
 log = logging.getLogger(__name__)
@@ -460,10 +460,13 @@ def open_issue(store: Store, *, now: datetime) -> StoredIssue | None:
     return issue if issue is not None and now - issue.created_at <= OPEN_FOR else None
 
 
-def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
+def send_test(
+    config: Config, issue: StoredIssue | RenderedIssue, address: str, *, now: datetime
+) -> str:
     """Send one copy of an issue to `address` without touching the ledger; return its Message-ID."""
     smtp = config.require_smtp()
-    template = build_template(issue.rendered(), smtp=smtp, site=config.site)
+    rendered = issue.rendered() if isinstance(issue, StoredIssue) else issue
+    template = build_template(rendered, smtp=smtp, site=config.site)
     sender = _Sender(template, smtp, lambda: now)
     client = SmtpClient(smtp, password=_password(smtp), local_hostname=socket.getfqdn())
     message_id, data = sender.message(Subscriber(email=address), TEST_TOKEN)

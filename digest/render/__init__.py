@@ -4,9 +4,13 @@ Templates see only plain, already-cleaned values (never a model object):
 
     site_name, site_url, date (ISO), date_long ("Wednesday, November 25, 2026"),
     subject, preheader, lang ("en"), unsubscribe_url, view_url,
-    lead      StoryView: n, title, url, summary, source, author, when, meta, image
+    lead      StoryView: n, title, url, summary, source, author, when, meta, image,
+              also (list of AlsoView: source, url, title: the same story elsewhere),
+              heading (a roundup section title to show above this story, else "")
     roundup   list of StoryView, numbered from 1
     links     list of LinkView (n, url): the roundup links, for the text part's list
+    more      how many more stories the archive lists ("and N more stories")
+    more_url  where they are listed: the archive page of this issue
 
 `url` and `image` are "" unless they are http(s), so a template cannot link to
 `javascript:`; every other string is one line of plain text that autoescape escapes
@@ -39,7 +43,7 @@ from jinja2 import (
     select_autoescape,
 )
 
-from digest.compose import relative_time, story_time
+from digest.compose import relative_time
 from digest.errors import RenderError
 from digest.models import Issue, RenderedIssue, Story
 from digest.render.emailsafety import GMAIL_CLIP_BYTES
@@ -85,6 +89,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s")
 
 
 @dataclass(frozen=True)
+class AlsoView:
+    """The same story at another source: "Also: Source B"."""
+
+    source: str
+    url: str
+    title: str
+
+
+@dataclass(frozen=True)
 class StoryView:
     """One story as the templates see it: plain one-line strings."""
 
@@ -97,6 +110,8 @@ class StoryView:
     when: str
     meta: str
     image: str = ""
+    also: tuple[AlsoView, ...] = ()
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,13 +195,27 @@ def _summary(story: Story) -> str:
 
 
 def _story_view(
-    story: Story, n: int, *, now: datetime, summary_limit: int, with_author: bool = False
+    story: Story,
+    n: int,
+    *,
+    now: datetime,
+    summary_limit: int,
+    with_author: bool = False,
+    heading: str = "",
 ) -> StoryView:
     art = story.article
     source = one_line(art.source, MAX_NAME)
     author = one_line(art.author or "", MAX_NAME)
-    when = story_time(story)
-    ago = relative_time(when, now) if when is not None else ""
+    # Only a published date says how old a story is; when we first saw it says nothing.
+    ago = relative_time(art.published, now) if art.published is not None else ""
+    also = tuple(
+        AlsoView(
+            source=one_line(a.source, MAX_NAME),
+            url=safe_url(a.url),
+            title=one_line(a.title, MAX_TITLE),
+        )
+        for a in story.also
+    )
     return StoryView(
         n=n,
         title=one_line(art.title, MAX_TITLE) or "(untitled)",
@@ -197,6 +226,8 @@ def _story_view(
         when=ago,
         meta=" · ".join(p for p in (source, author if with_author else "", ago) if p),
         image=safe_url(art.image),
+        also=also,
+        heading=one_line(heading, MAX_NAME),
     )
 
 
@@ -289,7 +320,16 @@ def render_issue(
         issue.lead, 0, now=local_now, summary_limit=MAX_LEAD_SUMMARY, with_author=True
     )
     roundup = [
-        _story_view(s, i, now=local_now, summary_limit=MAX_ITEM_SUMMARY)
+        _story_view(
+            s,
+            i,
+            now=local_now,
+            summary_limit=MAX_ITEM_SUMMARY,
+            # A heading above the first story of each section.
+            heading=s.section
+            if s.section != (issue.roundup[i - 2].section if i > 1 else "")
+            else "",
+        )
         for i, s in enumerate(issue.roundup, start=1)
     ]
     date_long = long_date(issue.date)
@@ -323,6 +363,8 @@ def render_issue(
         "links": [LinkView(n=v.n, url=v.url) for v in roundup if v.url],
         "unsubscribe_url": _check_link("unsubscribe_url", unsubscribe_url),
         "view_url": _check_link("view_url", view_url),
+        "more": len(issue.more),
+        "more_url": _check_link("view_url", view_url) + "#more",
     }
     html = inline_css(_render_template(env, HTML_TEMPLATE, context))
     text = _render_template(env, TEXT_TEMPLATE, context)

@@ -115,6 +115,8 @@ issues = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("preheader", sa.Text, nullable=False, default=""),
     sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
+    # Migration 5: the composed issue as JSON (digest.compose.document), for the archive.
+    sa.Column("doc", sa.Text),
 )
 
 subscribers = sa.Table(
@@ -390,6 +392,7 @@ MIGRATIONS: dict[int, Migration] = {
         _merge_duplicate_addresses,
         _create_indexes(ix_subscribers_email_key),
     ),
+    5: _add_columns(issues, "doc"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
