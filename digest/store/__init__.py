@@ -286,6 +286,8 @@ class Store:
                         first_seen=art.first_seen or _now(),
                         author=art.author,
                         image=art.image,
+                        image_width=art.image_width,
+                        image_height=art.image_height,
                         language=art.language,
                     )
                 )
