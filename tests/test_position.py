@@ -440,6 +440,7 @@ def test_language_codes_are_accepted() -> None:
         "His lawyer said the charges were baseless.",
         "However, the ferry operators want lower harbour fees first.",
         "Meanwhile, prices rose again in the capital.",
+        "Later, police said the driver had been drinking.",
         "So the council voted against it on Tuesday.",
         "These are the cheapest flights of the year.",
         "It comes as Apple is believed to be preparing a new version of the TV box.",
@@ -459,6 +460,8 @@ def test_sentences_that_point_back(sentence: str) -> None:
         "The players’ union said no to the new contract on Friday.",
         "Enterprise software sales rose for the third quarter in a row.",
         "This week the council approved the harbour budget after a long debate.",
+        "Earlier this month, NASA announced the newest milestone of its launch system.",
+        "Later this year, Lexus will sell the convertible in Europe and Japan.",
     ],
 )
 def test_sentences_that_do_not_point_back(sentence: str) -> None:
