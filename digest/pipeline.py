@@ -8,8 +8,12 @@ test with a fixed clock) can drive a whole run from Python.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -36,12 +40,15 @@ from digest.models import (
     SourceReport,
     Story,
 )
-from digest.render import make_environment, render_issue
-from digest.store import Store, StoredIssue
-from digest.summarize import summarize
+from digest.store import SourceResult, Store, StoredIssue
 from digest.tokens import archive_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
+
+# Imported on a thread while collection waits on the network (`preimport_later_stages`): the
+# summarizer (nltk, sumy, numpy) and the renderer (premailer) cost over a second of CPU
+# that would otherwise run after the last page, on the critical path.
+_LATER = ("digest.summarize", "digest.render")
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,21 @@ async def collect_articles_async(
         )
 
 
+def preimport_later_stages() -> None:
+    """Start importing the summarizer and renderer on a thread; for callers that compose next.
+
+    Call it just before collecting: the imports then overlap the network waits instead of
+    running after the last page. Not a daemon thread, so an early exit waits for the
+    imports to finish rather than killing the thread inside one.
+    """
+    missing = [m for m in _LATER if m not in sys.modules]
+    if missing:
+        threading.Thread(
+            target=lambda: [importlib.import_module(m) for m in missing],
+            name="digest-preimport",
+        ).start()
+
+
 async def _collect_with(
     config: Config,
     store: Store,
@@ -160,16 +182,16 @@ async def _collect_with(
     kept: dict[str, list[Entry]] = {}
     repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
     reports: dict[str, SourceReport] = {}
+    states_now = store.record_source_results(
+        [
+            SourceResult(r.source.name, r.source.url, r.error, r.etag, r.last_modified)
+            for r in results
+        ],
+        now=now,
+    )
     for res in results:
         name = res.source.name
-        state = store.record_source_result(
-            name,
-            res.source.url,
-            now=now,
-            error=res.error,
-            etag=res.etag,
-            last_modified=res.last_modified,
-        )
+        state = states_now[name]
         if res.error:
             streak = state.consecutive_failures
             flagged = streak >= config.collect.flag_after_failures
@@ -223,10 +245,11 @@ async def _collect_with(
         on_page=extract_now,
     )
 
+    to_add: list[tuple[Article, str]] = []
+    warned: dict[str, list[str]] = {}
     for name, entries in kept.items():
         src = by_name[name]
-        warnings: list[str] = []
-        articles: list[tuple[Article, str]] = []
+        warnings = warned.setdefault(name, [])
         for e in entries:
             fetched = pages.get(e.url)
             page = extracted.get(e.url)
@@ -242,11 +265,13 @@ async def _collect_with(
                 repeated=repeated.get(name, frozenset()),
             )
             art = replace(art, first_seen=now)
-            articles.append((art, title_key(art.title)))
-        added = store.add_articles(articles)
+            to_add.append((art, title_key(art.title)))
+    # One transaction for the whole run, not one per source.
+    added = Counter(a.source for a in store.add_articles(to_add))
+    for name, warnings in warned.items():
         for w in warnings:
             log.info("source %s: page skipped: %s", name, w)
-        reports[name] = replace(reports[name], new_articles=len(added), warnings=tuple(warnings))
+        reports[name] = replace(reports[name], new_articles=added[name], warnings=tuple(warnings))
     ordered = tuple(reports[s.name] for s in config.sources if s.name in reports)
     return CollectReport(sources=ordered, cutoff=cutoff)
 
@@ -259,6 +284,8 @@ def collect_articles(
 
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
+    from digest.summarize import summarize
+
     cfg = config.summary
     language = article.language or cfg.language
     out: tuple[str, ...] = ()
@@ -316,6 +343,8 @@ def _summarized(config: Config, story: Story, sentences: int) -> Story:
 
 def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
     """Render and inline an issue once, with the token placeholder for delivery."""
+    from digest.render import make_environment, render_issue
+
     env = make_environment(config.render.templates or None)
     return render_issue(
         issue,
@@ -348,6 +377,7 @@ def ensure_issue(
     existing = store.issue_for_date(date)
     if existing is not None:
         return existing
+    preimport_later_stages()
     report = collect_articles(config, store, now=now, progress=progress)
     issue = build_issue(config, store, now=now)
     if issue is None:
