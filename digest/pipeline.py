@@ -8,10 +8,7 @@ test with a fixed clock) can drive a whole run from Python.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -44,11 +41,6 @@ from digest.store import SourceResult, Store, StoredIssue
 from digest.tokens import archive_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
-
-# Imported on a thread while collection waits on the network (`preimport_later_stages`): the
-# summarizer (nltk, sumy, numpy) and the renderer (premailer) cost over a second of CPU
-# that would otherwise run after the last page, on the critical path.
-_LATER = ("digest.summarize", "digest.render")
 
 
 @dataclass(frozen=True)
@@ -146,21 +138,6 @@ async def collect_articles_async(
             progress=progress,
             client=client,
         )
-
-
-def preimport_later_stages() -> None:
-    """Start importing the summarizer and renderer on a thread; for callers that compose next.
-
-    Call it just before collecting: the imports then overlap the network waits instead of
-    running after the last page. Not a daemon thread, so an early exit waits for the
-    imports to finish rather than killing the thread inside one.
-    """
-    missing = [m for m in _LATER if m not in sys.modules]
-    if missing:
-        threading.Thread(
-            target=lambda: [importlib.import_module(m) for m in missing],
-            name="digest-preimport",
-        ).start()
 
 
 async def _collect_with(
@@ -377,7 +354,6 @@ def ensure_issue(
     existing = store.issue_for_date(date)
     if existing is not None:
         return existing
-    preimport_later_stages()
     report = collect_articles(config, store, now=now, progress=progress)
     issue = build_issue(config, store, now=now)
     if issue is None:

@@ -91,7 +91,6 @@ def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssu
         )
         return stored.rendered()
     if collect:
-        pipeline.preimport_later_stages()
         report = _collect_with_progress(app, now)
         _print_report(report)
     issue = pipeline.build_issue(config, store, now=now)
