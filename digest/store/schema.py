@@ -448,7 +448,9 @@ class Database:
                 f"{self.where} has schema version {current}, newer than this digest "
                 f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
             )
-        if current < SCHEMA_VERSION:
+        with self.begin() as conn:
+            missing = set(MIGRATIONS) - _applied(conn)
+        if current < SCHEMA_VERSION or missing:
             raise StoreError(
                 f"{self.where} has schema version {current}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
@@ -474,7 +476,11 @@ class Database:
                     conn.commit()
                     if current > SCHEMA_VERSION:
                         self.check_schema()
-                    for version in sorted(v for v in MIGRATIONS if v > current):
+                    # Every migration not yet recorded, not just those above the highest:
+                    # migrations numbered on parallel branches may land out of order.
+                    done = _applied(conn)
+                    conn.commit()
+                    for version in sorted(set(MIGRATIONS) - done):
                         with conn.begin():
                             notes = MIGRATIONS[version](conn) or []
                             conn.execute(
@@ -492,6 +498,12 @@ class Database:
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error on {self.where}: {exc.orig}") from None
         return applied
+
+
+def _applied(conn: Connection) -> set[int]:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return set()
+    return {int(v) for v in conn.execute(sa.select(schema_version.c.version)).scalars()}
 
 
 def _version(conn: Connection) -> int:

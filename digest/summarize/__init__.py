@@ -388,7 +388,8 @@ def _candidates(
             if fallback is None and (not lang.cjk or _TERMINAL.search(sent)):
                 fallback = (index, sent)
             unended = unended or (index, sent)
-            if count > max_words or not _TERMINAL.search(sent):
+            # Words as written, or CJK characters two to a word, whichever is more.
+            if max(count, len(sent.split())) > max_words or not _TERMINAL.search(sent):
                 continue
             obj = Sentence(sent, lang.tokenizer)
             words = obj.words  # cached on the object, so rankers do not split it again
