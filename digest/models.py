@@ -38,6 +38,8 @@ class Page:
     date: datetime | None = None
     image: str | None = None
     text: str = ""
+    image_width: int | None = None  # the size the page declares (og:image:width/height)
+    image_height: int | None = None
     site_name: str | None = None  # og:site_name, to strip from titles
 
 
@@ -57,6 +59,8 @@ class Article:
     image: str | None = None
     language: str | None = None
     id: int | None = None
+    image_width: int | None = None  # declared by the page; None when it said nothing
+    image_height: int | None = None
 
 
 @dataclass(frozen=True)

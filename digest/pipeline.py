@@ -356,6 +356,7 @@ def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssu
         max_subject=config.render.max_subject,
         unsubscribe_url=unsubscribe_url(config.site.url),
         view_url=archive_url(config.site.url, issue.date),
+        postal_address=config.site.postal_address,
     )
 
 

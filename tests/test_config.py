@@ -93,6 +93,26 @@ def test_config_errors_name_key_and_fix(
     assert "\n" not in msg
 
 
+def test_render_and_site_defaults_agree_with_the_lint(tmp_path: Path) -> None:
+    from digest.render import DEFAULT_MAX_SUBJECT, DEFAULT_SUBJECT
+    from digest.render.lint import SUBJECT_SHOWN
+
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.render.subject == DEFAULT_SUBJECT == "{headlines}"
+    assert cfg.render.max_subject == DEFAULT_MAX_SUBJECT == SUBJECT_SHOWN == 70
+    assert cfg.site.postal_address == ""  # existing configs keep working without one
+    text = GOOD.replace(
+        'timezone = "Europe/Berlin"', 'timezone = "UTC"\npostal_address = "1 Main St"'
+    )
+    assert load_config(write(tmp_path, text)).site.postal_address == "1 Main St"
+    for bad, key in (
+        ("[render]\nmax_subject = 5\n", "render.max_subject"),
+        ('[render]\nsubject = "{site} {nope}"\n', "render.subject"),
+    ):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config(write(tmp_path, GOOD + bad))
+
+
 def test_smtp_table_validated(tmp_path: Path) -> None:
     text = GOOD + '\n[smtp]\nhost = "localhost"\nport = 587\nsecurity = "tls"\n'
     with pytest.raises(ConfigError, match=r"smtp\.security"):

@@ -19,6 +19,7 @@ from digest.config.load import load_config
 from digest.models import Article, Issue, Story
 from digest.render import make_environment, render_issue
 from digest.store import Store
+from digest.storytime import fill_times
 from digest.web import create_app
 from tests import configfile
 from tests.smtpserver import LocalSMTPServer
@@ -200,9 +201,10 @@ def test_undated_items_show_no_relative_time() -> None:
         issue, env=make_environment(None), now=NOW, tz=UTC,
         unsubscribe_url="https://s.example.com/u", view_url="https://s.example.com/archive/x",
     )  # fmt: skip
-    assert "3 hours ago" in out.text
-    undated_meta = out.text.split("Undated note", 1)[1].split("\n\n", 1)[0]
-    assert "Status" in undated_meta and "ago" not in undated_meta and "just now" not in out.text
+    text = fill_times(out.text, UTC, now=NOW)  # worded as delivery does, at send time
+    assert "3 hours ago" in text
+    undated_meta = text.split("Undated note", 1)[1].split("\n\n", 1)[0]
+    assert "Status" in undated_meta and "ago" not in undated_meta and "just now" not in text
 
 
 # -- titles -----------------------------------------------------------------------

@@ -180,7 +180,9 @@ def test_collect_compose_render(site: tuple[LocalHTTPServer, Path]) -> None:
     assert check_email_html(rendered.html) == []
     assert TOKEN_PLACEHOLDER in rendered.html and TOKEN_PLACEHOLDER in rendered.text
     assert "Council doubles transport budget" in rendered.text
-    assert rendered.subject.startswith("Test Digest — ")
+    # The lead's headline (and one more when both fit); the site's name is in From only.
+    assert rendered.subject.startswith(issue.lead.article.title)
+    assert "Test Digest" not in rendered.subject and len(rendered.subject) <= 70
     assert "First! Great article" not in rendered.html
 
 

@@ -37,11 +37,19 @@ def undo_migration_5(conn: sa.Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE issues DROP COLUMN doc")
 
 
+def undo_migration_9(conn: sa.Connection) -> None:
+    """Take out what migration 9 added (the lead image's declared size)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 9))
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_width")
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_height")
+
+
 def make_version_3(url: str) -> None:
     """Turn a new database into one made by the code before address keys (schema 3)."""
     Store.open(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        undo_migration_9(conn)
         undo_migration_5(conn)
         undo_migration_4(conn)
     engine.dispose()
@@ -60,19 +68,20 @@ def make_version_2(db: Path) -> None:
 
 
 def columns(db: Path) -> set[str]:
-    """Return the names of the deliveries table's columns and indexes."""
+    """Return the names of the deliveries and articles tables' columns and indexes."""
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         names = {c["name"] for c in inspector.get_columns("deliveries")}
         names |= {str(i["name"]) for i in inspector.get_indexes("deliveries")}
+        names |= {f"articles.{c['name']}" for c in inspector.get_columns("articles")}
     engine.dispose()
     return names
 
 
 def test_an_empty_database_is_created_at_the_current_version(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    assert store.version() == SCHEMA_VERSION == 5
+    assert store.version() == SCHEMA_VERSION == 9
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(
         tmp_path / "digest.db"
     )
@@ -92,8 +101,9 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
 
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert upgrade.exit_code == 0, upgrade.output
-    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 4, 5)" in upgrade.output
+    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 4, 5, 9)" in upgrade.output
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(db)
+    assert {"articles.image_width", "articles.image_height"} <= columns(db)  # migration 9
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:  # migration 5: the composed issue's JSON
         assert "doc" in {c["name"] for c in sa.inspect(conn).get_columns("issues")}

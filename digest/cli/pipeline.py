@@ -27,6 +27,8 @@ from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
 from digest.models import TOKEN_PLACEHOLDER, Issue, RenderedIssue
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from digest.pipeline import CollectReport
     from digest.store import StoredIssue
 
@@ -185,11 +187,16 @@ def _why_table(app: App, issue: Issue, now: datetime) -> Table:
     return table
 
 
-def _write_preview(rendered: RenderedIssue, out: Path) -> Path:
+def _write_preview(rendered: RenderedIssue, out: Path, *, now: datetime, tz: ZoneInfo) -> Path:
+    """Write the preview as a reader would get it now: a token, story times worded now."""
+    from digest.storytime import fill_times
+
     token = "preview-token"
-    out.write_text(rendered.html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    html = fill_times(rendered.html, tz, now=now, html=True)
+    out.write_text(html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
     txt = out.with_suffix(".txt")
-    txt.write_text(rendered.text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    text = fill_times(rendered.text, tz, now=now)
+    txt.write_text(text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
     return txt
 
 
@@ -226,7 +233,9 @@ def _serve(app: App, out: Path, port: int) -> None:
             if mtime != seen:
                 seen = mtime
                 try:
-                    _write_preview(_preview_rendered(app, _now(), collect=False), out)
+                    now = _now()
+                    rendered = _preview_rendered(app, now, collect=False)
+                    _write_preview(rendered, out, now=now, tz=app.config.site.tz)
                     console.print(f"{datetime.now(tz=UTC):%H:%M:%S} templates changed; re-rendered")
                 except DigestError as exc:
                     console.print(f"[red]re-render failed:[/] {exc}")
@@ -273,7 +282,7 @@ def preview(
     now = _now()
     shown = build_preview(app, now, collect=not no_collect)
     rendered = shown.rendered
-    txt = _write_preview(rendered, out)
+    txt = _write_preview(rendered, out, now=now, tz=app.config.site.tz)
     if shown.issue is not None:
         console.print(_why_table(app, shown.issue, now))
         console.print(

@@ -30,11 +30,14 @@ DEFAULT_USER_AGENT = "digest/0.1 (+https://github.com/digest-newsletter/digest; 
 
 @dataclass(frozen=True)
 class SiteConfig:
-    """The publication: its name, public URL and time zone."""
+    """The publication: its name, public URL, time zone and postal address."""
 
     name: str
     url: str
     timezone: str = "UTC"
+    # The sender's physical address for the footer of both parts: CAN-SPAM requires it
+    # in commercial mail, many EU senders print an imprint. "" prints none.
+    postal_address: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -114,8 +117,9 @@ class RenderConfig:
     """Templates and the subject line."""
 
     templates: str = ""  # folder overriding the shipped templates ("" = shipped)
-    subject: str = "{site} — {lead}"
-    max_subject: int = 120
+    # The lead's title, plus one more story's when both fit: the site's name is in From.
+    subject: str = "{headlines}"
+    max_subject: int = 70  # what inbox lists show; `digest preview` warns above 70
 
 
 @dataclass(frozen=True)

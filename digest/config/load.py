@@ -341,11 +341,14 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             )
         render = replace(render, templates=str(tdir.resolve()))
     try:
-        render.subject.format(site="", lead="", date="")
+        render.subject.format(site="", lead="", headlines="", date="")
     except (KeyError, IndexError, ValueError) as exc:
         raise loader.fail(
-            "render.subject", f"bad placeholder ({exc}); use only {{site}}, {{lead}} and {{date}}"
+            "render.subject",
+            f"bad placeholder ({exc}); use only {{headlines}}, {{lead}}, {{site}} and {{date}}",
         ) from None
+    if render.max_subject < 10:
+        raise loader.fail("render.max_subject", "must be at least 10 characters; e.g. 70")
 
     smtp = None
     if "smtp" in data:

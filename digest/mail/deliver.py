@@ -152,13 +152,28 @@ def _dkim_key(smtp: SmtpConfig) -> bytes | None:
 
 
 class _Sender:
-    """Per-message personalization (To, Date, Message-ID, token, DKIM) from one template."""
+    """Per-message personalization (To, Date, Message-ID, token, DKIM) from one template.
+
+    Story times are worded against the send time once per batch: every message sent
+    within the same minute shares one wording ("2 hours ago"), at most a minute off the
+    exact gap.
+    """
 
     def __init__(self, template: MessageTemplate, smtp: SmtpConfig, clock: Clock) -> None:
         self.template = template
         self.smtp = smtp
         self.clock = clock
         self.key = _dkim_key(smtp)
+        self._times_lock = threading.Lock()
+        self._times: tuple[datetime, tuple[bytes, ...]] | None = None
+
+    def times(self, now: datetime) -> tuple[bytes, ...]:
+        """Return the story times worded for messages sent at `now` (cached per minute)."""
+        minute = now.replace(second=0, microsecond=0)
+        with self._times_lock:
+            if self._times is None or self._times[0] != minute:
+                self._times = (minute, self.template.times_at(now))
+            return self._times[1]
 
     def envelope_from(self, token: str) -> str:
         """Return the envelope sender: the VERP bounce address with `token`, else From."""
@@ -169,11 +184,13 @@ class _Sender:
     def message(self, sub: Subscriber, token: str) -> tuple[str, bytes]:
         """Return (Message-ID, message bytes) for one recipient."""
         message_id = self.template.new_message_id()
+        now = self.clock()
         data = self.template.render(
             to=mailbox(sub.email, sub.name),
-            date=format_date(self.clock()),
+            date=format_date(now),
             message_id=message_id,
             token=token,
+            times=self.times(now),
         )
         if self.key is not None:
             data = dkim_sign(

@@ -286,6 +286,8 @@ class Store:
                         first_seen=art.first_seen or _now(),
                         author=art.author,
                         image=art.image,
+                        image_width=art.image_width,
+                        image_height=art.image_height,
                         language=art.language,
                     )
                 )
@@ -656,7 +658,7 @@ class Store:
         the report quotes, else the latest sent to the reader.
         """
         with self.db.begin() as conn:
-            issue_id = self._bounced_issue(conn, subscriber_id, message_ids)
+            issue_id = self._bounced_issue(conn, subscriber_id, message_ids, soft=kind == "soft")
             conn.execute(
                 bounces.insert().values(
                     subscriber_id=subscriber_id,
@@ -688,8 +690,14 @@ class Store:
 
     @staticmethod
     def _bounced_issue(
-        conn: sa.Connection, subscriber_id: int, message_ids: Sequence[str]
+        conn: sa.Connection, subscriber_id: int, message_ids: Sequence[str], *, soft: bool
     ) -> int | None:
+        """Return the issue a report is about: by the quoted Message-ID, else a guess.
+
+        Without a known Message-ID (a report that quotes no headers) a hard bounce is
+        put on the latest issue sent to the reader, a soft one on the latest that has
+        no soft bounce yet, so that separate reports count as separate issues.
+        """
         mine = deliveries.c.subscriber_id == subscriber_id
         if message_ids:
             found = conn.execute(
@@ -697,16 +705,36 @@ class Store:
             ).scalar()
             if found is not None:
                 return int(found)
-        latest = conn.execute(
-            sa.select(sa.func.max(deliveries.c.issue_id)).where(
-                mine, deliveries.c.status.in_(("sent", "sending"))
+        sent = [
+            int(i)
+            for i in conn.execute(
+                sa.select(deliveries.c.issue_id)
+                .where(mine, deliveries.c.status.in_(("sent", "sending")))
+                .order_by(deliveries.c.issue_id.desc())
+            ).scalars()
+        ]
+        if not sent:
+            return None
+        if soft:
+            counted = set(
+                conn.execute(
+                    sa.select(bounces.c.issue_id).where(
+                        bounces.c.subscriber_id == subscriber_id,
+                        bounces.c.kind == "soft",
+                        bounces.c.issue_id.is_not(None),
+                    )
+                ).scalars()
             )
-        ).scalar()
-        return int(latest) if latest is not None else None
+            return next((i for i in sent if i not in counted), sent[0])
+        return sent[0]
 
     @staticmethod
     def _soft_streak(conn: sa.Connection, subscriber_id: int, issue_id: int | None) -> int:
-        """Return how many issues in a row, ending at `issue_id`, drew a soft bounce."""
+        """Return how many issues in a row, `issue_id` among them, drew a soft bounce.
+
+        The row is the issues sent to the reader, in order; one that went through
+        without a soft bounce ends a run.
+        """
         soft = conn.execute(
             sa.select(bounces.c.issue_id).where(
                 bounces.c.subscriber_id == subscriber_id, bounces.c.kind == "soft"
@@ -725,15 +753,16 @@ class Store:
             sa.select(deliveries.c.issue_id).where(
                 deliveries.c.subscriber_id == subscriber_id,
                 deliveries.c.status.in_(("sent", "sending")),
-                deliveries.c.issue_id <= issue_id,
             )
         ).scalars()
-        run = 0
-        for i in sorted({int(x) for x in sent} | {issue_id}, reverse=True):
-            if i not in known:
-                break  # an issue went through without a soft bounce: the run ends here
-            run += 1
-        return run
+        row = sorted({int(x) for x in sent} | {issue_id})
+        at = row.index(issue_id)
+        start = end = at
+        while start > 0 and row[start - 1] in known:
+            start -= 1
+        while end + 1 < len(row) and row[end + 1] in known:
+            end += 1
+        return end - start + 1 if issue_id in known else 0
 
     def bounce_history(self, subscriber_id: int) -> list[BounceRecord]:
         """Return a reader's recorded bounces and complaints, oldest first."""

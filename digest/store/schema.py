@@ -96,6 +96,8 @@ articles = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("author", sa.Text),
     sa.Column("image", sa.Text),
+    sa.Column("image_width", sa.Integer),  # migration 9: the size the page declares
+    sa.Column("image_height", sa.Integer),
     sa.Column("language", sa.String(40)),
     sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id")),
     sa.UniqueConstraint("guid", name="uq_articles_guid"),
@@ -393,6 +395,7 @@ MIGRATIONS: dict[int, Migration] = {
         _create_indexes(ix_subscribers_email_key),
     ),
     5: _add_columns(issues, "doc"),
+    9: _add_columns(articles, "image_width", "image_height"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

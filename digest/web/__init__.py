@@ -43,6 +43,7 @@ from digest.config import Config
 from digest.errors import StoreError
 from digest.models import Subscriber
 from digest.store import Store, StoredIssue
+from digest.storytime import fill_times
 from digest.tokens import strip_tokens, valid_token
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,10 @@ class WebApp:
             issue = await run_in_threadpool(lambda: self.store.issue_for_date(date))
         if issue is None:
             return self.page("Not found", "<p>There is no issue for that date.</p>", 404)
-        html = strip_tokens(issue.html)
+        # Cached and read at any time later: story times are absolute ("07:42").
+        day = datetime.fromisoformat(date).date()
+        html = fill_times(issue.html, self.config.site.tz, now=None, day=day, html=True)
+        html = strip_tokens(html)
         more = more_stories_html(json.loads(issue.doc)) if issue.doc else ""
         if more:
             cut = html.rfind("</body>")
