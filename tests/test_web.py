@@ -424,9 +424,10 @@ def test_no_redirect_and_every_answer_has_the_security_headers(
 def test_the_usual_answers_keep_their_own_headers(store: Store, client: httpx.Client) -> None:
     rendered_issue(store)
     page = client.get("/archive/2026-11-25")
-    assert page.status_code == 200 and "img-src https: http:" in page.headers[
-        "content-security-policy"
-    ]
+    assert (
+        page.status_code == 200
+        and "img-src https: http:" in page.headers["content-security-policy"]
+    )
     assert page.headers.get_list("content-security-policy") == [
         page.headers["content-security-policy"]
     ]

@@ -38,6 +38,16 @@ class App:
         """Return the validated config (loaded on first use)."""
         return load_config(self.config_path)
 
+    def reload_config(self) -> Config:
+        """Read the config file again (preview --serve); on a mistake keep the old one."""
+        old = self.__dict__.pop("config", None)
+        try:
+            return self.config
+        except DigestError:
+            if old is not None:
+                self.__dict__["config"] = old
+            raise
+
     def config_available(self) -> bool:
         """Return True when a config file exists (tools like `extract` work without one)."""
         return self.explicit or self.config_path.exists()

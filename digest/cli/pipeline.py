@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import json
 import sys
-import threading
 import time
 import webbrowser
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.markup import escape
@@ -100,55 +97,89 @@ def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssu
     return pipeline.render(config, issue, now=now)
 
 
+PREVIEW_TOKEN = "preview-token"
+
+
 def _write_preview(rendered: RenderedIssue, out: Path) -> Path:
-    token = "preview-token"
-    out.write_text(rendered.html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
-    txt = out.with_suffix(".txt")
-    txt.write_text(rendered.text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(rendered.html.replace(TOKEN_PLACEHOLDER, PREVIEW_TOKEN), encoding="utf-8")
+        txt = out.with_suffix(".txt")
+        txt.write_text(rendered.text.replace(TOKEN_PLACEHOLDER, PREVIEW_TOKEN), encoding="utf-8")
+    except OSError as exc:
+        raise DigestError(
+            f"cannot write the preview to {out}: {exc.strerror or exc}; pick another --out"
+        ) from None
     return txt
 
 
-def _template_mtime(app: App) -> float:
+def _watched(app: App) -> tuple[tuple[str, float, int], ...]:
+    """Return what a change of which re-renders the preview: the config and the templates."""
     from digest.render import SHIPPED_TEMPLATES
 
+    files = [app.config_path]
     folders = [SHIPPED_TEMPLATES]
     if app.config.render.templates:
         folders.append(Path(app.config.render.templates))
-    return max((p.stat().st_mtime for f in folders for p in f.glob("*") if p.is_file()), default=0)
+    files += sorted(p for f in folders if f.is_dir() for p in f.iterdir() if p.is_file())
+    out: list[tuple[str, float, int]] = []
+    for path in files:
+        try:
+            st = path.stat()
+            out.append((str(path), st.st_mtime, st.st_size))
+        except OSError:
+            out.append((str(path), 0.0, -1))
+    return tuple(out)
 
 
-def _serve(app: App, out: Path, port: int) -> None:
-    """Serve the preview on 127.0.0.1 and re-render when a template changes."""
-    folder = out.resolve().parent
+def _serve(app: App, out: Path, port: int, rendered: RenderedIssue, poll: float = 0.3) -> None:
+    """Serve the preview on 127.0.0.1; re-render and reload the page on template or config edits."""
+    from digest.cli.previewserver import PreviewServer
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(folder), **kwargs)
+    def publish(r: RenderedIssue) -> None:
+        server.publish(
+            r.html.replace(TOKEN_PLACEHOLDER, PREVIEW_TOKEN),
+            r.text.replace(TOKEN_PLACEHOLDER, PREVIEW_TOKEN),
+        )
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        server = PreviewServer(port)
+    except OSError as exc:
+        raise DigestError(
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; "
+            "leave out --port to take any free one"
+        ) from None
+    publish(rendered)
+    server.start()
     console.print(
-        f"Serving on http://127.0.0.1:{httpd.server_address[1]}/{out.name} (Ctrl-C stops)"
+        f"Serving the preview on {server.url} "
+        "(it reloads on template or config changes; Ctrl-C stops)",
+        soft_wrap=True,
     )
-    seen = _template_mtime(app)
+    seen = _watched(app)
     try:
         while True:
-            time.sleep(1.0)
-            mtime = _template_mtime(app)
-            if mtime != seen:
-                seen = mtime
-                try:
-                    _write_preview(_preview_rendered(app, _now(), collect=False), out)
-                    console.print(f"{datetime.now(tz=UTC):%H:%M:%S} templates changed; re-rendered")
-                except DigestError as exc:
-                    console.print(f"[red]re-render failed:[/] {exc}")
+            time.sleep(poll)
+            try:
+                now_seen = _watched(app)
+            except DigestError:
+                continue
+            if now_seen == seen:
+                continue
+            seen = now_seen
+            try:
+                app.reload_config()
+                fresh = _preview_rendered(app, _now(), collect=False)
+                _write_preview(fresh, out)
+                publish(fresh)
+                console.print(f"{datetime.now(tz=UTC):%H:%M:%S} changed; re-rendered")
+            except DigestError as exc:
+                message = " ".join(str(exc).split())
+                console.print(f"[red]re-render failed:[/] {escape(message)}", soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:
-        httpd.shutdown()
+        server.stop()
 
 
 @click.command()
@@ -160,9 +191,17 @@ def _serve(app: App, out: Path, port: int) -> None:
     help="Where to write the HTML (the text part goes beside it as .txt).",
 )
 @click.option("--open", "open_", is_flag=True, help="Open the preview in a browser.")
-@click.option("--serve", is_flag=True, help="Serve on 127.0.0.1, re-rendering on template changes.")
 @click.option(
-    "--port", default=8000, show_default=True, help="Port for --serve (0: any free port)."
+    "--serve",
+    is_flag=True,
+    help="Serve the preview on 127.0.0.1, reloading it on template or config changes.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port for --serve (0: any free port).",
 )
 @click.option("--no-collect", is_flag=True, help="Use only articles already collected.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when the lint finds anything.")
@@ -185,7 +224,7 @@ def preview(
     if open_:
         webbrowser.open(out.resolve().as_uri())
     if serve:
-        _serve(app, out, port)
+        _serve(app, out, port, rendered)
 
 
 @click.command(name="collect")

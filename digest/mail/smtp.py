@@ -181,7 +181,7 @@ class SmtpClient:
             if not logging_in:
                 raise Fatal(f"{self.where}: {exc}") from None
             raise Fatal(
-                f"{self.where} does not offer SMTP AUTH; set smtp.username = \"\" if it needs "
+                f'{self.where} does not offer SMTP AUTH; set smtp.username = "" if it needs '
                 "no login, or use the server's submission port"
             ) from None
         except Fatal:
