@@ -6,6 +6,7 @@ import signal
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from datetime import date as date_cls
 from pathlib import Path
 from typing import BinaryIO
 
@@ -143,11 +144,33 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     console.print(", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or "no one")
 
 
+def _iso_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Accept only YYYY-MM-DD (a real date), at parse time: not "yesterday" or "11/28"."""
+    if value is None:
+        return None
+    try:
+        day = date_cls.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != 10:
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-11-28")
+    return day.isoformat()
+
+
 @click.command()
-@click.option("--to", "to", metavar="ADDRESS", help="Send one test copy; the ledger is untouched.")
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    multiple=True,
+    help="Send a test copy to ADDRESS (repeat for more); the ledger is untouched.",
+)
 @click.option("--dry-run", is_flag=True, help="Show who would receive what; send nothing.")
 @click.option(
-    "--date", metavar="YYYY-MM-DD", help="Finish an earlier stored issue instead of today's."
+    "--date",
+    metavar="YYYY-MM-DD",
+    callback=_iso_date,
+    help="Finish an earlier stored issue instead of today's.",
 )
 @click.option(
     "--resend-uncertain",
@@ -164,7 +187,7 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
 @click.pass_obj
 def send(
     app: App,
-    to: str | None,
+    to: tuple[str, ...],
     dry_run: bool,
     date: str | None,
     resend_uncertain: bool,
@@ -221,7 +244,7 @@ def _send(
     date: str | None,
     *,
     dry_run: bool,
-    to: str | None,
+    to: tuple[str, ...],
     resend_uncertain: bool,
     n_workers: int = 0,
 ) -> None:
@@ -242,9 +265,10 @@ def _send(
         return
     assert issue is not None
     if to:
-        address = subscribers.normalize_address(to)
-        message_id = send_test(config, issue, address, now=now)
-        console.print(escape(f"test copy of {issue.date} sent to {address} {message_id}"))
+        addresses = [subscribers.normalize_address(a) for a in to]  # all checked first
+        for address in dict.fromkeys(addresses):
+            message_id = send_test(config, issue, address, now=now)
+            console.print(escape(f"test copy of {issue.date} sent to {address} {message_id}"))
         return
     with (
         Progress(

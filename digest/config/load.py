@@ -392,8 +392,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            f"{p}: no such config file; pass --config PATH, set DIGEST_CONFIG, "
-            "or copy the shipped config.toml here"
+            f"{p}: no such config file; run `digest init` to write a commented one here, "
+            "or pass --config PATH (or set DIGEST_CONFIG) to use another"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config ({exc.strerror})") from None
