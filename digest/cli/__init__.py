@@ -14,11 +14,12 @@ from pathlib import Path
 
 import click
 
-from digest.cli import db, mail, pipeline, run, web, worker
+from digest.cli import db, init, mail, pipeline, run, sources, web, worker
 from digest.cli.app import App, DigestGroup
 from digest.config.load import default_config_path
 
 STANDALONE = ("extract", "summarize")
+NO_CONFIG = ("init",)  # writes the config: never reads one
 
 
 @click.group(cls=DigestGroup)
@@ -48,6 +49,8 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     ctx.call_on_close(app.close)
     # Every command validates the whole file up front, so mistakes surface at once;
     # the single-page tools (extract, summarize) also run where no config exists.
+    if ctx.invoked_subcommand in NO_CONFIG:
+        return
     if app.config_available() or ctx.invoked_subcommand not in STANDALONE:
         _ = app.config
 
@@ -58,10 +61,12 @@ def main() -> None:
 
 
 for _command in (
+    init.init_cmd,
     pipeline.preview,
     pipeline.collect_cmd,
     pipeline.extract,
     pipeline.summarize_cmd,
+    sources.sources_group,
     mail.subscribers_group,
     mail.send,
     run.status_cmd,

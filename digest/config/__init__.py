@@ -54,6 +54,7 @@ class SourceConfig:
     # For a local feed file: the web address its relative links are published under.
     # Pages below it are read from the feed's folder; links in the email use it.
     public_url: str = ""
+    section: str = ""  # a heading to group this source's stories under ("" = none)
 
     @property
     def is_local(self) -> bool:
