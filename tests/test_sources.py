@@ -1,4 +1,4 @@
-"""`digest sources` and `digest init`: config.toml edited in place, comments kept, always loadable."""
+"""`digest sources` and `digest init`: config.toml edited in place, comments kept, loadable."""
 
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def test_export_then_import_round_trips(tmp_path: Path) -> None:
     path = write(tmp_path)
     assert digest(path, "sources", "import", str(DATA / "feeds.opml"))[0] == 0
     code, opml, _ = digest(path, "sources", "export")
-    assert code == 0 and opml.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">')
+    assert code == 0
+    assert opml.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">')
     feeds = parse_opml(opml.encode())
     config = load_config(path)
     assert sorted((f.name, f.url, f.section) for f in feeds) == sorted(
@@ -180,7 +181,8 @@ def test_list_shows_last_success_items_and_failures(
 ) -> None:
     http_server.routes["/down"] = Response("no", status=503, content_type="text/plain")
     path = write(tmp_path)
-    assert digest(path, "sources", "add", http_server.url("/down"), "--name", "Down", "--no-check")[0] == 0
+    added = digest(path, "sources", "add", http_server.url("/down"), "--name", "Down", "--no-check")
+    assert added[0] == 0
     assert digest(path, "collect")[0] == 0
     code, out, _ = digest(path, "sources", "list", "--json")
     assert code == 0
