@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from collections import Counter
@@ -70,10 +71,24 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
 @click.option(
     "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
-def subscribers_list(app: App, status: str | None) -> None:
+def subscribers_list(app: App, status: str | None, as_json: bool) -> None:
     """Print subscribers, one per line: address, name and status, tab-separated."""
-    for sub in app.store.list_subscribers(status):
+    subs = app.store.list_subscribers(status)
+    if as_json:
+        rows = [
+            {
+                "email": s.email,
+                "name": s.name,
+                "status": s.status,
+                "created_at": s.created_at.isoformat() if s.created_at else None,
+            }
+            for s in subs
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for sub in subs:
         click.echo(f"{sub.email}\t{sub.name}\t{sub.status}")
 
 

@@ -227,13 +227,41 @@ def preview(
         _serve(app, out, port, rendered)
 
 
+def report_json(report: pipeline.CollectReport) -> dict[str, object]:
+    """Return a collection report as JSON-ready data (`digest collect --json`)."""
+    return {
+        "new_articles": report.new_articles,
+        "cutoff": report.cutoff.isoformat(),
+        "failed": len(report.failures),
+        "sources": [
+            {
+                "name": s.source,
+                "url": s.url,
+                "ok": s.ok,
+                "items": s.entries,
+                "new": s.new_articles,
+                "error": s.error,
+                "failures_in_a_row": s.failures_in_a_row,
+                "flagged": s.flagged,
+                "pages_skipped": list(s.warnings),
+            }
+            for s in report.sources
+        ],
+    }
+
+
 @click.command(name="collect")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.pass_obj
-def collect_cmd(app: App) -> None:
+def collect_cmd(app: App, as_json: bool) -> None:
     """Fetch all sources now and store new articles."""
-    report = _collect_with_progress(app, _now())
-    _print_report(report)
-    console.print(f"{report.new_articles} new article(s).")
+    if as_json:
+        report = pipeline.collect_articles(app.config, app.store, now=_now())
+        click.echo(json.dumps(report_json(report), ensure_ascii=False, indent=2))
+    else:
+        report = _collect_with_progress(app, _now())
+        _print_report(report)
+        console.print(f"{report.new_articles} new article(s).")
     if report.failures and len(report.failures) == len(report.sources):
         sys.exit(1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from dataclasses import dataclass
@@ -78,12 +79,57 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def status_json(st: Status) -> dict[str, object]:
+    """Return `digest status` as JSON-ready data."""
+    return {
+        "now": st.now.isoformat(),
+        "daemon": (
+            {"running": True, "host": st.daemon.host, "pid": st.daemon.pid}
+            if st.daemon is not None
+            else {"running": False, "stale_lock": st.dead_daemon}
+        ),
+        "next_collect": _iso(st.next_collect),
+        "next_send": _iso(st.next_send),
+        "active_subscribers": st.active_subscribers,
+        "sending_now": {
+            worker: {"deliveries": held, "leased_until": until.isoformat()}
+            for worker, (held, until) in st.workers.items()
+        },
+        "issues": [
+            {
+                "date": issue.date,
+                "created_at": issue.created_at.isoformat(),
+                "subject": issue.subject,
+                "deliveries": dict(counts),
+            }
+            for issue, counts in st.issues
+        ],
+        "failing_sources": [
+            {
+                "name": src.name,
+                "since": _iso(src.failing_since),
+                "failures_in_a_row": src.consecutive_failures,
+                "last_error": src.last_error,
+            }
+            for src in st.failing
+        ],
+    }
+
+
 @click.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
-def status_cmd(app: App) -> None:
+def status_cmd(app: App, as_json: bool) -> None:
     """Show the daemon, next collection and send, recent issues and failing sources."""
     config = app.config
     st = gather_status(config, app.store, now=_now())
+    if as_json:
+        click.echo(json.dumps(status_json(st), ensure_ascii=False, indent=2))
+        return
     zone = config.site.timezone
     if st.daemon is not None:
         daemon = f"running ({describe(st.daemon, now=st.now)})"
