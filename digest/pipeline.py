@@ -42,6 +42,7 @@ from digest.summarize import summarize
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+REPORTED = "digest_reported"  # log-record attribute: the line is also in the CollectReport
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ async def collect_articles_async(
                 name,
                 res.error,
                 f" (failed {streak} runs in a row; fix or remove the source)" if flagged else "",
+                extra={REPORTED: True},  # a CLI printing the report drops it from stderr
             )
             reports[name] = SourceReport(
                 source=name,
@@ -199,25 +201,42 @@ async def collect_articles_async(
 
     for name, entries in kept.items():
         src = by_name[name]
-        warnings: list[str] = []
+        skipped: dict[str, list[str]] = {}  # reason -> pages, in order of first sight
         articles: list[tuple[Article, str]] = []
         for e in entries:
             fetched = pages.get(e.url)
             page = extracted.get(e.url)
             if isinstance(fetched, str):
-                warnings.append(f"{e.url}: {fetched}")
+                skipped.setdefault(fetched, []).append(e.url)
             if isinstance(page, str):
-                warnings.append(f"{e.url}: {page}")
+                skipped.setdefault(page, []).append(e.url)
                 page = None
             art = merge_article(e, page, language=src.language or config.summary.language)
             art = replace(art, first_seen=now)
             articles.append((art, title_key(art.title)))
         added = store.add_articles(articles)
+        warnings = _skipped_lines(skipped)
         for w in warnings:
             log.info("source %s: page skipped: %s", name, w)
-        reports[name] = replace(reports[name], new_articles=len(added), warnings=tuple(warnings))
+        reports[name] = replace(
+            reports[name],
+            new_articles=len(added),
+            warnings=warnings,
+            pages_skipped=sum(len(urls) for urls in skipped.values()),
+        )
     ordered = tuple(reports[s.name] for s in config.sources if s.name in reports)
     return CollectReport(sources=ordered, cutoff=cutoff)
+
+
+def _skipped_lines(skipped: dict[str, list[str]]) -> tuple[str, ...]:
+    """Say each reason once: eight pages refused for one loopback host are one line."""
+    lines = []
+    for reason, urls in skipped.items():
+        if len(urls) == 1:
+            lines.append(f"{urls[0]}: {reason}")
+        else:
+            lines.append(f"{len(urls)} pages ({urls[0]}, …): {reason}")
+    return tuple(lines)
 
 
 def collect_articles(

@@ -7,15 +7,13 @@ bug and keeps its traceback. Commands are added to the group explicitly below.
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from digest.cli import db, init, mail, pipeline, run, sources, web, worker
-from digest.cli.app import App, DigestGroup
+from digest.cli.app import App, DigestGroup, setup_logging
 from digest.config.load import default_config_path
 
 STANDALONE = ("extract", "summarize")
@@ -35,11 +33,7 @@ NO_CONFIG = ("init",)  # writes the config: never reads one
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """Collect, summarize and email a daily news digest."""
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(verbose)
     app = App(
         config_path or default_config_path(),
         verbose,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -18,10 +19,64 @@ from rich.markup import escape
 from digest.config import Config
 from digest.config.load import load_config
 from digest.errors import DigestError
+from digest.pipeline import REPORTED
 from digest.store import Store
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+# Libraries that log their own judgement of pages we handle ourselves (trafilatura's
+# "discarding data" for every short page): quiet unless -vv.
+CHATTY_LIBRARIES = ("trafilatura", "htmldate", "courlan", "justext")
+
+
+class _InReport(logging.Filter):
+    """Drop log lines that the running command prints in its own report (the sources table)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.active and getattr(record, REPORTED, False))
+
+
+IN_REPORT = _InReport()
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log to whatever sys.stderr is now (click's test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def setup_logging(verbose: int) -> None:
+    """Log to stderr at WARNING (-v INFO, -vv DEBUG), as logging.basicConfig would."""
+    root = logging.getLogger()
+    if not root.handlers:  # like basicConfig: an embedding program's handlers win
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(IN_REPORT)
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose >= 2 else logging.ERROR)
+
+
+@contextmanager
+def report_printed() -> Iterator[None]:
+    """Within the block, failures the command's own table shows are not logged to stderr too."""
+    IN_REPORT.active = True
+    try:
+        yield
+    finally:
+        IN_REPORT.active = False
 
 
 class App:

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from digest import pipeline
-from digest.cli.app import App, console
+from digest.cli.app import App, console, report_printed
 from digest.collect.extract import extract_page
 from digest.collect.fetch import Fetcher, read_local
 from digest.config import SUMMARY_METHODS, CollectConfig
@@ -48,7 +48,8 @@ def _collect_with_progress(app: App, now: datetime) -> pipeline.CollectReport:
         def tick(what: str) -> None:
             bar.update(task, advance=1, description=f"collecting {what[:60]}")
 
-        return pipeline.collect_articles(app.config, app.store, now=now, progress=tick)
+        with report_printed():
+            return pipeline.collect_articles(app.config, app.store, now=now, progress=tick)
 
 
 def _report_table(report: pipeline.CollectReport) -> Table:
@@ -62,8 +63,8 @@ def _report_table(report: pipeline.CollectReport) -> Table:
         status = "[green]ok[/]" if s.ok else f"[red]failed:[/] {escape(s.error or '')}"
         if s.flagged:
             status += f" [bold red]({s.failures_in_a_row} runs in a row)[/]"
-        if s.ok and s.warnings:
-            status += f" [yellow]({len(s.warnings)} page(s) skipped)[/]"
+        if s.ok and s.pages_skipped:
+            status += f" [yellow]({s.pages_skipped} page(s) skipped)[/]"
         table.add_row(escape(s.source), str(s.entries), str(s.new_articles), status)
     return table
 
@@ -243,7 +244,8 @@ def report_json(report: pipeline.CollectReport) -> dict[str, object]:
                 "error": s.error,
                 "failures_in_a_row": s.failures_in_a_row,
                 "flagged": s.flagged,
-                "pages_skipped": list(s.warnings),
+                "pages_skipped": s.pages_skipped,
+                "warnings": list(s.warnings),
             }
             for s in report.sources
         ],
