@@ -23,7 +23,8 @@ def feed(links: list[str]) -> str:
         f"<pubDate>{when}</pubDate><description>Summary {i}.</description></item>"
         for i, link in enumerate(links)
     )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    head = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+    return f"{head}{items}</channel></rss>"
 
 
 def run_digest(tmp_path: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
