@@ -12,14 +12,22 @@ from pathlib import Path
 from typing import BinaryIO
 
 import click
+from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from digest import pipeline
 from digest.cli.app import App, console, err_console, on_signals
 from digest.errors import DeliveryError, DigestError
 from digest.mail import subscribers, workers
 from digest.mail.deliver import SendReport, plan, send_issue, send_test
+from digest.models import Delivery
 from digest.store import StoredIssue, locks
 
 
@@ -132,6 +140,20 @@ def subscribers_export(app: App, status: str | None) -> None:
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
 
 
+def send_progress(where: Console) -> Progress:
+    """Return the send's progress bar: done/total and the time left (terminals only)."""
+    return Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=where,
+        transient=True,
+        disable=not where.is_terminal,
+    )
+
+
 def _interrupt() -> None:
     """Let SIGTERM stop a send gracefully (messages in flight finish) like Ctrl-C."""
     raise KeyboardInterrupt
@@ -142,6 +164,27 @@ def _summary(issue: StoredIssue, report: SendReport) -> str:
         f"{issue.date}: sent {report.sent}, already sent {report.already_sent}, "
         f"failed {report.failed}, to retry {report.to_retry}, uncertain {report.uncertain}, "
         f"skipped {report.skipped}"
+    )
+
+
+def uncertain_text(rows: list[Delivery]) -> str:
+    """Explain deliveries left "sending": why the server may or may not have them, what to do."""
+    lost = sum(1 for d in rows if (d.last_error or "").startswith("uncertain:"))
+    stopped = len(rows) - lost
+    why = []
+    if lost:
+        why.append(
+            f"{lost} lost the connection (or the server's answer) after the whole message "
+            "had been sent"
+        )
+    if stopped:
+        why.append(
+            f"{stopped} were being sent by a process that stopped before the server answered"
+        )
+    return (
+        f"{len(rows)} delivery(ies) may or may not have been accepted: {'; '.join(why)}. "
+        "They are not resent. Check the mail server's log, then "
+        "`digest send --resend-uncertain` if they never arrived."
     )
 
 
@@ -285,18 +328,14 @@ def _send(
             message_id = send_test(config, issue, address, now=now)
             console.print(escape(f"test copy of {issue.date} sent to {address} {message_id}"))
         return
+    store.ensure_deliveries(issue.id, now=now)  # (send_issue does too) to know the total
+    counts = store.delivery_counts(issue.id)
+    total = counts.get("pending", 0) + (counts.get("sending", 0) if resend_uncertain else 0)
     with (
-        Progress(
-            TextColumn("sending"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err_console,
-            transient=True,
-            disable=not err_console.is_terminal,
-        ) as bar,
+        send_progress(err_console) as bar,
         on_signals(_interrupt, (signal.SIGTERM,)),
     ):
-        task = bar.add_task("send", total=None)
+        task = bar.add_task("send", total=total)
         if n_workers:
             report = workers.send_with_workers(
                 store,
@@ -317,11 +356,22 @@ def _send(
                 progress=lambda _address, _outcome: bar.advance(task),
             )
     console.print(escape(_summary(issue, report)), soft_wrap=True)
-    if report.uncertain:
+    for line in report.gave_up:
         err_console.print(
-            f"{report.uncertain} delivery(ies) may or may not have been accepted (the process "
-            "stopped between end-of-data and the reply); they are not resent. Check the mail "
-            "server's log, then `digest send --resend-uncertain` if they never arrived."
+            escape(
+                f"gave up on {line} (refused for {config.require_smtp().give_up_hours:g} h, "
+                "[smtp].give_up_hours); it counts as failed for this issue"
+            ),
+            soft_wrap=True,
+        )
+    if report.uncertain:
+        rows = store.list_deliveries(issue.id, "sending")
+        err_console.print(escape(uncertain_text(rows)), soft_wrap=True)
+    if report.interrupted:
+        err_console.print(
+            f"interrupted: {report.to_retry} delivery(ies) not sent yet; run `digest send` "
+            "again to deliver them (nobody gets a copy twice)",
+            soft_wrap=True,
         )
     if report.error:
         raise DeliveryError(report.error)

@@ -345,6 +345,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             raise loader.fail("smtp.connections", "must be at least 1")
         if smtp.rate < 0:
             raise loader.fail("smtp.rate", "must be 0 (unlimited) or more")
+        if smtp.give_up_hours <= 0:
+            raise loader.fail("smtp.give_up_hours", "must be greater than 0; e.g. 24")
         if "@" not in smtp.from_:
             raise loader.fail(
                 "smtp.from", f'{smtp.from_!r} has no address; write e.g. "Name <news@example.com>"'

@@ -26,12 +26,25 @@ _UNSAFE = re.compile(r"[\x00-\x20<>\x7f-\uffff]")  # anything that could bend an
 
 
 class Temporary(Exception):
-    """A 4xx reply or a lost connection: try again later (`claimed`: the ledger says sending)."""
+    """A 4xx reply or a lost connection: try again later (`claimed`: the ledger says sending).
 
-    def __init__(self, message: str, *, reconnect: bool = False, claimed: bool = False) -> None:
+    `refused`: the server answered this recipient or message with a temporary refusal
+    (not a lost connection or a 421 for the whole session), which is what
+    [smtp].give_up_hours counts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reconnect: bool = False,
+        claimed: bool = False,
+        refused: bool = False,
+    ) -> None:
         super().__init__(message)
         self.reconnect = reconnect
         self.claimed = claimed
+        self.refused = refused
 
 
 class Rejected(Exception):
@@ -320,7 +333,11 @@ class SmtpClient:
         if 400 <= code < 500:
             if code == 421:
                 self.drop()
-            raise Temporary(f"end of data: {_reply(code, resp, self._secrets)}", claimed=True)
+            raise Temporary(
+                f"end of data: {_reply(code, resp, self._secrets)}",
+                claimed=True,
+                refused=code != 421,
+            )
         if 500 <= code < 600:
             text = _reply(code, resp, self._secrets)
             # Only a "bad destination mailbox" (5.1.x) says the address is dead.
@@ -337,7 +354,7 @@ class SmtpClient:
             raise Temporary(text, reconnect=True)
         self._rset()
         if 400 <= code < 500 or (step == "RCPT TO" and code == 552):
-            raise Temporary(text)
+            raise Temporary(text, refused=True)
         if fatal_5xx:
             raise Fatal(f"{self.where} refused the sender: {text}; check smtp.from")
         raise Rejected(text, bounce=bounce)
