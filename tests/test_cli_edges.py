@@ -118,3 +118,24 @@ def test_preview_out_where_a_file_blocks_the_folder_is_one_line(tmp_path: Path) 
     assert result.exit_code == 1, result.output
     assert "cannot write the preview" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_the_readme_completion_setup_works(shell: str) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"_DIGEST_COMPLETE={shell}_source digest" in readme
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "_DIGEST_COMPLETE": f"{shell}_source"}
+    res = subprocess.run(
+        [sys.executable, "-m", "digest"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0 and "_DIGEST_COMPLETE" in res.stdout, res.stderr
+    env = {
+        **env,
+        "_DIGEST_COMPLETE": "bash_complete",
+        "COMP_WORDS": "digest sou",
+        "COMP_CWORD": "1",
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "digest"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "sources" in res.stdout
