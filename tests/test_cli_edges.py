@@ -70,9 +70,10 @@ def test_send_to_checks_every_address_before_sending_any(tmp_path: Path, store: 
 
 
 @pytest.mark.parametrize("bad", ["yesterday", "2026-13-01", "28.11.2026", "20261128", "2026-2-1"])
-def test_send_date_is_checked_when_parsed(tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize("command", ["send", "worker"])
+def test_send_date_is_checked_when_parsed(tmp_path: Path, bad: str, command: str) -> None:
     path = configfile.write_config(tmp_path, smtp_port=25)
-    result = CliRunner().invoke(cli, ["--config", str(path), "send", "--date", bad])
+    result = CliRunner().invoke(cli, ["--config", str(path), command, "--date", bad])
     assert result.exit_code == 2, result.output
     assert "not a date; write YYYY-MM-DD" in result.stderr
     assert "no issue stored" not in result.output

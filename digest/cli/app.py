@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date as date_cls
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,19 @@ class DigestGroup(click.Group):
             message = " ".join(str(exc).split())  # always one line
             err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
             sys.exit(exc.exit_code)
+
+
+def iso_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Accept only YYYY-MM-DD (a real date), at parse time: not "yesterday" or "11/28"."""
+    if value is None:
+        return None
+    try:
+        day = date_cls.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != 10:
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-11-28")
+    return day.isoformat()
 
 
 @contextmanager

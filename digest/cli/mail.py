@@ -7,7 +7,6 @@ import signal
 import sys
 from collections import Counter
 from datetime import UTC, datetime
-from datetime import date as date_cls
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,7 +22,7 @@ from rich.progress import (
 )
 
 from digest import pipeline
-from digest.cli.app import App, console, err_console, on_signals
+from digest.cli.app import App, console, err_console, iso_date, on_signals
 from digest.errors import DeliveryError, DigestError
 from digest.mail import subscribers, workers
 from digest.mail.deliver import SendReport, plan, send_issue, send_test
@@ -202,19 +201,6 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     console.print(", ".join(f"{action} {n}" for action, n in sorted(counts.items())) or "no one")
 
 
-def _iso_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """Accept only YYYY-MM-DD (a real date), at parse time: not "yesterday" or "11/28"."""
-    if value is None:
-        return None
-    try:
-        day = date_cls.fromisoformat(value)
-    except ValueError:
-        day = None
-    if day is None or len(value) != 10:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-11-28")
-    return day.isoformat()
-
-
 @click.command()
 @click.option(
     "--to",
@@ -227,7 +213,7 @@ def _iso_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option(
     "--date",
     metavar="YYYY-MM-DD",
-    callback=_iso_date,
+    callback=iso_date,
     help="Finish an earlier stored issue instead of today's.",
 )
 @click.option(

@@ -8,7 +8,7 @@ import threading
 import click
 from rich.markup import escape
 
-from digest.cli.app import App, console, err_console, on_signals
+from digest.cli.app import App, console, err_console, iso_date, on_signals
 from digest.errors import DeliveryError
 from digest.mail import workers
 from digest.mail.claims import Lease, new_worker_id
@@ -17,7 +17,12 @@ from digest.store import StoredIssue
 
 
 @click.command(name="worker")
-@click.option("--date", metavar="YYYY-MM-DD", help="Deliver this stored issue, not the open one.")
+@click.option(
+    "--date",
+    metavar="YYYY-MM-DD",
+    callback=iso_date,
+    help="Deliver this stored issue, not the open one.",
+)
 @click.option(
     "--follow", is_flag=True, help="Keep running: deliver each new issue as it is created."
 )
