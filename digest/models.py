@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced")
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -93,6 +95,11 @@ class RenderedIssue:
     html: str
     text: str
     preheader: str = ""
+
+
+# A log record carrying this attribute (`extra={REPORTED: True}`) says something the
+# run's report says too: a CLI that prints the report leaves it out of stderr.
+REPORTED = "digest_reported"
 
 
 @dataclass(frozen=True)

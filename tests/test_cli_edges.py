@@ -53,7 +53,7 @@ def test_send_to_repeated_sends_to_every_address(tmp_path: Path, store: Store) -
         assert result.exit_code == 0, result.output
         assert sorted(server.handler.recipients()) == ["a@example.org", "b@example.org"]
     assert result.stdout.count("test copy of 2026-11-25 sent to") == 2
-    assert store.list_deliveries(store.list_issues()[0].id) == []  # the ledger is untouched
+    assert store.ledger.list_deliveries(store.list_issues()[0].id) == []  # the ledger is untouched
 
 
 def test_send_to_checks_every_address_before_sending_any(tmp_path: Path, store: Store) -> None:

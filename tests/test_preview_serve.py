@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from digest.cli.previewserver import PreviewServer
+from digest.render import SHIPPED_TEMPLATES
 from tests import configfile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, queue.Queue[str]]]:
     """A real `digest preview --serve` on the sample, in a folder with a db and config."""
     tpl = tmp_path / "tpl"
     tpl.mkdir()
-    shutil.copy(ROOT / "digest" / "render" / "templates" / "digest.html", tpl / "digest.html")
+    shutil.copy(SHIPPED_TEMPLATES / "digest.html", tpl / "digest.html")
     config = configfile.write_config(
         tmp_path,
         source=str(SAMPLE),

@@ -22,10 +22,9 @@ from digest.models import Delivery
 from digest.store import Store
 from tests import configfile
 from tests.smtpserver import LocalSMTPServer
-from tests.test_deliver import NOW, config, make_issue, store, subscribe
+from tests.test_deliver import NOW, config, make_issue, subscribe
 
 ROOT = Path(__file__).resolve().parent.parent
-__all__ = ["store"]  # the fixture
 
 
 @pytest.mark.parametrize("reply", ["552 5.2.2 mailbox full", "450 4.2.1 try again later"])
@@ -56,7 +55,7 @@ def test_a_refusal_that_persists_give_up_hours_ends_as_failed_reported_once(
         assert (again.failed, again.gave_up, again.exit_code) == (1, (), 0)
         attempts = [r for r in server.handler.recipients() if r == full]
         assert attempts == []  # never accepted
-    (row,) = store.list_deliveries(issue.id, "failed")
+    (row,) = store.ledger.list_deliveries(issue.id, "failed")
     assert row.email == full and "given up" in (row.last_error or "")
     # A full mailbox is not a dead address: the reader stays subscribed.
     assert {s.email: s.status for s in store.list_subscribers()}[full] == "active"

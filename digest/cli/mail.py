@@ -8,26 +8,23 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from digest import pipeline
 from digest.cli.app import App, console, err_console, iso_date, on_signals
 from digest.errors import DeliveryError, DigestError
-from digest.mail import subscribers, workers
-from digest.mail.deliver import SendReport, plan, send_issue, send_test
-from digest.models import Delivery
-from digest.store import StoredIssue, locks
+from digest.models import SUBSCRIBER_STATUSES
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from digest.mail.deliver import SendReport
+    from digest.models import Delivery
+    from digest.store import StoredIssue
+    from digest.store.locks import LockInfo
 
 
 def _now() -> datetime:
@@ -45,6 +42,8 @@ def subscribers_group() -> None:
 @click.pass_obj
 def subscribers_add(app: App, email: str, name: str) -> None:
     """Add a subscriber (or reactivate one who left)."""
+    from digest.mail import subscribers
+
     sub, changed = subscribers.add(app.store, email, name, now=_now())
     word = "added" if changed else "already subscribed"
     console.print(escape(f"{sub.email}: {word}"), soft_wrap=True)
@@ -55,6 +54,8 @@ def subscribers_add(app: App, email: str, name: str) -> None:
 @click.pass_obj
 def subscribers_remove(app: App, email: str) -> None:
     """Unsubscribe an address (kept on file so no import re-adds it)."""
+    from digest.mail import subscribers
+
     sub = subscribers.remove(app.store, email, now=_now())
     if sub is None:
         raise DigestError(f"{email} is not on the list; see `digest subscribers list`")
@@ -70,13 +71,15 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
     Pipe the mailbox's mail here (e.g. from /etc/aliases); the token in the subject says
     who. Exit code 1 when the mail names no known subscriber (the MTA bounces it).
     """
+    from digest.mail import subscribers
+
     sub = subscribers.remove_by_mail(app.store, file.read(20_000_000), now=_now())
     console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
 
 
 @subscribers_group.command(name="list")
 @click.option(
-    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+    "--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Only this status."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
@@ -109,6 +112,8 @@ def subscribers_import(app: App, file: Path) -> None:
     code is 1 when any row was rejected. Addresses already on the list are left as
     they are (an import never re-subscribes anyone).
     """
+    from digest.mail import subscribers
+
     if str(file) == "-":
         report = subscribers.import_csv(app.store, sys.stdin, now=_now())
     else:
@@ -131,26 +136,14 @@ def subscribers_import(app: App, file: Path) -> None:
 
 @subscribers_group.command(name="export")
 @click.option(
-    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+    "--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Only this status."
 )
 @click.pass_obj
 def subscribers_export(app: App, status: str | None) -> None:
     """Write the list as CSV (email,name,status) to stdout; `import` reads it back."""
+    from digest.mail import subscribers
+
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
-
-
-def send_progress(where: Console) -> Progress:
-    """Return the send's progress bar: done/total and the time left (terminals only)."""
-    return Progress(
-        TextColumn("sending"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=where,
-        transient=True,
-        disable=not where.is_terminal,
-    )
 
 
 def _interrupt() -> None:
@@ -159,11 +152,7 @@ def _interrupt() -> None:
 
 
 def _summary(issue: StoredIssue, report: SendReport) -> str:
-    return (
-        f"{issue.date}: sent {report.sent}, already sent {report.already_sent}, "
-        f"failed {report.failed}, to retry {report.to_retry}, uncertain {report.uncertain}, "
-        f"skipped {report.skipped}"
-    )
+    return f"{issue.date}: {report}"
 
 
 def uncertain_text(rows: list[Delivery]) -> str:
@@ -187,6 +176,28 @@ def uncertain_text(rows: list[Delivery]) -> str:
     )
 
 
+def send_progress(where: Console) -> Progress:
+    """Return the send's progress bar: done/total and the time left (terminals only)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=where,
+        transient=True,
+        disable=not where.is_terminal,
+    )
+
+
 def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     if issue is None:
         console.print(
@@ -194,6 +205,8 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
         )
     else:
         console.print(escape(f"{issue.date}: {issue.subject}"), soft_wrap=True)
+    from digest.mail.deliver import plan
+
     counts: Counter[str] = Counter()
     for item in plan(app.store, issue):
         counts[item.action] += 1
@@ -248,6 +261,9 @@ def send(
     whatever is left. A missing [smtp] table or a store that cannot be written
     stops the command before anything is collected or sent.
     """
+    from digest.mail import workers
+    from digest.store import locks
+
     config = app.config
     store = app.store
     if dry_run:
@@ -259,7 +275,7 @@ def send(
     config.require_smtp()
     store.check_writable()
 
-    def waiting(holder: locks.LockInfo) -> None:
+    def waiting(holder: LockInfo) -> None:
         err_console.print(
             escape(
                 f"another `digest send` is running ({locks.describe(holder, now=_now())}); "
@@ -292,6 +308,10 @@ def _send(
     resend_uncertain: bool,
     n_workers: int = 0,
 ) -> None:
+    from digest import pipeline
+    from digest.mail import subscribers, workers
+    from digest.mail.deliver import send_issue, send_test
+
     config = app.config
     store = app.store
     day = date or pipeline.today(config, now)
@@ -314,8 +334,8 @@ def _send(
             message_id = send_test(config, issue, address, now=now)
             console.print(escape(f"test copy of {issue.date} sent to {address} {message_id}"))
         return
-    store.ensure_deliveries(issue.id, now=now)  # (send_issue does too) to know the total
-    counts = store.delivery_counts(issue.id)
+    store.ledger.ensure_deliveries(issue.id, now=now)  # (send_issue does too) to know the total
+    counts = store.ledger.delivery_counts(issue.id)
     total = counts.get("pending", 0) + (counts.get("sending", 0) if resend_uncertain else 0)
     with (
         send_progress(err_console) as bar,
@@ -351,7 +371,7 @@ def _send(
             soft_wrap=True,
         )
     if report.uncertain:
-        rows = store.list_deliveries(issue.id, "sending")
+        rows = store.ledger.list_deliveries(issue.id, "sending")
         err_console.print(escape(uncertain_text(rows)), soft_wrap=True)
     if report.interrupted:
         err_console.print(

@@ -61,7 +61,7 @@ from digest.store import LedgerWriter, Store, StoredIssue
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Progress = Callable[[str, str], None]  # (address, outcome), called from worker threads
+SendProgress = Callable[[str, str], None]  # (address, outcome), called from worker threads
 
 TEST_TOKEN = "TESTCOPYXNOTXAXREALXTOKENXXXXXXX"  # 32 chars like a real token; matches nobody
 MAX_BACKOFF = 300.0
@@ -86,6 +86,38 @@ class SendReport:
     interrupted: bool = False
     # Readers this run gave up on: refused for now for [smtp].give_up_hours ("address: why").
     gave_up: tuple[str, ...] = ()
+
+    @classmethod
+    def from_counts(
+        cls,
+        issue_id: int,
+        counts: dict[str, int],
+        *,
+        sent_now: int,
+        error: str | None = None,
+        interrupted: bool = False,
+        gave_up: tuple[str, ...] = (),
+    ) -> SendReport:
+        """Build the report from the ledger's counts per status after a run."""
+        return cls(
+            issue_id=issue_id,
+            sent=sent_now,
+            already_sent=counts.get("sent", 0) - sent_now,
+            failed=counts.get("failed", 0),
+            to_retry=counts.get("pending", 0),
+            uncertain=counts.get("sending", 0),
+            skipped=counts.get("skipped", 0),
+            error=error,
+            interrupted=interrupted,
+            gave_up=gave_up,
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"sent {self.sent}, already sent {self.already_sent}, failed {self.failed}, "
+            f"to retry {self.to_retry}, uncertain {self.uncertain}, skipped {self.skipped}"
+            + (" (stopped early)" if self.interrupted else "")
+        )
 
     @property
     def exit_code(self) -> int:
@@ -164,7 +196,7 @@ class _Run:
         *,
         password: str,
         clock: Clock,
-        progress: Progress | None,
+        progress: SendProgress | None,
     ) -> None:
         self.store = store
         self.issue = issue
@@ -207,7 +239,7 @@ class _Run:
         client = SmtpClient(self.smtp, password=self.password, local_hostname=self.hostname)
         ledger: LedgerWriter | None = None
         try:
-            ledger = self.store.ledger_writer()
+            ledger = self.store.ledger.ledger_writer()
             while not self.stop.is_set():
                 sub = self._next()
                 if sub is None:
@@ -250,7 +282,7 @@ class _Run:
         """
         assert sub.id is not None
         now = self.clock()
-        since = self.store.note_refusal(self.issue.id, sub.id, now=now)
+        since = self.store.ledger.note_refusal(self.issue.id, sub.id, now=now)
         hours = self.smtp.give_up_hours
         if now - since < timedelta(hours=hours):
             return False
@@ -353,7 +385,7 @@ def send_issue(
     now: datetime,
     clock: Clock | None = None,
     resend_uncertain: bool = False,
-    progress: Progress | None = None,
+    progress: SendProgress | None = None,
     stop: threading.Event | None = None,
     lease: Lease | None = None,
 ) -> SendReport:
@@ -374,16 +406,16 @@ def send_issue(
     sender = _Sender(template, smtp, clock)
     password = _password(smtp)
     if resend_uncertain:
-        n = store.requeue_uncertain(issue.id, now=now)
+        n = store.ledger.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
-    store.ensure_deliveries(issue.id, now=now)
+    store.ledger.ensure_deliveries(issue.id, now=now)
     if lease is None and store.shared:
         lease = Lease(worker=new_worker_id())
     source: FixedQueue | LeasedQueue
     if lease is not None:
         source, connections = LeasedQueue(store, issue.id, lease), smtp.connections
     else:
-        items = [sub for _d, sub in store.pending_deliveries(issue.id)]
+        items = [sub for _d, sub in store.ledger.pending_deliveries(issue.id)]
         source, connections = FixedQueue(items), min(smtp.connections, len(items))
     interrupted = False
     run: _Run | None = None
@@ -426,20 +458,25 @@ def send_issue(
         source.close()
     if run is not None and run.crash is not None:
         raise run.crash
-    counts = store.delivery_counts(issue.id)
-    sent_now = run.sent if run else 0
-    return SendReport(
-        issue_id=issue.id,
-        sent=sent_now,
-        already_sent=counts.get("sent", 0) - sent_now,
-        failed=counts.get("failed", 0),
-        to_retry=counts.get("pending", 0),
-        uncertain=counts.get("sending", 0),
-        skipped=counts.get("skipped", 0),
+    return SendReport.from_counts(
+        issue.id,
+        store.ledger.delivery_counts(issue.id),
+        sent_now=run.sent if run else 0,
         error=run.fatal if run else None,
         interrupted=interrupted,
         gave_up=tuple(run.gave_up) if run else (),
     )
+
+
+# Pending deliveries of an older issue are left alone: a day-old newsletter arriving
+# late is worse than none (`digest send --date` or `digest worker --date` still can).
+OPEN_FOR = timedelta(hours=20)
+
+
+def open_issue(store: Store, *, now: datetime) -> StoredIssue | None:
+    """Return the latest issue if it is recent enough to still be delivered."""
+    issue = store.last_issue()
+    return issue if issue is not None and now - issue.created_at <= OPEN_FOR else None
 
 
 def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
@@ -477,7 +514,7 @@ class Planned:
 
 def plan(store: Store, issue: StoredIssue | None) -> Iterator[Planned]:
     """Yield, without writing anything, what a send would do for each subscriber."""
-    rows = {d.subscriber_id: d for d in store.list_deliveries(issue.id)} if issue else {}
+    rows = {d.subscriber_id: d for d in store.ledger.list_deliveries(issue.id)} if issue else {}
     for sub in store.list_subscribers():
         row = rows.get(sub.id) if sub.id is not None else None
         status = row.status if row else None
