@@ -112,3 +112,24 @@ def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
             in result.output
         )
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_migration_numbered_below_the_newest_is_still_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Helpers number migrations in parallel; one landing after a higher one still runs."""
+    from digest.store import schema
+
+    db = tmp_path / "digest.db"
+    Store.open(f"sqlite:///{db}").close()  # at 1, 2, 3, 8
+    probe = sa.Table("gap_probe", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    monkeypatch.setitem(schema.MIGRATIONS, 5, schema._create(probe))
+    with pytest.raises(StoreError, match=r"lacks migration\(s\) 5 \(its newest is 8\)"):
+        Store.open(f"sqlite:///{db}", migrate=False).db.check_schema()
+    config = write_config(tmp_path)
+    upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert upgrade.exit_code == 0 and "(applied 5)" in upgrade.output, upgrade.output
+    store = Store.open(f"sqlite:///{db}")
+    with store.db.begin() as conn:
+        assert sa.inspect(conn).has_table("gap_probe")
+    store.close()

@@ -14,7 +14,6 @@ import click
 from rich.markup import escape
 
 from digest.cli.app import App, console
-from digest.config.edit import ConfigFile, write_atomically
 from digest.errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -106,6 +105,8 @@ def init_cmd(
     your feeds (`digest sources add URL`) and remove it (`digest sources remove
     "Example News"`).
     """
+    from digest.config.edit import ConfigFile, write_atomically
+
     path = app.config_path
     if path.exists() and not force:
         raise ConfigError(f"{path} exists already; edit it, or pass --force to replace it")

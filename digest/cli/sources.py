@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from digest.cli.app import App, console, err_console
-from digest.config.edit import ConfigFile, RawSource
 from digest.errors import ConfigError
 
 
@@ -62,6 +61,7 @@ def sources_add(app: App, url: str, name: str, section: str, no_check: bool) -> 
     `<link rel="alternate" type="application/rss+xml">` (or Atom, JSON Feed) is added.
     """
     from digest.collect.discover import Discovered, discover  # the network side: lazily
+    from digest.config.edit import ConfigFile, RawSource
 
     cf = ConfigFile.open(app.config_path)
     is_web = url.startswith(("http://", "https://"))
@@ -85,6 +85,8 @@ def sources_add(app: App, url: str, name: str, section: str, no_check: bool) -> 
 @click.pass_obj
 def sources_remove(app: App, name: str) -> None:
     """Remove the source with this NAME (or URL) from config.toml."""
+    from digest.config.edit import ConfigFile
+
     cf = ConfigFile.open(app.config_path)
     gone = cf.remove_source(name)
     cf.save()
@@ -150,6 +152,7 @@ def sources_import(app: App, file: Path, section: str) -> None:
     Feeds already in the config (same URL) are left alone; a folder in the file
     becomes the section of the feeds in it. Nothing is fetched.
     """
+    from digest.config.edit import ConfigFile, RawSource
     from digest.config.opml import MAX_OPML_BYTES, parse_opml
 
     try:
@@ -189,6 +192,7 @@ def sources_import(app: App, file: Path, section: str) -> None:
 @click.pass_obj
 def sources_export(app: App) -> None:
     """Write the sources as OPML 2.0 to stdout (`sources import` and feed readers read it)."""
+    from digest.config.edit import ConfigFile
     from digest.config.opml import OpmlFeed, write_opml
 
     cf = ConfigFile.open(app.config_path)

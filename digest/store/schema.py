@@ -266,8 +266,11 @@ class Database:
             return _version(conn)
 
     def check_schema(self) -> None:
-        """Raise StoreError unless the database is at exactly this code's schema version."""
-        current = self.version()
+        """Raise StoreError unless the database has exactly this code's migrations applied."""
+        with self.begin() as conn:
+            applied = _applied(conn)
+        current = max(applied, default=0)
+        missing = sorted(set(MIGRATIONS) - applied)
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.where} has schema version {current}, newer than this digest "
@@ -277,6 +280,11 @@ class Database:
             raise StoreError(
                 f"{self.where} has schema version {current}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
+            )
+        if missing:  # numbered in parallel, landed out of order: a later one came first
+            raise StoreError(
+                f"{self.where} lacks migration(s) {', '.join(map(str, missing))} "
+                f"(its newest is {current}); back it up, then run `digest db upgrade`"
             )
 
     def migrate(self) -> list[int]:
@@ -292,11 +300,13 @@ class Database:
                     conn.execute(sa.select(sa.func.pg_advisory_lock(advisory_key("migrate"))))
                     conn.commit()
                 try:
-                    current = _version(conn)
+                    done = _applied(conn)
                     conn.commit()
-                    if current > SCHEMA_VERSION:
+                    if max(done, default=0) > SCHEMA_VERSION:
                         self.check_schema()
-                    for version in sorted(v for v in MIGRATIONS if v > current):
+                    # Every migration not yet recorded, lower numbers included: helpers
+                    # number them in parallel and they may land out of order.
+                    for version in sorted(set(MIGRATIONS) - done):
                         with conn.begin():
                             MIGRATIONS[version](conn)
                             conn.execute(
@@ -313,6 +323,12 @@ class Database:
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error on {self.where}: {exc.orig}") from None
         return applied
+
+
+def _applied(conn: Connection) -> set[int]:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return set()
+    return {int(v) for v in conn.execute(sa.select(schema_version.c.version)).scalars()}
 
 
 def _version(conn: Connection) -> int:
