@@ -507,6 +507,7 @@ class Status:
     failing: tuple[SourceState, ...]
     active_subscribers: int
     workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
+    subscribers: dict[str, int] = field(default_factory=dict)  # how many in each status
 
 
 def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 5) -> Status:
@@ -526,6 +527,7 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         if s.name in names and s.consecutive_failures >= config.collect.flag_after_failures
     )
     recent = store.list_issues(issues)
+    counts = store.subscriber_counts()
     return Status(
         now=now,
         daemon=lock if dead is None else None,
@@ -534,6 +536,7 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         next_send=next_send,
         issues=tuple((i, store.ledger.delivery_counts(i.id)) for i in recent),
         failing=failing,
-        active_subscribers=len(store.list_subscribers("active")),
+        active_subscribers=counts.get("active", 0),
         workers=store.ledger.live_leases(recent[0].id, now=now) if recent else {},
+        subscribers=counts,
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced")
+# complained: reported our mail as spam (an ARF report); never mailed again.
+SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "complained")
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class Subscriber:
 
     email: str
     name: str = ""
-    status: str = "active"  # active | unsubscribed | bounced
+    status: str = "active"  # one of SUBSCRIBER_STATUSES
     token: str = ""
     id: int | None = None
     created_at: datetime | None = None

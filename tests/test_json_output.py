@@ -54,9 +54,11 @@ def test_every_json_output_parses(http_server: LocalHTTPServer, tmp_path: Path) 
     status = run_json(tmp_path, config, "status")
     assert isinstance(status, dict) and status["active_subscribers"] == 1
     assert status["daemon"]["running"] is False and status["next_send"]
+    assert status["subscribers"]["unsubscribed"] == 1
 
-    subscribers = run_json(tmp_path, config, "subscribers", "list")
-    assert isinstance(subscribers, list)
+    listed = run_json(tmp_path, config, "subscribers", "list")
+    assert isinstance(listed, dict)
+    subscribers = listed["subscribers"]
     assert {(s["email"], s["status"]) for s in subscribers} == {
         ("reader@example.org", "active"),
         ("left@example.org", "unsubscribed"),

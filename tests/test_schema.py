@@ -22,26 +22,40 @@ def write_config(tmp_path: Path) -> Path:
     return configfile.write_config(tmp_path, store_url="sqlite:///digest.db")
 
 
+def undo_migration_4(conn: sa.Connection) -> None:
+    """Take out what migration 4 added (address keys, merged tokens, bounces)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 4))
+    conn.exec_driver_sql("DROP INDEX ix_subscribers_email_key")
+    conn.exec_driver_sql("ALTER TABLE subscribers DROP COLUMN email_key")
+    conn.exec_driver_sql("DROP TABLE merged_tokens")
+    conn.exec_driver_sql("DROP TABLE bounces")
+
+
+def undo_migration_8(conn: sa.Connection) -> None:
+    """Take out what migration 8 added (deliveries.retry_since)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 8))
+    conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN retry_since")
+
+
+def make_version_3(url: str) -> None:
+    """Turn a new database into one made by the code before address keys (schema 3)."""
+    Store.open(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        undo_migration_8(conn)
+        undo_migration_4(conn)
+    engine.dispose()
+
+
 def make_version_2(db: Path) -> None:
     """Turn a new database into one made by the code before leases (schema 2)."""
-    Store.open(f"sqlite:///{db}").close()
+    make_version_3(f"sqlite:///{db}")
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
         conn.execute(schema_version.delete().where(schema_version.c.version >= 3))
         conn.exec_driver_sql("DROP INDEX ix_deliveries_pending")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_until")
-        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN retry_since")
-    engine.dispose()
-
-
-def make_version_3(db: Path) -> None:
-    """Turn a new database into one made before give_up_hours (schema 3)."""
-    Store.open(f"sqlite:///{db}").close()
-    engine = sa.create_engine(f"sqlite:///{db}")
-    with engine.begin() as conn:
-        conn.execute(schema_version.delete().where(schema_version.c.version > 3))
-        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN retry_since")
     engine.dispose()
 
 
@@ -78,23 +92,26 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
 
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert upgrade.exit_code == 0, upgrade.output
-    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 8)" in upgrade.output
+    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 4, 8)" in upgrade.output
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending", "retry_since"} <= columns(db)
     store = Store.open(f"sqlite:///{db}")
     assert store.version() == SCHEMA_VERSION
     store.close()
     again = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
-    assert again.exit_code == 0
-    assert f"schema {SCHEMA_VERSION}, already up to date" in again.output
+    assert again.exit_code == 0 and f"schema {SCHEMA_VERSION}, already up to date" in again.output
 
 
-def test_a_schema_3_database_gains_retry_since(tmp_path: Path) -> None:
+def test_a_schema_4_database_gains_retry_since(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     db = tmp_path / "digest.db"
-    make_version_3(db)
+    Store.open(f"sqlite:///{db}").close()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        undo_migration_8(conn)
+    engine.dispose()
     assert "retry_since" not in columns(db)
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
-    assert upgrade.exit_code == 0 and "schema 3 -> 8 (applied 8)" in upgrade.output
+    assert upgrade.exit_code == 0 and "schema 4 -> 8 (applied 8)" in upgrade.output
     assert "retry_since" in columns(db)
 
 
@@ -107,10 +124,8 @@ def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
     for args in (["status"], ["db", "upgrade"]):
         result = CliRunner().invoke(cli, ["--config", str(config), *args])
         assert result.exit_code == 1
-        assert (
-            f"schema version {SCHEMA_VERSION + 1}, newer than this digest knows ({SCHEMA_VERSION})"
-            in result.output
-        )
+        newer = f"schema version {SCHEMA_VERSION + 1}, newer than this digest knows"
+        assert f"{newer} ({SCHEMA_VERSION})" in result.output
         assert len(result.output.strip().splitlines()) == 1
 
 
@@ -121,9 +136,9 @@ def test_a_migration_numbered_below_the_newest_is_still_applied(
     from digest.store import schema
 
     db = tmp_path / "digest.db"
-    Store.open(f"sqlite:///{db}").close()  # at 1, 2, 3, 8
+    Store.open(f"sqlite:///{db}").close()  # at 1, 2, 3, 4, 8
     probe = sa.Table("gap_probe", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
-    monkeypatch.setitem(schema.MIGRATIONS, 5, schema._create(probe))
+    monkeypatch.setitem(schema.MIGRATIONS, 5, schema._create(probe))  # a free number
     with pytest.raises(StoreError, match=r"lacks migration\(s\) 5 \(its newest is 8\)"):
         Store.open(f"sqlite:///{db}", migrate=False).db.check_schema()
     config = write_config(tmp_path)

@@ -46,6 +46,7 @@ def status_json(st: daemon.Status) -> dict[str, object]:
         "next_collect": _iso(st.next_collect),
         "next_send": _iso(st.next_send),
         "active_subscribers": st.active_subscribers,
+        "subscribers": dict(st.subscribers),
         "sending_now": {
             worker: {"deliveries": held, "leased_until": until.isoformat()}
             for worker, (held, until) in st.workers.items()
@@ -103,7 +104,11 @@ def status_cmd(app: App, as_json: bool) -> None:
         lines.append("next collect:   - (only while `digest run` runs)")
     when = daemon.local(config, st.next_send) if st.next_send else "-"
     lines.append(f"next send:      {when} {zone} ({days} at {', '.join(s.send_at)})")
-    lines.append(f"subscribers:    {st.active_subscribers} active")
+    shown = {"active": st.active_subscribers, **st.subscribers}
+    lines.append(
+        "subscribers:    "
+        + ", ".join(f"{n} {status}" for status, n in shown.items() if n or status == "active")
+    )
     if st.workers:
         lines.append("sending now:")
         for worker, (held, until) in st.workers.items():

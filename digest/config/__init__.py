@@ -134,6 +134,9 @@ class SmtpConfig:
     # is marked failed for the issue, instead of being retried by every later send.
     give_up_hours: float = 24.0
     unsubscribe_mailto: str = ""  # address for List-Unsubscribe mailto; "" = none
+    # Envelope sender with each reader's token in it (VERP): bounces+TOKEN@example.org.
+    bounce_address: str = ""  # "" = the From address, no VERP
+    soft_bounce_limit: int = 3  # soft bounces on issues in a row that mark a reader bounced
     dkim_key: str = ""
     dkim_selector: str = ""
 
