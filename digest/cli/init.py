@@ -17,9 +17,18 @@ from digest.cli.app import App, console
 from digest.errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parent.parent
-TEMPLATE = PACKAGE / "config" / "sample.toml"
 SAMPLE = PACKAGE / "sample"
 SAMPLE_FOLDER = "sample"  # where init copies the sample feed, beside config.toml
+
+
+def shipped_config() -> Path:
+    """Return the commented config.toml to start from: in an installed wheel, or the repo's.
+
+    The repository keeps it at the top level (`config.toml`); building a wheel copies it
+    to `digest/config/sample.toml` (see setup.py), as it does the templates.
+    """
+    installed = PACKAGE / "config" / "sample.toml"
+    return installed if installed.is_file() else PACKAGE.parent / "config.toml"
 
 
 def check_site_url(value: str) -> str:
@@ -128,7 +137,7 @@ def init_cmd(
                 shutil.copyfile(item, sample / item.name)
     except OSError as exc:
         raise ConfigError(f"cannot write into {folder}: {exc.strerror or exc}") from None
-    cf = ConfigFile.open(TEMPLATE)
+    cf = ConfigFile.open(shipped_config())
     cf.path = path
     cf.set_site(name=name, url=url, timezone=zone)
     first = cf.doc["sources"][0]
