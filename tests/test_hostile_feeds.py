@@ -93,8 +93,8 @@ FORBIDDEN = (
 )
 
 
-def page(title: str) -> str:
-    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+def page(title: str, paragraphs: list[str] = ARTICLE) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
     return (
         f"<!doctype html><html><head><title>{title}</title></head><body>"
         f"<article><h1>{title}</h1>{body}</article></body></html>"
@@ -414,7 +414,10 @@ def hostile_routes(s: LocalHTTPServer, now: datetime) -> dict[str, str]:
         ),
         content_type=RSS,
     )
-    s.routes["/good/lead"] = Response(page("Hello world"))
+    # The lead is the story with the most text: the evil page carries the same article, so
+    # this one says a little more (extraction may keep the evil page's heading and links).
+    more = "Work on the first tram extension is due to start next spring, officials said."
+    s.routes["/good/lead"] = Response(page("Hello world", [*ARTICLE, more]))
     s.routes["/good/evil"] = Response(EVIL_PAGE)
     calls: list[float] = []
 
@@ -523,7 +526,9 @@ def test_hostile_sources_fail_alone_once_with_reason_and_the_issue_is_clean(
 ) -> None:
     now = datetime.now(tz=UTC)
     expected = hostile_routes(server, now)
-    config = load_config(write_config(tmp_path, server))
+    # Both good pages say the same; the lead with the hostile title is pinned.
+    pin = f'[compose]\npin = "{server.url("/good/lead")}"\n'
+    config = load_config(write_config(tmp_path, server, extra=pin))
     store = Store.open(config.store.url)
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="digest"):
@@ -564,7 +569,8 @@ def test_hostile_sources_fail_alone_once_with_reason_and_the_issue_is_clean(
         assert needle not in rendered.html, needle
         assert needle not in rendered.text, needle
         assert needle not in rendered.subject, needle
-    assert rendered.subject == "Hostile Digest — Hello world"
+    lead, *more = rendered.subject.split(" · ")  # the lead, then one more story if it fits
+    assert lead == "Hello world" and len(more) <= 1 and len(rendered.subject) <= 70
     assert "Hello world" in rendered.html and "Evil page" in rendered.html
     assert ARTICLE[0][:60] in rendered.html  # the evil page's text is used, as text
     store.close()
@@ -724,7 +730,7 @@ def test_a_nasty_title_becomes_a_clean_one_line_subject(
     assert issue is not None
     rendered = pipeline.render_email(config, issue, now=now)
     subject = rendered.subject
-    assert subject.startswith("D — Breaking Bcc: victim@example.com gnp.exe news long")
+    assert subject.startswith("Breaking Bcc: victim@example.com gnp.exe news long")
     assert len(subject) <= config.render.max_subject and subject.endswith("…")
     assert not any(c in subject for c in "\r\n\x00\u202e\u2066<>")
     assert check_email_html(rendered.html) == []

@@ -37,12 +37,27 @@ def undo_migration_8(conn: sa.Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN retry_since")
 
 
+def undo_migration_5(conn: sa.Connection) -> None:
+    """Take out what migration 5 added (the issues' JSON document)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 5))
+    conn.exec_driver_sql("ALTER TABLE issues DROP COLUMN doc")
+
+
+def undo_migration_9(conn: sa.Connection) -> None:
+    """Take out what migration 9 added (the lead image's declared size)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 9))
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_width")
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_height")
+
+
 def make_version_3(url: str) -> None:
     """Turn a new database into one made by the code before address keys (schema 3)."""
     Store.open(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        undo_migration_9(conn)
         undo_migration_8(conn)
+        undo_migration_5(conn)
         undo_migration_4(conn)
     engine.dispose()
 
@@ -60,19 +75,20 @@ def make_version_2(db: Path) -> None:
 
 
 def columns(db: Path) -> set[str]:
-    """Return the names of the deliveries table's columns and indexes."""
+    """Return the names of the deliveries and articles tables' columns and indexes."""
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         names = {c["name"] for c in inspector.get_columns("deliveries")}
         names |= {str(i["name"]) for i in inspector.get_indexes("deliveries")}
+        names |= {f"articles.{c['name']}" for c in inspector.get_columns("articles")}
     engine.dispose()
     return names
 
 
 def test_an_empty_database_is_created_at_the_current_version(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    assert store.version() == SCHEMA_VERSION == 8
+    assert store.version() == SCHEMA_VERSION == 9
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(
         tmp_path / "digest.db"
     )
@@ -92,8 +108,13 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
 
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert upgrade.exit_code == 0, upgrade.output
-    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 4, 8)" in upgrade.output
+    assert f"schema 2 -> {SCHEMA_VERSION} (applied 3, 4, 5, 8, 9)" in upgrade.output
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending", "retry_since"} <= columns(db)
+    assert {"articles.image_width", "articles.image_height"} <= columns(db)  # migration 9
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:  # migration 5: the composed issue's JSON
+        assert "doc" in {c["name"] for c in sa.inspect(conn).get_columns("issues")}
+    engine.dispose()
     store = Store.open(f"sqlite:///{db}")
     assert store.version() == SCHEMA_VERSION
     store.close()
@@ -101,7 +122,7 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
     assert again.exit_code == 0 and f"schema {SCHEMA_VERSION}, already up to date" in again.output
 
 
-def test_a_schema_4_database_gains_retry_since(tmp_path: Path) -> None:
+def test_a_database_without_migration_8_gains_retry_since(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     db = tmp_path / "digest.db"
     Store.open(f"sqlite:///{db}").close()
@@ -111,7 +132,7 @@ def test_a_schema_4_database_gains_retry_since(tmp_path: Path) -> None:
     engine.dispose()
     assert "retry_since" not in columns(db)
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
-    assert upgrade.exit_code == 0 and "schema 4 -> 8 (applied 8)" in upgrade.output
+    assert upgrade.exit_code == 0 and "schema 9 -> 9 (applied 8)" in upgrade.output
     assert "retry_since" in columns(db)
 
 
@@ -136,14 +157,14 @@ def test_a_migration_numbered_below_the_newest_is_still_applied(
     from digest.store import schema
 
     db = tmp_path / "digest.db"
-    Store.open(f"sqlite:///{db}").close()  # at 1, 2, 3, 4, 8
+    Store.open(f"sqlite:///{db}").close()  # at 1, 2, 3, 4, 5, 8, 9
     probe = sa.Table("gap_probe", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
-    monkeypatch.setitem(schema.MIGRATIONS, 5, schema._create(probe))  # a free number
-    with pytest.raises(StoreError, match=r"lacks migration\(s\) 5 \(its newest is 8\)"):
+    monkeypatch.setitem(schema.MIGRATIONS, 6, schema._create(probe))  # a free number
+    with pytest.raises(StoreError, match=r"lacks migration\(s\) 6 \(its newest is 9\)"):
         Store.open(f"sqlite:///{db}", migrate=False).db.check_schema()
     config = write_config(tmp_path)
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
-    assert upgrade.exit_code == 0 and "(applied 5)" in upgrade.output, upgrade.output
+    assert upgrade.exit_code == 0 and "(applied 6)" in upgrade.output, upgrade.output
     store = Store.open(f"sqlite:///{db}")
     with store.db.begin() as conn:
         assert sa.inspect(conn).has_table("gap_probe")

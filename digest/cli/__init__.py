@@ -63,6 +63,7 @@ for _command in (
     sources.sources_group,
     mail.subscribers_group,
     mail.send,
+    mail.issue_group,
     run.status_cmd,
     run.run_cmd,
     web.serve,

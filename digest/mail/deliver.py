@@ -56,7 +56,7 @@ from digest.mail.smtp import (
     Temporary,
     Uncertain,
 )
-from digest.models import Subscriber
+from digest.models import RenderedIssue, Subscriber
 from digest.store import LedgerWriter, Store, StoredIssue
 
 log = logging.getLogger(__name__)
@@ -156,13 +156,28 @@ def _dkim_key(smtp: SmtpConfig) -> bytes | None:
 
 
 class _Sender:
-    """Per-message personalization (To, Date, Message-ID, token, DKIM) from one template."""
+    """Per-message personalization (To, Date, Message-ID, token, DKIM) from one template.
+
+    Story times are worded against the send time once per batch: every message sent
+    within the same minute shares one wording ("2 hours ago"), at most a minute off the
+    exact gap.
+    """
 
     def __init__(self, template: MessageTemplate, smtp: SmtpConfig, clock: Clock) -> None:
         self.template = template
         self.smtp = smtp
         self.clock = clock
         self.key = _dkim_key(smtp)
+        self._times_lock = threading.Lock()
+        self._times: tuple[datetime, tuple[bytes, ...]] | None = None
+
+    def times(self, now: datetime) -> tuple[bytes, ...]:
+        """Return the story times worded for messages sent at `now` (cached per minute)."""
+        minute = now.replace(second=0, microsecond=0)
+        with self._times_lock:
+            if self._times is None or self._times[0] != minute:
+                self._times = (minute, self.template.times_at(now))
+            return self._times[1]
 
     def envelope_from(self, token: str) -> str:
         """Return the envelope sender: the VERP bounce address with `token`, else From."""
@@ -173,11 +188,13 @@ class _Sender:
     def message(self, sub: Subscriber, token: str) -> tuple[str, bytes]:
         """Return (Message-ID, message bytes) for one recipient."""
         message_id = self.template.new_message_id()
+        now = self.clock()
         data = self.template.render(
             to=mailbox(sub.email, sub.name),
-            date=format_date(self.clock()),
+            date=format_date(now),
             message_id=message_id,
             token=token,
+            times=self.times(now),
         )
         if self.key is not None:
             data = dkim_sign(
@@ -488,10 +505,13 @@ def open_issue(store: Store, *, now: datetime) -> StoredIssue | None:
     return issue if issue is not None and now - issue.created_at <= OPEN_FOR else None
 
 
-def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
+def send_test(
+    config: Config, issue: StoredIssue | RenderedIssue, address: str, *, now: datetime
+) -> str:
     """Send one copy of an issue to `address` without touching the ledger; return its Message-ID."""
     smtp = config.require_smtp()
-    template = build_template(issue.rendered(), smtp=smtp, site=config.site)
+    rendered = issue.rendered() if isinstance(issue, StoredIssue) else issue
+    template = build_template(rendered, smtp=smtp, site=config.site)
     sender = _Sender(template, smtp, lambda: now)
     client = SmtpClient(smtp, password=_password(smtp), local_hostname=socket.getfqdn())
     message_id, data = sender.message(Subscriber(email=address), TEST_TOKEN)
