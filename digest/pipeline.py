@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,9 +41,7 @@ from digest.models import (
     SourceReport,
     Story,
 )
-from digest.render import make_environment, render_issue
-from digest.store import Store, StoredIssue
-from digest.summarize import summarize
+from digest.store import SourceResult, Store, StoredIssue
 from digest.tokens import archive_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
@@ -177,16 +176,16 @@ async def _collect_with(
     kept: dict[str, list[Entry]] = {}
     repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
     reports: dict[str, SourceReport] = {}
+    states_now = store.record_source_results(
+        [
+            SourceResult(r.source.name, r.source.url, r.error, r.etag, r.last_modified)
+            for r in results
+        ],
+        now=now,
+    )
     for res in results:
         name = res.source.name
-        state = store.record_source_result(
-            name,
-            res.source.url,
-            now=now,
-            error=res.error,
-            etag=res.etag,
-            last_modified=res.last_modified,
-        )
+        state = states_now[name]
         if res.error:
             streak = state.consecutive_failures
             flagged = streak >= config.collect.flag_after_failures
@@ -241,10 +240,11 @@ async def _collect_with(
         on_page=extract_now,
     )
 
+    to_add: list[tuple[Article, str]] = []
+    warned: dict[str, dict[str, list[str]]] = {}  # source -> reason -> pages
     for name, entries in kept.items():
         src = by_name[name]
-        skipped: dict[str, list[str]] = {}  # reason -> pages, in order of first sight
-        articles: list[tuple[Article, str]] = []
+        skipped = warned.setdefault(name, {})  # reason -> pages, in order of first sight
         for e in entries:
             fetched = pages.get(e.url)
             page = extracted.get(e.url)
@@ -261,14 +261,16 @@ async def _collect_with(
                 source_name=name,
             )
             art = replace(art, first_seen=now)
-            articles.append((art, title_key(art.title)))
-        added = store.add_articles(articles)
+            to_add.append((art, title_key(art.title)))
+    # One transaction for the whole run, not one per source.
+    added = Counter(a.source for a in store.add_articles(to_add))
+    for name, skipped in warned.items():
         warnings = _skipped_lines(skipped)
         for w in warnings:
             log.info("source %s: page skipped: %s", name, w)
         reports[name] = replace(
             reports[name],
-            new_articles=len(added),
+            new_articles=added[name],
             warnings=warnings,
             pages_skipped=sum(len(urls) for urls in skipped.values()),
         )
@@ -295,6 +297,8 @@ def collect_articles(
 
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
+    from digest.summarize import summarize
+
     cfg = config.summary
     language = article.language or cfg.language
     out: tuple[str, ...] = ()
@@ -365,6 +369,8 @@ def _summarized(config: Config, story: Story, sentences: int) -> Story:
 
 def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
     """Render and inline an issue once, with the token placeholder for delivery."""
+    from digest.render import make_environment, render_issue
+
     env = make_environment(config.render.templates or None)
     return render_issue(
         issue,
