@@ -445,25 +445,19 @@ class Database:
             return _version(conn)
 
     def check_schema(self) -> None:
-        """Raise StoreError unless the database has exactly this code's migrations applied."""
-        with self.begin() as conn:
-            applied = _applied(conn)
-        current = max(applied, default=0)
-        missing = sorted(set(MIGRATIONS) - applied)
+        """Raise StoreError unless the database is at exactly this code's schema version."""
+        current = self.version()
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.where} has schema version {current}, newer than this digest "
                 f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
             )
-        if current < SCHEMA_VERSION:
+        with self.begin() as conn:
+            missing = set(MIGRATIONS) - _applied(conn)
+        if current < SCHEMA_VERSION or missing:
             raise StoreError(
                 f"{self.where} has schema version {current}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
-            )
-        if missing:  # numbered in parallel, landed out of order: a later one came first
-            raise StoreError(
-                f"{self.where} lacks migration(s) {', '.join(map(str, missing))} "
-                f"(its newest is {current}); back it up, then run `digest db upgrade`"
             )
 
     def migrate(self) -> list[int]:
@@ -482,12 +476,14 @@ class Database:
                     conn.execute(sa.select(sa.func.pg_advisory_lock(advisory_key("migrate"))))
                     conn.commit()
                 try:
+                    current = _version(conn)
+                    conn.commit()
+                    if current > SCHEMA_VERSION:
+                        self.check_schema()
+                    # Every migration not yet recorded, not just those above the highest:
+                    # migrations numbered on parallel branches may land out of order.
                     done = _applied(conn)
                     conn.commit()
-                    if max(done, default=0) > SCHEMA_VERSION:
-                        self.check_schema()
-                    # Every migration not yet recorded, lower numbers included: helpers
-                    # number them in parallel and they may land out of order.
                     for version in sorted(set(MIGRATIONS) - done):
                         with conn.begin():
                             notes = MIGRATIONS[version](conn) or []
