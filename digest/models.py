@@ -120,10 +120,13 @@ class Subscriber:
 
     email: str
     name: str = ""
-    status: str = "active"  # active | unsubscribed | bounced
+    status: str = "active"  # pending (not yet confirmed) | active | unsubscribed | bounced
     token: str = ""
     id: int | None = None
     created_at: datetime | None = None
+    timezone: str = ""  # IANA name; "" = [site].timezone
+    send_at: str = ""  # "HH:MM" local time; "" = the first [schedule].send_at
+    sections: tuple[str, ...] = ()  # sections to receive; () = every section
 
 
 @dataclass(frozen=True)

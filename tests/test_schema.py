@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from digest.cli import cli
 from digest.errors import StoreError
 from digest.store import Store
-from digest.store.schema import SCHEMA_VERSION, schema_version
+from digest.store.schema import MIGRATIONS, SCHEMA_VERSION, schema_version
 from tests import configfile
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ def make_version_2(db: Path) -> None:
     Store.open(f"sqlite:///{db}").close()
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
-        conn.execute(schema_version.delete().where(schema_version.c.version == 3))
+        conn.execute(schema_version.delete().where(schema_version.c.version >= 3))
         conn.exec_driver_sql("DROP INDEX ix_deliveries_pending")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_by")
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN claimed_until")
@@ -47,7 +47,7 @@ def columns(db: Path) -> set[str]:
 
 def test_an_empty_database_is_created_at_the_current_version(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    assert store.version() == SCHEMA_VERSION == 3
+    assert store.version() == SCHEMA_VERSION == max(MIGRATIONS)
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(
         tmp_path / "digest.db"
     )
@@ -62,18 +62,20 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
         Store.open(f"sqlite:///{db}")
     status = CliRunner().invoke(cli, ["--config", str(config), "status"])
     assert status.exit_code == 1
-    assert "older than this digest needs (3)" in status.output
+    assert f"older than this digest needs ({SCHEMA_VERSION})" in status.output
     assert len(status.output.strip().splitlines()) == 1  # one line, no traceback
 
     upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert upgrade.exit_code == 0, upgrade.output
-    assert "schema 2 -> 3 (applied 3)" in upgrade.output
+    later = ", ".join(str(v) for v in sorted(MIGRATIONS) if v > 2)
+    assert f"schema 2 -> {SCHEMA_VERSION} (applied {later})" in upgrade.output
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(db)
     store = Store.open(f"sqlite:///{db}")
-    assert store.version() == 3
+    assert store.version() == SCHEMA_VERSION
     store.close()
     again = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
-    assert again.exit_code == 0 and "schema 3, already up to date" in again.output
+    assert again.exit_code == 0
+    assert f"schema {SCHEMA_VERSION}, already up to date" in again.output
 
 
 def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
@@ -85,5 +87,8 @@ def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
     for args in (["status"], ["db", "upgrade"]):
         result = CliRunner().invoke(cli, ["--config", str(config), *args])
         assert result.exit_code == 1
-        assert f"schema version 4, newer than this digest knows ({SCHEMA_VERSION})" in result.output
+        assert (
+            f"schema version {SCHEMA_VERSION + 1}, newer than this digest knows ({SCHEMA_VERSION})"
+            in result.output
+        )
         assert len(result.output.strip().splitlines()) == 1

@@ -33,12 +33,49 @@ def subscribers_group() -> None:
 @subscribers_group.command(name="add")
 @click.argument("email")
 @click.option("--name", default="", help="Display name used in the To: header.")
+@click.option(
+    "--confirm",
+    is_flag=True,
+    help="Store the address as pending and mail it the opt-in link instead of adding it.",
+)
 @click.pass_obj
-def subscribers_add(app: App, email: str, name: str) -> None:
-    """Add a subscriber (or reactivate one who left)."""
+def subscribers_add(app: App, email: str, name: str, confirm: bool) -> None:
+    """Add a subscriber (or reactivate one who left); --confirm asks them first by mail."""
+    if confirm:
+        app.config.require_smtp()
+        sub, mailed = subscribers.invite(app.config, app.store, email, name, now=_now())
+        word = (
+            "pending, confirmation mail sent"
+            if mailed
+            else f"{sub.status}, no mail sent (one went out recently, or nothing to confirm)"
+        )
+        console.print(escape(f"{sub.email}: {word}"), soft_wrap=True)
+        return
     sub, changed = subscribers.add(app.store, email, name, now=_now())
     word = "added" if changed else "already subscribed"
     console.print(escape(f"{sub.email}: {word}"), soft_wrap=True)
+
+
+@subscribers_group.command(name="set")
+@click.argument("email")
+@click.option("--timezone", "tz", metavar="TZ", help='IANA time zone; "" = [site].timezone.')
+@click.option("--send-at", metavar="HH:MM", help='Local delivery time; "" = [schedule].send_at.')
+@click.option("--sections", metavar="A,B", help='Sections to receive; "" = every section.')
+@click.pass_obj
+def subscribers_set(
+    app: App, email: str, tz: str | None, send_at: str | None, sections: str | None
+) -> None:
+    """Set a reader's time zone, delivery time or sections (what the preferences page sets)."""
+    sub = subscribers.set_preferences(
+        app.config,
+        app.store,
+        email,
+        timezone=tz,
+        send_at=send_at,
+        sections=None if sections is None else sections.split(","),
+        now=_now(),
+    )
+    click.echo(subscribers.describe(sub, app.config))
 
 
 @subscribers_group.command(name="remove")
@@ -71,27 +108,28 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
 )
 @click.pass_obj
 def subscribers_list(app: App, status: str | None) -> None:
-    """Print subscribers, one per line: address, name and status, tab-separated."""
+    """Print subscribers, one per line, tab-separated: address, name, status, time zone,
+    delivery time and sections ("-" = the site's default)."""
     for sub in app.store.list_subscribers(status):
-        click.echo(f"{sub.email}\t{sub.name}\t{sub.status}")
+        click.echo(subscribers.describe(sub, app.config))
 
 
 @subscribers_group.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=True))
 @click.pass_obj
 def subscribers_import(app: App, file: Path) -> None:
-    """Import `email[,name[,status]]` rows from a CSV file ('-' for stdin).
+    """Import `email[,name[,status[,timezone,send_at,sections]]]` rows from CSV ('-' = stdin).
 
     Bad rows are reported with their line numbers and the rest imported; the exit
     code is 1 when any row was rejected. Addresses already on the list are left as
     they are (an import never re-subscribes anyone).
     """
     if str(file) == "-":
-        report = subscribers.import_csv(app.store, sys.stdin, now=_now())
+        report = subscribers.import_csv(app.store, sys.stdin, now=_now(), config=app.config)
     else:
         try:
             with file.open(encoding="utf-8-sig", newline="") as fh:
-                report = subscribers.import_csv(app.store, fh, now=_now())
+                report = subscribers.import_csv(app.store, fh, now=_now(), config=app.config)
         except OSError as exc:
             raise DigestError(f"cannot read {file}: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -112,7 +150,7 @@ def subscribers_import(app: App, file: Path) -> None:
 )
 @click.pass_obj
 def subscribers_export(app: App, status: str | None) -> None:
-    """Write the list as CSV (email,name,status) to stdout; `import` reads it back."""
+    """Write the list as CSV (email,name,status,timezone,send_at,sections); `import` reads it."""
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
 
 

@@ -17,21 +17,71 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesParser
+from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from digest.config import Config
 from digest.errors import DigestError
 from digest.models import Subscriber
 from digest.store import Store
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("active", "unsubscribed", "bounced")
+STATUSES = ("active", "pending", "unsubscribed", "bounced")
+_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 
 class AddressError(DigestError):
     """An e-mail address is not valid."""
+
+
+class PreferenceError(DigestError):
+    """A reader's preference (time zone, delivery time, sections) is not valid."""
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A reader's validated choices; "" and () mean the site's default."""
+
+    timezone: str = ""
+    send_at: str = ""
+    sections: tuple[str, ...] = ()
+
+
+def check_preferences(
+    config: Config,
+    *,
+    timezone: str = "",
+    send_at: str = "",
+    sections: Iterable[str] = (),
+) -> Preferences:
+    """Validate a reader's choices against the config; raise PreferenceError saying why."""
+    tz = timezone.strip()
+    if tz:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PreferenceError(
+                f"unknown time zone {tz!r}; write an IANA name such as Europe/Berlin"
+            ) from None
+    at = send_at.strip()
+    if at:
+        m = _HHMM.fullmatch(at[:5] if len(at) == 8 and at.endswith(":00") else at)
+        if m is None:
+            raise PreferenceError(f'{at!r} is not a time of day; write 24-hour "HH:MM" like 07:30')
+        at = f"{int(m[1]):02d}:{m[2]}"
+    chosen = tuple(dict.fromkeys(s.strip() for s in sections if s.strip()))
+    known = config.sections
+    unknown = [s for s in chosen if s not in known]
+    if unknown:
+        listed = ", ".join(known) if known else "none (the config names no sections)"
+        raise PreferenceError(f"unknown section {unknown[0]!r}; the sections are: {listed}")
+    if set(chosen) == set(known):
+        chosen = ()  # every section is the default
+    return Preferences(timezone=tz, send_at=at, sections=chosen)
 
 
 def normalize_address(raw: str) -> str:
@@ -60,6 +110,83 @@ def clean_name(name: str) -> str:
 def add(store: Store, email: str, name: str = "", *, now: datetime) -> tuple[Subscriber, bool]:
     """Validate and add (or reactivate) a subscriber; return it and whether anything changed."""
     return store.add_subscriber(normalize_address(email), clean_name(name), now=now)
+
+
+def invite(
+    config: Config, store: Store, email: str, name: str = "", *, now: datetime
+) -> tuple[Subscriber, bool]:
+    """Store an address as pending and mail its opt-in link; return it and whether mail went.
+
+    The same rules as the web form: at most one mail per [subscribe].resend_minutes, and
+    active or bounced addresses are left alone.
+    """
+    from datetime import timedelta
+
+    from digest.mail.optin import send_opt_in
+
+    cfg = config.subscribe
+    sub, token = store.start_opt_in(
+        normalize_address(email),
+        clean_name(name),
+        now=now,
+        resend=timedelta(minutes=cfg.resend_minutes),
+        valid=timedelta(hours=cfg.confirm_hours),
+    )
+    assert sub is not None
+    if token is None:
+        return sub, False
+    try:
+        send_opt_in(config, sub, token, now=now)
+    except DigestError:
+        store.opt_in_mail_failed(token)
+        raise
+    return sub, True
+
+
+def set_preferences(
+    config: Config,
+    store: Store,
+    email: str,
+    *,
+    timezone: str | None = None,
+    send_at: str | None = None,
+    sections: Iterable[str] | None = None,
+    now: datetime,
+) -> Subscriber:
+    """Validate and set a reader's preferences (None leaves one as it is)."""
+    address = normalize_address(email)
+    sub = store.get_subscriber(email=address)
+    if sub is None or sub.id is None:
+        raise DigestError(f"{address} is not on the list; see `digest subscribers list`")
+    prefs = check_preferences(
+        config,
+        timezone=timezone if timezone is not None else sub.timezone,
+        send_at=send_at if send_at is not None else sub.send_at,
+        sections=sections if sections is not None else sub.sections,
+    )
+    out = store.set_preferences(
+        sub.id,
+        now=now,
+        timezone=prefs.timezone,
+        send_at=prefs.send_at,
+        sections=prefs.sections,
+    )
+    assert out is not None
+    return out
+
+
+def describe(sub: Subscriber, config: Config | None = None) -> str:
+    """Return a subscriber as one tab-separated line ("-" = the site's default)."""
+    return "\t".join(
+        [
+            sub.email,
+            sub.name,
+            sub.status,
+            sub.timezone or "-",
+            sub.send_at or "-",
+            ",".join(sub.sections) or "-",
+        ]
+    )
 
 
 def remove(store: Store, email: str, *, now: datetime) -> Subscriber | None:
@@ -110,11 +237,18 @@ class ImportReport:
         return not self.errors
 
 
+Row = tuple[int, str, str, str, Preferences]
+
+
 def parse_csv(
-    lines: Iterable[str],
-) -> tuple[list[tuple[int, str, str, str]], list[tuple[int, str]]]:
-    """Parse `email[,name[,status]]` rows; return (line, email, name, status) rows and errors."""
-    rows: list[tuple[int, str, str, str]] = []
+    lines: Iterable[str], config: Config | None = None
+) -> tuple[list[Row], list[tuple[int, str]]]:
+    """Parse `email[,name[,status[,timezone,send_at,sections]]]` rows; return rows and errors.
+
+    Each row is (line, email, name, status, preferences); sections are checked against
+    the config's when one is given.
+    """
+    rows: list[Row] = []
     errors: list[tuple[int, str]] = []
     reader = csv.reader(lines)
     seen: set[str] = set()
@@ -137,8 +271,14 @@ def parse_csv(
             continue
         if cells and cells[0].startswith("#"):
             continue
-        if len(cells) > 3:
-            errors.append((start, f"expected email[,name[,status]], got {len(cells)} columns"))
+        if len(cells) > 6:
+            errors.append(
+                (
+                    start,
+                    "expected email[,name[,status[,timezone,send_at,sections]]], "
+                    f"got {len(cells)} columns",
+                )
+            )
             continue
         raw = cells[0].lstrip("\ufeff")
         try:
@@ -153,33 +293,68 @@ def parse_csv(
         if email in seen:
             errors.append((start, f"{email} appears twice in the file; kept the first"))
             continue
+        cells += [""] * (6 - len(cells))
+        try:
+            prefs = _row_preferences(config, cells[3], cells[4], cells[5])
+        except PreferenceError as exc:
+            errors.append((start, str(exc)))
+            continue
         seen.add(email)
-        rows.append((start, email, clean_name(cells[1] if len(cells) > 1 else ""), status))
+        rows.append((start, email, clean_name(cells[1]), status, prefs))
     return rows, errors
 
 
-def import_csv(store: Store, source: TextIO, *, now: datetime) -> ImportReport:
+def _row_preferences(config: Config | None, tz: str, send_at: str, sections: str) -> Preferences:
+    names = [x for x in (p.strip() for p in sections.split(",")) if x]
+    if config is not None:
+        return check_preferences(config, timezone=tz, send_at=send_at, sections=names)
+    # Without a config only the shapes can be checked.
+    from dataclasses import replace
+
+    from digest.config import SiteConfig
+
+    bare = Config(path=Path("."), site=SiteConfig(name="", url=""), sources=())
+    checked = check_preferences(bare, timezone=tz, send_at=send_at)
+    return replace(checked, sections=tuple(dict.fromkeys(names)))
+
+
+def import_csv(
+    store: Store, source: TextIO, *, now: datetime, config: Config | None = None
+) -> ImportReport:
     """Import subscribers from CSV; bad rows are reported by line and the rest imported.
 
     Addresses already on the list are left as they are: an import never re-subscribes
     someone who unsubscribed or bounced (use `add` for that, deliberately).
     """
-    rows, errors = parse_csv(source)
+    rows, errors = parse_csv(source, config)
     added, existing = store.import_subscribers(
-        [(email, name, status) for _line, email, name, status in rows], now=now
+        [(email, name, status) for _line, email, name, status, _prefs in rows], now=now
     )
+    # Preferences come with the rows; addresses already on the list keep their own.
+    if added:
+        new = {s.email for s in store.list_subscribers() if s.created_at == now}
+        store.import_preferences(
+            [
+                (email, p.timezone, p.send_at, p.sections)
+                for _line, email, _name, _status, p in rows
+                if email in new and p != Preferences()
+            ],
+            now=now,
+        )
     for line, message in errors:
         log.info("import line %d: %s", line, message)
     return ImportReport(added=added, existing=existing, errors=errors)
 
 
 def export_csv(store: Store, out: TextIO, *, status: str | None = None) -> int:
-    """Write subscribers as `email,name,status` CSV (importable again); return how many."""
+    """Write subscribers as CSV with their preferences (importable again); return how many."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["email", "name", "status"])
+    writer.writerow(["email", "name", "status", "timezone", "send_at", "sections"])
     count = 0
     for sub in store.list_subscribers(status):
-        writer.writerow([sub.email, sub.name, sub.status])
+        writer.writerow(
+            [sub.email, sub.name, sub.status, sub.timezone, sub.send_at, ",".join(sub.sections)]
+        )
         count += 1
     return count
 

@@ -21,6 +21,7 @@ from sqlalchemy import event
 from digest.errors import StoreError
 from digest.models import Article, RenderedIssue, Subscriber
 from digest.store.ledger import Ledger, LedgerWriter
+from digest.store.readers import Confirmation, Readers, StoredVariant, sections_key
 from digest.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -38,6 +39,9 @@ from digest.store.schema import (
 # Re-exported: callers import these from digest.store.
 __all__ = [
     "MIGRATIONS",
+    "Confirmation",
+    "StoredVariant",
+    "sections_key",
     "SCHEMA_VERSION",
     "LedgerWriter",
     "SourceState",
@@ -104,7 +108,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store(Ledger):
+class Store(Ledger, Readers):
     """All database access; hand it an engine (tests use a temp SQLite file)."""
 
     @classmethod

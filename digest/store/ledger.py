@@ -164,6 +164,9 @@ class Ledger(Database):
                                 "status": m[subscribers.c.status],
                                 "token": m[subscribers.c.token],
                                 "created_at": m[subscribers.c.created_at],
+                                "timezone": m[subscribers.c.timezone],
+                                "send_at": m[subscribers.c.send_at],
+                                "sections": m[subscribers.c.sections],
                             }
                         ),
                     )

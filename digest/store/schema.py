@@ -10,6 +10,7 @@ so SQLite stays zero set-up.
 
 from __future__ import annotations
 
+import json
 import logging
 import zlib
 from collections.abc import Callable, Iterator
@@ -118,7 +119,16 @@ subscribers = sa.Table(
     sa.Column("token", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Migration 7: the reader's own preferences (NULL = the site's default) ...
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("send_at", sa.String(5)),
+    sa.Column("sections", sa.Text),  # a JSON list of section names; NULL = every section
+    # ... and the double opt-in of a reader who signed up on the web (status "pending").
+    sa.Column("confirm_token", sa.String(64)),
+    sa.Column("confirm_sent_at", UTCDateTime),
+    sa.Column("confirm_expires", UTCDateTime),
 )
+ix_subscribers_confirm = sa.Index("ix_subscribers_confirm", subscribers.c.confirm_token)
 
 deliveries = sa.Table(
     "deliveries",
@@ -160,6 +170,28 @@ locks = sa.Table(
     sa.Column("heartbeat", UTCDateTime, nullable=False),
 )
 # -- end daemon locks ---------------------------------------------------------
+
+# Migration 7: named values the web side keeps (the key that signs its form tokens).
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Migration 7: an issue rendered for one choice of sections, made once per choice.
+issue_variants = sa.Table(
+    "issue_variants",
+    metadata,
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), primary_key=True),
+    sa.Column("sections", sa.String(500), primary_key=True),  # JSON list, sorted
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False, default=""),
+    sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
+)
 
 Migration = Callable[[Connection], None]
 
@@ -209,6 +241,19 @@ MIGRATIONS: dict[int, Migration] = {
     3: _steps(
         _add_columns(deliveries, "claimed_by", "claimed_until"),
         _create_indexes(ix_deliveries_pending),
+    ),
+    7: _steps(
+        _add_columns(
+            subscribers,
+            "timezone",
+            "send_at",
+            "sections",
+            "confirm_token",
+            "confirm_sent_at",
+            "confirm_expires",
+        ),
+        _create_indexes(ix_subscribers_confirm),
+        _create(settings, issue_variants),
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -312,7 +357,8 @@ def _version(conn: Connection) -> int:
 
 
 def subscriber_from_row(r: Any) -> Subscriber:
-    """Return the Subscriber of a `subscribers` row mapping."""
+    """Return the Subscriber of a `subscribers` row mapping (preferences optional)."""
+    sections = r.get("sections")
     return Subscriber(
         id=r["id"],
         email=r["email"],
@@ -320,6 +366,9 @@ def subscriber_from_row(r: Any) -> Subscriber:
         status=r["status"],
         token=r["token"],
         created_at=r["created_at"],
+        timezone=r.get("timezone") or "",
+        send_at=r.get("send_at") or "",
+        sections=tuple(json.loads(sections)) if sections else (),
     )
 
 
