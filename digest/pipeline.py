@@ -279,6 +279,11 @@ def unsubscribe_url(config: Config, token: str = TOKEN_PLACEHOLDER) -> str:
     return f"{config.site.url.rstrip('/')}/unsubscribe?token={token}"
 
 
+def preferences_url(config: Config, token: str = TOKEN_PLACEHOLDER) -> str:
+    """Return the reader's preferences page URL for a token (the placeholder by default)."""
+    return f"{config.site.url.rstrip('/')}/preferences?token={token}"
+
+
 def archive_url(config: Config, date: str) -> str:
     """Return the public web-archive URL of an issue."""
     return f"{config.site.url.rstrip('/')}/archive/{date}"
@@ -296,6 +301,7 @@ def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
         max_subject=config.render.max_subject,
         unsubscribe_url=unsubscribe_url(config),
         view_url=archive_url(config, issue.date),
+        preferences_url=preferences_url(config),
     )
 
 

@@ -291,3 +291,106 @@ def test_subscribers_add_confirm_mails_the_opt_in(tmp_path: Path, smtp: LocalSMT
     listed = runner.invoke(cli, ["--config", str(config), "subscribers", "list"])
     assert "q@example.org\t\tpending" in listed.output
     assert "p@example.org\t\tactive" in listed.output
+
+
+# -- preferences ------------------------------------------------------------------
+
+
+def sections_config(tmp_path: Path, smtp_port: int) -> Config:
+    from digest.config import ComposeConfig, SourceConfig
+
+    cfg = make_config(tmp_path, smtp_port)
+    return replace(
+        cfg,
+        sources=(
+            SourceConfig(name="Tech Feed", url="https://a.example/feed", section="Technology"),
+            SourceConfig(name="Lab Feed", url="https://b.example/feed", section="Science"),
+        ),
+        compose=ComposeConfig(sections=("Technology", "Science")),
+    )
+
+
+def test_preferences_page_saves_sections_zone_and_time(
+    tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    sub, _ = store.add_subscriber("pat@example.org", now=NOW)
+    cfg = sections_config(tmp_path, smtp.port)
+    with LocalWebServer(create_app(cfg, store, clock=Clock(NOW))) as web:
+        page = web.get(f"/preferences?token={sub.token}")
+        assert page.status_code == 200
+        assert 'value="Technology"' in page.text and 'value="Science"' in page.text
+        assert 'list="zones"' in page.text and '<option value="Asia/Kolkata">' in page.text
+        # The browser's zone fills the field through a script the CSP allows by nonce.
+        nonce = re.search(r'<script nonce="([^"]+)">', page.text)
+        assert nonce is not None and "resolvedOptions().timeZone" in page.text
+        assert f"'nonce-{nonce.group(1)}'" in page.headers["content-security-policy"]
+        assert "Unsubscribe" in page.text
+        data = {
+            "csrf": csrf(page.text),
+            "timezone": "Asia/Kolkata",
+            "send_at": "06:45",
+            "section": "Science",
+        }
+        saved = web.post(f"/preferences?token={sub.token}", data=data)
+        assert saved.status_code == 200 and "Saved." in saved.text
+        got = store.get_subscriber(email="pat@example.org")
+        assert got is not None
+        assert (got.timezone, got.send_at, got.sections) == ("Asia/Kolkata", "06:45", ("Science",))
+        bad = web.post(
+            f"/preferences?token={sub.token}",
+            data={**data, "timezone": "Mars/Olympus_Mons"},
+        )
+        assert bad.status_code == 400 and "unknown time zone" in bad.text
+        assert (
+            web.post(f"/preferences?token={sub.token}", data={**data, "csrf": "9.nope"}).status_code
+            == 400
+        )
+        assert web.get("/preferences?token=not-a-real-token-at-all").status_code == 400
+        got = store.get_subscriber(email="pat@example.org")
+        assert got is not None and got.timezone == "Asia/Kolkata"
+    store.close()
+
+
+def test_subscribers_set_list_export_import_keep_preferences(tmp_path: Path) -> None:
+    extra = '\n[compose]\nsections = ["Technology", "Science"]\n'
+    config = configfile.write_config(tmp_path, source_keys={"section": "Technology"}, extra=extra)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        res = runner.invoke(cli, ["--config", str(config), *args])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    run("subscribers", "add", "ann@example.org", "--name", "Ann")
+    out = run(
+        "subscribers", "set", "ann@example.org", "--timezone", "Australia/Lord_Howe",
+        "--send-at", "7:05", "--sections", "Science",
+    )  # fmt: skip
+    assert out == "ann@example.org\tAnn\tactive\tAustralia/Lord_Howe\t07:05\tScience\n"
+    bad = runner.invoke(
+        cli, ["--config", str(config), "subscribers", "set", "ann@example.org", "--sections", "X"]
+    )
+    assert bad.exit_code == 1 and "unknown section 'X'" in bad.output
+    bad = runner.invoke(
+        cli,
+        ["--config", str(config), "subscribers", "set", "ann@example.org", "--send-at", "25:00"],
+    )
+    assert bad.exit_code == 1 and "not a time of day" in bad.output
+    assert "Australia/Lord_Howe\t07:05\tScience" in run("subscribers", "list")
+    exported = run("subscribers", "export")
+    assert "ann@example.org,Ann,active,Australia/Lord_Howe,07:05,Science" in exported
+    # The export imports into a fresh store with the preferences intact.
+    other = tmp_path / "other"
+    other.mkdir()
+    config2 = configfile.write_config(other, source_keys={"section": "Technology"}, extra=extra)
+    (other / "list.csv").write_text(exported, encoding="utf-8")
+    res = runner.invoke(
+        cli, ["--config", str(config2), "subscribers", "import", str(other / "list.csv")]
+    )
+    assert res.exit_code == 0, res.output
+    listed = runner.invoke(cli, ["--config", str(config2), "subscribers", "list"]).output
+    assert listed == "ann@example.org\tAnn\tactive\tAustralia/Lord_Howe\t07:05\tScience\n"
+    # Back to the defaults.
+    out = run("subscribers", "set", "ann@example.org", "--timezone", "", "--sections", "")
+    assert out == "ann@example.org\tAnn\tactive\t-\t07:05\t-\n"

@@ -4,6 +4,7 @@ Templates see only plain, already-cleaned values (never a model object):
 
     site_name, site_url, date (ISO), date_long ("Wednesday, November 25, 2026"),
     subject, preheader, lang ("en"), unsubscribe_url, view_url,
+    preferences_url ("" when there is no preferences page to link to),
     lead      StoryView: n, title, url, summary, source, author, when, meta, image
     roundup   list of StoryView, numbered from 1
     links     list of LinkView (n, url): the roundup links, for the text part's list
@@ -270,6 +271,7 @@ def render_issue(
     max_subject: int = 120,
     unsubscribe_url: str,
     view_url: str,
+    preferences_url: str = "",
 ) -> RenderedIssue:
     """Render an issue to inlined HTML, plain text, subject and preheader, once."""
     local_now = now.astimezone(tz)
@@ -311,6 +313,9 @@ def render_issue(
         "links": [LinkView(n=v.n, url=v.url) for v in roundup if v.url],
         "unsubscribe_url": _check_link("unsubscribe_url", unsubscribe_url),
         "view_url": _check_link("view_url", view_url),
+        "preferences_url": _check_link("preferences_url", preferences_url)
+        if preferences_url
+        else "",
     }
     html = inline_css(_render_template(env, HTML_TEMPLATE, context))
     text = _render_template(env, TEXT_TEMPLATE, context)
