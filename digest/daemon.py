@@ -52,6 +52,7 @@ from apscheduler.util import obj_to_ref
 from digest import pipeline
 from digest.config import Config
 from digest.config.load import load_config
+from digest.due import log_report, send_due
 from digest.errors import DigestError
 from digest.mail.deliver import SendReport, send_issue
 from digest.store import Store, StoredIssue, locks
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 
 COLLECT_JOB = "digest-collect"
 SEND_JOB = "digest-send"
+DUE_JOB = "digest-due"
+DUE_EVERY = 60.0  # seconds between looks for readers whose local time has come
 JOBS_TABLE = "apscheduler_jobs"
 RUN_LOCK = "digest-run"
 LOCK_STALE_AFTER = 60.0  # seconds without a heartbeat before another daemon may take over
@@ -192,30 +195,16 @@ def deliver_issue(
     *,
     now: datetime,
     stop: threading.Event | None = None,
+    only: Sequence[int] | None = None,
 ) -> SendReport:
     """Deliver an issue through the ledger and log the outcome in one line."""
     # On `stop` the messages in flight finish and the rest stay pending for a restart.
-    r = send_issue(store, issue, config, now=now, stop=stop)
-    level = logging.INFO if r.exit_code == 0 else logging.WARNING
-    log.log(
-        level,
-        "deliveries of %s: sent %d (earlier %d), failed %d, to retry %d, uncertain %d, "
-        "skipped %d%s",
-        issue.date,
-        r.sent,
-        r.already_sent,
-        r.failed,
-        r.to_retry,
-        r.uncertain,
-        r.skipped,
-        " (stopped early)" if r.interrupted else "",
-    )
-    if r.error:
-        log.error("delivery of %s stopped: %s", issue.date, r.error)
+    r = send_issue(store, issue, config, now=now, stop=stop, only=only)
+    log_report(issue, r)
     return r
 
 
-def _create_issue(config: Config, store: Store, *, now: datetime) -> StoredIssue | None:
+def create_issue(config: Config, store: Store, *, now: datetime) -> StoredIssue | None:
     """Create today's issue under the minimum-content rule; None when the day is skipped."""
     minimum = config.compose.min_articles
     quiet_send = config.schedule.quiet_day == "send" and minimum > 1
@@ -249,12 +238,15 @@ def send_today(
     """Create today's issue if needed and deliver it; None when there is no issue today."""
     issue = store.issue_for_date(pipeline.today(config, now))
     if issue is None:
-        issue = _create_issue(config, store, now=now)
+        issue = create_issue(config, store, now=now)
         if issue is None:
             return None
     else:
         log.info("issue %s already exists; delivering what is still pending", issue.date)
-    return deliver_issue(config, store, issue, now=now, stop=stop)
+    # This job fires at the site's send time: the time of every reader on the default
+    # schedule. Readers with their own zone or time get it when theirs comes (DUE_JOB).
+    reports = send_due(config, store, now=now, compose=False, default_readers=True, stop=stop)
+    return next((r for i, r in reports if i.id == issue.id), None)
 
 
 def retry_pending(
@@ -268,7 +260,7 @@ def retry_pending(
     if not pending:
         return None
     log.info("issue %s: %d delivery(ies) pending; retrying", issue.date, pending)
-    return deliver_issue(config, store, issue, now=now, stop=stop)
+    return deliver_issue(config, store, issue, now=now, stop=stop, only=())
 
 
 # -- the jobs (module level, pickled by reference with the config path) --------
@@ -310,6 +302,20 @@ def collect_job(config_path: str) -> None:
             retry_pending(rt.config, rt.store, now=now, stop=rt.stop)
     except DigestError as exc:
         log.error("collection failed: %s", exc)
+    finally:
+        rt.busy.release()
+
+
+def due_job(config_path: str) -> None:
+    """Scheduled every minute: send each reader whose own local time has come their issue."""
+    rt = _runtime(config_path)
+    if rt.stop.is_set() or not rt.busy.acquire(blocking=False):
+        log.debug("due check skipped: stopping, or another job is running")
+        return
+    try:
+        send_due(rt.config, rt.store, now=_utcnow(), compose=False, stop=rt.stop)
+    except DigestError as exc:
+        log.error("local-time send failed: %s", exc)
     finally:
         rt.busy.release()
 
@@ -378,6 +384,12 @@ def _job_specs(config: Config) -> dict[str, dict[str, Any]]:
             "trigger": send_trigger(config),
             "name": "send",
             "misfire_grace_time": grace_seconds(config),
+        },
+        DUE_JOB: {
+            "func": due_job,
+            "trigger": IntervalTrigger(seconds=DUE_EVERY, timezone=UTC),
+            "name": "local-time send",
+            "misfire_grace_time": round(DUE_EVERY),
         },
     }
 

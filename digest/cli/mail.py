@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from collections import Counter
@@ -199,6 +200,18 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     default=0,
     help="PostgreSQL store: also start N local `digest worker` processes to send with.",
 )
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Send only to readers whose own local delivery time has come (as `digest run` does).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    metavar="ISO-8601",
+    help="With --due: act as if it were this moment (e.g. 2026-11-25T12:00:00Z).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --due --dry-run: print JSON.")
 @click.pass_obj
 def send(
     app: App,
@@ -207,6 +220,9 @@ def send(
     date: str | None,
     resend_uncertain: bool,
     n_workers: int,
+    due: bool,
+    now_text: str | None,
+    as_json: bool,
 ) -> None:
     """Create today's issue if needed and mail it to every active subscriber once.
 
@@ -221,6 +237,16 @@ def send(
     """
     config = app.config
     store = app.store
+    if (now_text or as_json) and not due:
+        raise DigestError("--now and --json go with --due; e.g. `digest send --due --dry-run`")
+    if due and (to or date or n_workers):
+        raise DigestError("--due decides the issue and readers itself; drop --to/--date/--workers")
+    if as_json and not dry_run:
+        raise DigestError("--json lists a plan: use it with --dry-run")
+    now = _parse_now(now_text) if now_text else _now()
+    if due and dry_run:
+        _due_dry_run(app, now, as_json=as_json)
+        return
     if dry_run:
         _send(app, _now(), date, dry_run=True, to=to, resend_uncertain=resend_uncertain)
         return
@@ -242,6 +268,9 @@ def send(
     # Two sends at once would both collect and compose; the ledger alone already keeps
     # them from sending anything twice, the lock makes the second one simply wait.
     with locks.hold(store, locks.SEND_LOCK, on_wait=waiting):
+        if due:
+            _send_due(app, now, resend_uncertain=resend_uncertain)
+            return
         _send(
             app,
             _now(),
@@ -251,6 +280,53 @@ def send(
             resend_uncertain=resend_uncertain,
             n_workers=n_workers,
         )
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise DigestError(
+            f"--now {text!r} is not an ISO-8601 moment; write e.g. 2026-11-25T07:00:00+01:00"
+        ) from None
+    if when.tzinfo is None:
+        raise DigestError(f"--now {text!r} has no UTC offset; add Z or +01:00")
+    return when
+
+
+def _due_dry_run(app: App, now: datetime, *, as_json: bool) -> None:
+    from digest.due import plan_due
+
+    plan = plan_due(app.config, app.store, now=now)
+    if as_json:
+        click.echo(json.dumps([d.as_json() for d in plan], ensure_ascii=False, indent=1))
+        return
+    for d in plan:
+        click.echo(f"{d.subscriber.email}\t{d.issue or '-'}\t{d.action}\t{d.reason}")
+    sends = sum(d.action == "send" for d in plan)
+    console.print(f"send {sends}, skip {len(plan) - sends}")
+
+
+def _send_due(app: App, now: datetime, *, resend_uncertain: bool) -> None:
+    from digest.due import send_due
+
+    config, store = app.config, app.store
+    if resend_uncertain:
+        latest = store.last_issue()
+        if latest is not None:
+            store.requeue_uncertain(latest.id, now=now)
+    with on_signals(_interrupt, (signal.SIGTERM,)):
+        reports = send_due(config, store, now=now)
+    if not reports:
+        console.print("nobody is due now")
+    code = 0
+    for issue, report in reports:
+        console.print(escape(_summary(issue, report)), soft_wrap=True)
+        if report.error:
+            raise DeliveryError(report.error)
+        code = max(code, report.exit_code)
+    if code:
+        sys.exit(code)
 
 
 def _send(

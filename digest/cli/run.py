@@ -13,6 +13,8 @@ from rich.markup import escape
 from digest import daemon as schedule
 from digest.cli.app import App, console, on_signals
 from digest.config import Config
+from digest.due import Group, local_time
+from digest.due import groups as due_groups
 from digest.store import SourceState, Store, StoredIssue
 from digest.store.locks import LockInfo, describe, read_lock, stale_reason
 
@@ -34,6 +36,7 @@ class Status:
     failing: tuple[SourceState, ...]
     active_subscribers: int
     workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
+    groups: tuple[Group, ...] = ()  # readers by time zone and delivery time, soonest first
 
 
 def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 5) -> Status:
@@ -65,6 +68,7 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         failing=failing,
         active_subscribers=len(store.list_subscribers("active")),
         workers=store.live_leases(recent[0].id, now=now) if recent else {},
+        groups=tuple(due_groups(config, store, now=now)),
     )
 
 
@@ -104,6 +108,14 @@ def status_cmd(app: App) -> None:
     when = schedule.local(config, st.next_send) if st.next_send else "-"
     lines.append(f"next send:      {when} {zone} ({days} at {', '.join(s.send_at)})")
     lines.append(f"subscribers:    {st.active_subscribers} active")
+    if st.groups:
+        lines.append("local-time sends (next per time zone and delivery time):")
+        for g in st.groups:
+            lines.append(
+                f"  {local_time(g.next_send, g.timezone)} {g.timezone} "
+                f"({schedule.local(config, g.next_send)} {zone}): "
+                f"{g.readers} reader(s) waiting"
+            )
     if st.workers:
         lines.append("sending now:")
         for worker, (held, until) in st.workers.items():

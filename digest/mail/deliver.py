@@ -37,7 +37,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -331,8 +331,12 @@ def send_issue(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     lease: Lease | None = None,
+    only: Sequence[int] | None = None,
 ) -> SendReport:
     """Deliver an issue to every active subscriber not yet served; return the ledger's state.
+
+    `only` queues just these subscribers (those whose local time has come, see
+    digest.due); deliveries queued earlier and still pending are finished either way.
 
     Safe to run again at any time (after a crash, a kill or a partial failure): accepted
     deliveries are never repeated, and "uncertain" ones are left alone unless
@@ -351,7 +355,7 @@ def send_issue(
     if resend_uncertain:
         n = store.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
-    store.ensure_deliveries(issue.id, now=now)
+    store.ensure_deliveries(issue.id, now=now, only=only)
     if lease is None and store.shared:
         lease = Lease(worker=new_worker_id())
     source: FixedQueue | LeasedQueue
