@@ -10,7 +10,10 @@ was missed while no daemon ran:
     collect   every [schedule].collect_every_minutes: store new articles, then retry
               deliveries of the latest issue that are still pending
     send      at [schedule].send_at on [schedule].days in [site].timezone: create
-              today's issue and deliver it through the ledger
+              today's issue and deliver it through the ledger to the readers on the
+              site's default schedule (and anyone else whose time it is)
+    due       every minute: send each reader whose own local delivery time has come
+              their issue (see digest.due for which issue that is)
 
 Nothing is ever sent twice: an issue is unique per date and each delivery is a
 compare-and-set in the ledger, so a restart, a misfire catch-up, a second send time
