@@ -120,19 +120,55 @@ def _dkim_key(smtp: SmtpConfig) -> bytes | None:
         ) from None
 
 
-class _Sender:
-    """Per-message personalization (To, Date, Message-ID, token, DKIM) from one template."""
+class NoStories(Exception):
+    """The reader's chosen sections have no story in this issue: nothing to send them."""
 
-    def __init__(self, template: MessageTemplate, smtp: SmtpConfig, clock: Clock) -> None:
+
+Variant = Callable[[tuple[str, ...]], MessageTemplate | None]
+
+
+class _Sender:
+    """Per-message personalization (To, Date, Message-ID, token, DKIM) from finished templates.
+
+    Readers who chose sections get the template of their choice, built once per
+    choice by `variants`; everyone else (and every reader when the config names no
+    sections) gets the issue's own template with no extra work per message.
+    """
+
+    def __init__(
+        self,
+        template: MessageTemplate,
+        smtp: SmtpConfig,
+        clock: Clock,
+        variants: Variant | None = None,
+    ) -> None:
         self.template = template
         self.smtp = smtp
         self.clock = clock
         self.key = _dkim_key(smtp)
+        self.variants = variants
+        self._by_choice: dict[tuple[str, ...], MessageTemplate | None] = {}
+        self._lock = threading.Lock()
+
+    def template_for(self, sub: Subscriber) -> MessageTemplate | None:
+        """Return the template for a reader's sections (None: no story for them)."""
+        if not sub.sections or self.variants is None:
+            return self.template
+        try:
+            return self._by_choice[sub.sections]
+        except KeyError:
+            with self._lock:  # one render per choice, however many threads ask at once
+                if sub.sections not in self._by_choice:
+                    self._by_choice[sub.sections] = self.variants(sub.sections)
+                return self._by_choice[sub.sections]
 
     def message(self, sub: Subscriber, token: str) -> tuple[str, bytes]:
-        """Return (Message-ID, message bytes) for one recipient."""
-        message_id = self.template.new_message_id()
-        data = self.template.render(
+        """Return (Message-ID, message bytes) for one recipient; NoStories if none for them."""
+        template = self.template_for(sub)
+        if template is None:
+            raise NoStories(sub.email)
+        message_id = template.new_message_id()
+        data = template.render(
             to=mailbox(sub.email, sub.name),
             date=format_date(self.clock()),
             message_id=message_id,
@@ -264,7 +300,12 @@ class _Run:
             if self.stop.is_set():
                 return False
             attempts += 1
-            message_id, data = self.sender.message(sub, sub.token)
+            try:
+                message_id, data = self.sender.message(sub, sub.token)
+            except NoStories:
+                self._finish(ledger, sub, "skipped", "pending", "no story in their sections")
+                self._note(sub, "skipped")
+                return True
 
             def claim(message_id: str = message_id) -> bool:
                 return ledger.claim(self.issue.id, sub_id, message_id=message_id, now=self.clock())
@@ -350,7 +391,7 @@ def send_issue(
     store.check_writable()
     clock = clock or _utcnow
     template = build_template(issue.rendered(), smtp=smtp, site=config.site)
-    sender = _Sender(template, smtp, clock)
+    sender = _Sender(template, smtp, clock, _variants(store, issue, config, template, now=now))
     password = _password(smtp)
     if resend_uncertain:
         n = store.requeue_uncertain(issue.id, now=now)
@@ -418,6 +459,27 @@ def send_issue(
         error=run.fatal if run else None,
         interrupted=interrupted,
     )
+
+
+def _variants(
+    store: Store, issue: StoredIssue, config: Config, full: MessageTemplate, *, now: datetime
+) -> Variant | None:
+    """Return the builder of per-section templates, or None when the config has no sections."""
+    if not config.sections:
+        return None
+    from digest.sections import Variants, normalize_choice  # composing: only with sections
+
+    smtp = config.require_smtp()
+    made = Variants(config, store, issue)
+
+    def build(sections: tuple[str, ...]) -> MessageTemplate | None:
+        choice = normalize_choice(config, sections)
+        if not choice:
+            return full
+        rendered = made.get(choice, now=now)
+        return None if rendered is None else build_template(rendered, smtp=smtp, site=config.site)
+
+    return build
 
 
 def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
