@@ -257,9 +257,9 @@ def sectioned_issue(store: Store, config: Config, k: int) -> tuple[Config, Any]:
         for i in range(3)
     ]
     articles = store.add_articles(items)
-    composed = pipeline.compose(config, articles, now=NOW)
+    composed = pipeline.compose_articles(config, articles, now=NOW)
     assert composed is not None
-    out = pipeline.render(config, composed, now=NOW)
+    out = pipeline.render_email(config, composed, now=NOW)
     issue = store.create_issue(
         date=composed.date,
         created_at=NOW,

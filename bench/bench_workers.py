@@ -140,7 +140,7 @@ def steady_rate(url: str) -> float:
     store = Store.open(url)
     issue = store.issue_for_date(DATE)
     assert issue is not None
-    sent = store.list_deliveries(issue.id, "sent")
+    sent = store.ledger.list_deliveries(issue.id, "sent")
     times = sorted(d.updated_at for d in sent if d.updated_at is not None)
     store.close()
     span = (times[-1] - times[0]).total_seconds()

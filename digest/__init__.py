@@ -4,7 +4,7 @@ The library API mirrors the CLI: load a config, open the store, then collect,
 build, render and send.
 
     from datetime import UTC, datetime
-    from digest import Store, build_issue, collect_articles, load_config, render
+    from digest import Store, build_issue, collect_articles, load_config, render_email
 
     config = load_config("config.toml")
     store = Store.open(config.store.url)
@@ -12,52 +12,127 @@ build, render and send.
     collect_articles(config, store, now=now)
     issue = build_issue(config, store, now=now)
     if issue:
-        subject = render(config, issue, now=now).subject
+        subject = render_email(config, issue, now=now).subject
 
 `ensure_issue` stores today's issue (rendered once) and `send_issue(store, issue, config,
-now=now)` delivers it through the ledger; `summarize(text, sentences=3)` is the
-summarizer on its own.
+now=now)` delivers it through the ledger; `digest.summarize.summarize(text,
+sentences=3)` is the summarizer on its own. No exported name shadows a module:
+`digest.collect`, `digest.summarize`, `digest.compose`, `digest.render` and
+`digest.mail` are the pipeline's stages. Every error the library raises for the user to act on is a
+`DigestError` (see `digest.errors` for the tree and the CLI's exit codes).
+
+Names are imported on first use, so `import digest` (and the CLI's start-up) does not
+pay for the summarizer, the extractor or the database driver until they are needed.
 """
 
-from digest.config import Config
-from digest.config.load import load_config
-from digest.errors import (
-    ConfigError,
-    DeliveryError,
-    DigestError,
-    ExtractError,
-    FetchError,
-    StoreError,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from digest.config import Config
+    from digest.config.load import load_config
+    from digest.errors import (
+        AddressError,
+        ConfigError,
+        DeliveryError,
+        DigestError,
+        EmptyIssueError,
+        ExtractError,
+        FetchError,
+        LockError,
+        LockHeldError,
+        LockLostError,
+        RenderError,
+        StoreError,
+        SummaryError,
+    )
+    from digest.mail.deliver import SendReport, send_issue
+    from digest.models import Article, Entry, Issue, Page, RenderedIssue, Story, Subscriber
+    from digest.pipeline import (
+        build_issue,
+        collect_articles,
+        compose_articles,
+        ensure_issue,
+        render_email,
+    )
+    from digest.store import Store
+
+_ERRORS = (
+    "AddressError",
+    "ConfigError",
+    "DeliveryError",
+    "DigestError",
+    "EmptyIssueError",
+    "ExtractError",
+    "FetchError",
+    "LockError",
+    "LockHeldError",
+    "LockLostError",
+    "RenderError",
+    "StoreError",
+    "SummaryError",
 )
-from digest.mail.deliver import SendReport, send_issue
-from digest.models import Article, Entry, Issue, Page, RenderedIssue, Story, Subscriber
-from digest.pipeline import build_issue, collect_articles, compose, ensure_issue, render
-from digest.store import Store
-from digest.summarize import summarize
+_HOMES: dict[str, str] = {
+    "Config": "digest.config",
+    "load_config": "digest.config.load",
+    **dict.fromkeys(_ERRORS, "digest.errors"),
+    "SendReport": "digest.mail.deliver",
+    "send_issue": "digest.mail.deliver",
+    **dict.fromkeys(
+        ("Article", "Entry", "Issue", "Page", "RenderedIssue", "Story", "Subscriber"),
+        "digest.models",
+    ),
+    **dict.fromkeys(
+        ("build_issue", "collect_articles", "compose_articles", "ensure_issue", "render_email"),
+        "digest.pipeline",
+    ),
+    "Store": "digest.store",
+}
 
 __all__ = [
+    "AddressError",
     "Article",
     "Config",
     "ConfigError",
     "DeliveryError",
     "DigestError",
+    "EmptyIssueError",
     "Entry",
     "ExtractError",
     "FetchError",
     "Issue",
+    "LockError",
+    "LockHeldError",
+    "LockLostError",
     "Page",
+    "RenderError",
     "RenderedIssue",
     "SendReport",
     "Store",
     "StoreError",
     "Story",
     "Subscriber",
+    "SummaryError",
     "build_issue",
     "collect_articles",
-    "compose",
+    "compose_articles",
     "ensure_issue",
     "load_config",
-    "render",
+    "render_email",
     "send_issue",
-    "summarize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'digest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

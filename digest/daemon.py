@@ -33,6 +33,7 @@ datetimes sharing one tzinfo compare by wall time, which is wrong across a fall-
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -55,11 +55,12 @@ from apscheduler.util import obj_to_ref
 from digest import pipeline
 from digest.config import Config
 from digest.config.load import load_config
-from digest.due import log_report, send_due
-from digest.errors import DigestError
-from digest.mail.deliver import SendReport, send_issue
-from digest.store import Store, StoredIssue, locks
-from digest.store.locks import DaemonLock, LockLostError
+from digest.due import Group, log_report, send_due
+from digest.due import groups as due_groups
+from digest.errors import DigestError, EmptyIssueError, LockLostError
+from digest.mail.deliver import SendReport, open_issue, send_issue
+from digest.store import SourceState, Store, StoredIssue, locks
+from digest.store.locks import DaemonLock, LockInfo, read_lock, stale_reason
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,6 @@ JOBS_TABLE = "apscheduler_jobs"
 RUN_LOCK = "digest-run"
 LOCK_STALE_AFTER = 60.0  # seconds without a heartbeat before another daemon may take over
 HEARTBEAT_EVERY = 10.0
-# Pending deliveries of an older issue are left to `digest send --date`: a day-old
-# newsletter arriving late is worse than none.
-RETRY_WINDOW = timedelta(hours=20)
 
 
 def _utcnow() -> datetime:
@@ -215,7 +213,7 @@ def create_issue(config: Config, store: Store, *, now: datetime) -> StoredIssue 
     date = pipeline.today(config, now)
     try:
         issue = pipeline.ensure_issue(cfg, store, now=now)
-    except pipeline.EmptyIssueError as exc:
+    except EmptyIssueError as exc:
         n = len(store.unissued_articles(pipeline.cutoff_for(config, store, now)))
         if n:
             log.info(
@@ -256,10 +254,10 @@ def retry_pending(
     config: Config, store: Store, *, now: datetime, stop: threading.Event | None = None
 ) -> SendReport | None:
     """Finish the latest issue's pending deliveries (after an SMTP outage or a stop)."""
-    issue = store.last_issue()
-    if issue is None or now - issue.created_at > RETRY_WINDOW:
+    issue = open_issue(store, now=now)
+    if issue is None:
         return None
-    pending = store.delivery_counts(issue.id).get("pending", 0)
+    pending = store.ledger.delivery_counts(issue.id).get("pending", 0)
     if not pending:
         return None
     log.info("issue %s: %d delivery(ies) pending; retrying", issue.date, pending)
@@ -366,7 +364,7 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
 def build_scheduler(store: Store) -> Any:
     """Return a BackgroundScheduler keeping its jobs in the store's database."""
     return _Scheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOBS_TABLE)},
+        jobstores={"default": SQLAlchemyJobStore(engine=store.db.engine, tablename=JOBS_TABLE)},
         executors={"default": ThreadPoolExecutor(max_workers=2)},
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=UTC,
@@ -424,16 +422,7 @@ def sync_jobs(scheduler: Any, config: Config) -> None:
 
 def next_run_times(store: Store) -> dict[str, datetime]:
     """Return the next run time of each job in the store's job table (UTC)."""
-    with store.begin() as conn:
-        if not sa.inspect(conn).has_table(JOBS_TABLE):
-            return {}
-        table = sa.table(JOBS_TABLE, sa.column("id"), sa.column("next_run_time"))
-        rows = conn.execute(sa.select(table.c.id, table.c.next_run_time)).all()
-    return {
-        str(job_id): datetime.fromtimestamp(float(ts), tz=UTC)
-        for job_id, ts in rows
-        if ts is not None
-    }
+    return store.job_run_times(JOBS_TABLE)
 
 
 def local(config: Config, t: datetime) -> str:
@@ -531,3 +520,50 @@ def run_daemon(
             "check that only one daemon is configured"
         )
     log.info("digest run stopped")
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `digest status` shows, gathered without writing anything."""
+
+    now: datetime
+    daemon: LockInfo | None  # the lock of a live `digest run`
+    dead_daemon: str | None  # why a leftover lock is stale
+    next_collect: datetime | None  # None: no daemon scheduled one
+    next_send: datetime | None
+    issues: tuple[tuple[StoredIssue, dict[str, int]], ...]
+    failing: tuple[SourceState, ...]
+    active_subscribers: int
+    workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
+    groups: tuple[Group, ...] = ()  # readers by time zone and delivery time, soonest first
+
+
+def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 5) -> Status:
+    """Collect the daemon's state, next run times, recent issues and failing sources."""
+    lock = read_lock(store, RUN_LOCK)
+    dead = None
+    if lock is not None:
+        dead = stale_reason(lock, now=now, stale_after=LOCK_STALE_AFTER, host=socket.gethostname())
+    times = next_run_times(store) if lock is not None and dead is None else {}
+    next_send = times.get(SEND_JOB)
+    if next_send is None:  # no daemon: when it would send once started
+        next_send = send_trigger(config).get_next_fire_time(None, now)
+    names = {s.name for s in config.sources}
+    failing = tuple(
+        s
+        for s in store.source_states().values()
+        if s.name in names and s.consecutive_failures >= config.collect.flag_after_failures
+    )
+    recent = store.list_issues(issues)
+    return Status(
+        now=now,
+        daemon=lock if dead is None else None,
+        dead_daemon=dead,
+        next_collect=times.get(COLLECT_JOB),
+        next_send=next_send,
+        issues=tuple((i, store.ledger.delivery_counts(i.id)) for i in recent),
+        failing=failing,
+        active_subscribers=len(store.list_subscribers("active")),
+        workers=store.ledger.live_leases(recent[0].id, now=now) if recent else {},
+        groups=tuple(due_groups(config, store, now=now)),
+    )

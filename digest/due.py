@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from digest import pipeline
 from digest.config import Config
 from digest.localtime import last_slot, next_slot, parse_hhmm, slot_on, weekdays
-from digest.mail.deliver import Progress, SendReport, send_issue
+from digest.mail.deliver import SendProgress, SendReport, send_issue
 from digest.models import Subscriber
 from digest.store import Store, StoredIssue
 
@@ -122,7 +122,9 @@ def plan_due(config: Config, store: Store, *, now: datetime) -> list[Due]:
 
     def status_of(issue_id: int, sub_id: int) -> str | None:
         if issue_id not in rows:
-            rows[issue_id] = {d.subscriber_id: d.status for d in store.list_deliveries(issue_id)}
+            rows[issue_id] = {
+                d.subscriber_id: d.status for d in store.ledger.list_deliveries(issue_id)
+            }
         return rows[issue_id].get(sub_id)
 
     groups: dict[tuple[str, str], tuple[datetime, _Candidate | None]] = {}
@@ -186,7 +188,7 @@ def send_due(
     compose: bool = True,
     default_readers: bool = False,
     stop: threading.Event | None = None,
-    progress: Progress | None = None,
+    progress: SendProgress | None = None,
 ) -> list[tuple[StoredIssue, SendReport]]:
     """Send each due reader their issue; return one report per issue sent.
 
@@ -226,19 +228,7 @@ def send_due(
 def log_report(issue: StoredIssue, r: SendReport) -> None:
     """Log a send's outcome in one line (and its stopping error, if any)."""
     level = logging.INFO if r.exit_code == 0 else logging.WARNING
-    log.log(
-        level,
-        "deliveries of %s: sent %d (earlier %d), failed %d, to retry %d, uncertain %d, "
-        "skipped %d%s",
-        issue.date,
-        r.sent,
-        r.already_sent,
-        r.failed,
-        r.to_retry,
-        r.uncertain,
-        r.skipped,
-        " (stopped early)" if r.interrupted else "",
-    )
+    log.log(level, "deliveries of %s: %s", issue.date, r)
     if r.error:
         log.error("delivery of %s stopped: %s", issue.date, r.error)
 

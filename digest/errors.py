@@ -1,14 +1,21 @@
 """The one error tree of `digest`.
 
-    DigestError            anything the operator can fix; the CLI prints one line
-    ├── ConfigError        config.toml is wrong (exit code 2)
-    ├── FetchError         a feed or page could not be fetched or parsed
-    ├── ExtractError       a page gave no usable article
-    ├── RenderError        a template failed
-    ├── DeliveryError      the mail server refused or vanished
-    └── StoreError         the database cannot be opened or written
+    DigestError              anything the operator can fix; the CLI prints one line (exit 1)
+    ├── ConfigError          config.toml is wrong (exit 2)
+    ├── FetchError           a feed or page could not be fetched or parsed
+    ├── ExtractError         a page gave no usable article
+    ├── SummaryError         an unknown summary method or an unsupported language (exit 2)
+    ├── EmptyIssueError      nothing new to put in today's issue (exit 5)
+    ├── RenderError          a template failed
+    ├── AddressError         an e-mail address is not valid
+    ├── DeliveryError        the mail server refused or vanished
+    ├── StoreError           the database cannot be opened or written
+    └── LockError            another process holds, or took over, a lock in the store
+        ├── LockHeldError    another live process holds it
+        └── LockLostError    ours was taken over (we looked dead to another process)
 
-Each message says what failed, where, and what to do about it.
+Each message says what failed, where, and what to do about it. `exit_code` is what the
+`digest` command exits with when the error ends it.
 """
 
 from __future__ import annotations
@@ -34,8 +41,24 @@ class ExtractError(DigestError):
     """A page did not yield an article."""
 
 
+class SummaryError(DigestError):
+    """The summarizer was asked for a method or language it does not have."""
+
+    exit_code = 2
+
+
+class EmptyIssueError(DigestError):
+    """There is nothing new to put in an issue today."""
+
+    exit_code = 5
+
+
 class RenderError(DigestError):
     """A template could not be rendered."""
+
+
+class AddressError(DigestError):
+    """An e-mail address is not valid."""
 
 
 class DeliveryError(DigestError):
@@ -44,3 +67,15 @@ class DeliveryError(DigestError):
 
 class StoreError(DigestError):
     """The database could not be opened, migrated or written."""
+
+
+class LockError(DigestError):
+    """A named lock in the store could not be had or kept."""
+
+
+class LockHeldError(LockError):
+    """Another live process holds the lock."""
+
+
+class LockLostError(LockError):
+    """Our lock was taken over (we looked dead to another process)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced")
+
 
 @dataclass(frozen=True)
 class Entry:

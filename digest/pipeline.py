@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -18,15 +18,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest import collect as collect_stage
+from digest.collect import Progress
 from digest.collect.extract import extract_page, merge_article
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
 from digest.collect.netguard import is_public_address
 from digest.compose import compose_issue
 from digest.config import Config, SourceConfig
-from digest.errors import DigestError, ExtractError
+from digest.errors import EmptyIssueError, ExtractError
 from digest.models import (
-    TOKEN_PLACEHOLDER,
     Article,
     Entry,
     Issue,
@@ -38,10 +38,9 @@ from digest.models import (
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
 from digest.summarize import summarize
+from digest.tokens import archive_url, preferences_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -60,12 +59,6 @@ class CollectReport:
     def failures(self) -> tuple[SourceReport, ...]:
         """Return the sources that failed."""
         return tuple(s for s in self.sources if not s.ok)
-
-
-class EmptyIssueError(DigestError):
-    """There is nothing new to put in an issue today."""
-
-    exit_code = 5
 
 
 def cutoff_for(config: Config, store: Store, now: datetime) -> datetime:
@@ -247,7 +240,7 @@ def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, .
     return out
 
 
-def compose(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue | None:
+def compose_articles(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue | None:
     """Summarize articles and compose the issue; None when there is nothing to send."""
     if len(articles) < max(config.compose.min_articles, 1):
         return None
@@ -274,22 +267,7 @@ def compose(config: Config, articles: Sequence[Article], *, now: datetime) -> Is
     return replace(issue, lead=lead, roundup=roundup)
 
 
-def unsubscribe_url(config: Config, token: str = TOKEN_PLACEHOLDER) -> str:
-    """Return the one-click unsubscribe URL for a token (the placeholder by default)."""
-    return f"{config.site.url.rstrip('/')}/unsubscribe?token={token}"
-
-
-def preferences_url(config: Config, token: str = TOKEN_PLACEHOLDER) -> str:
-    """Return the reader's preferences page URL for a token (the placeholder by default)."""
-    return f"{config.site.url.rstrip('/')}/preferences?token={token}"
-
-
-def archive_url(config: Config, date: str) -> str:
-    """Return the public web-archive URL of an issue."""
-    return f"{config.site.url.rstrip('/')}/archive/{date}"
-
-
-def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
+def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
     """Render and inline an issue once, with the token placeholder for delivery."""
     env = make_environment(config.render.templates or None)
     return render_issue(
@@ -299,9 +277,9 @@ def render(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
         tz=config.site.tz,
         subject_template=config.render.subject,
         max_subject=config.render.max_subject,
-        unsubscribe_url=unsubscribe_url(config),
-        view_url=archive_url(config, issue.date),
-        preferences_url=preferences_url(config),
+        unsubscribe_url=unsubscribe_url(config.site.url),
+        view_url=archive_url(config.site.url, issue.date),
+        preferences_url=preferences_url(config.site.url),
     )
 
 
@@ -313,7 +291,7 @@ def today(config: Config, now: datetime) -> str:
 def build_issue(config: Config, store: Store, *, now: datetime) -> Issue | None:
     """Compose today's issue from the stored, not-yet-issued articles."""
     articles = store.unissued_articles(cutoff_for(config, store, now))
-    return compose(config, articles, now=now)
+    return compose_articles(config, articles, now=now)
 
 
 def ensure_issue(
@@ -331,7 +309,7 @@ def ensure_issue(
             f"no new articles since {report.cutoff.astimezone(config.site.tz):%Y-%m-%d %H:%M}"
             f" from {len(config.sources)} source(s); nothing to send today"
         )
-    rendered = render(config, issue, now=now)
+    rendered = render_email(config, issue, now=now)
     return store.create_issue(
         date=date,
         created_at=now,

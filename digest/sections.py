@@ -83,11 +83,11 @@ class Variants:
             return None
         at = self.issue.created_at  # the full issue's clock: same scores, same "4 hours ago"
         lenient = replace(config, compose=replace(config.compose, min_articles=1, pin=""))
-        issue = pipeline.compose(lenient, articles, now=at)
+        issue = pipeline.compose_articles(lenient, articles, now=at)
         if issue is None:
             return None
         issue = replace(issue, date=self.issue.date)
-        rendered = pipeline.render(config, issue, now=at)
+        rendered = pipeline.render_email(config, issue, now=at)
         log.info(
             "issue %s rendered for sections %s: %d stor(ies)",
             self.issue.date,

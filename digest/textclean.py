@@ -84,10 +84,14 @@ def plain_text(s: str, *, rounds: int = 3) -> str:
     return text
 
 
-def one_line(s: str, limit: int) -> str:
-    """Return `s` without controls or bidi tricks, on one line, cut at a word to `limit` chars."""
+def one_line(s: str, limit: int | None = None) -> str:
+    """Return `s` without controls or bidi tricks, on one line, cut at a word to `limit` chars.
+
+    Header values, titles and log lines all go through here: a line break or a control
+    character in a feed's text can never split a header or a table row.
+    """
     text = _SPACE.sub(" ", _INVISIBLE.sub("", s)).strip()
-    if len(text) <= limit:
+    if limit is None or len(text) <= limit:
         return text
     if limit <= 1:
         return "…"[:limit]

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from digest.store import Store
 from tests.httpserver import LocalHTTPServer
 from tests.pgserver import LocalPostgres
 
@@ -28,3 +30,11 @@ def postgres() -> Iterator[LocalPostgres]:
 def pg_url(postgres: LocalPostgres) -> str:
     """The SQLAlchemy URL of a fresh, empty PostgreSQL database."""
     return postgres.new_database()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh, migrated SQLite store in the test's own folder."""
+    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    yield s
+    s.close()

@@ -8,7 +8,7 @@ Knobs on `server.handler` (a `Recorder`), set before or during a test:
     max_in_data      (read) the most ends-of-data answered at once
     data_replies     replies for the next ends-of-data ("451 …", "421 …"); then 250
     rcpt_replies     address -> reply for RCPT TO (e.g. "550 5.1.1 no such user")
-    drop_in_data     close the connection mid-DATA for the next N messages
+    drop_in_data     hang up right after the 354 reply to DATA for the next N messages
     drop_after_data  accept (record) the next N messages, then close without replying
     kill_at          (n, pid): SIGKILL pid when the n-th message arrives, before replying
 """
@@ -16,6 +16,7 @@ Knobs on `server.handler` (a `Recorder`), set before or during a test:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -56,6 +57,8 @@ class Recorder:
     drop_in_data: int = 0
     drop_after_data: int = 0
     kill_at: tuple[int, int] | None = None
+    hold_after: int | None = None  # hold every message after this many until `release` is set
+    release: threading.Event = field(default_factory=threading.Event)
     transactions: int = 0
     in_data: int = 0  # ends-of-data being answered right now
     max_in_data: int = 0  # the most seen at once: how many connections really ran together
@@ -79,6 +82,8 @@ class Recorder:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         self.transactions += 1
+        if self.hold_after is not None and self.transactions > self.hold_after:
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 300)
         self.in_data += 1
         self.max_in_data = max(self.max_in_data, self.in_data)
         try:
@@ -121,8 +126,12 @@ class _SMTP(SMTP):
         if handler.drop_in_data > 0 and self.envelope is not None and self.envelope.rcpt_tos:
             handler.drop_in_data -= 1
             await self.push("354 End data with <CR><LF>.<CR><LF>")
-            assert self._reader is not None
-            await self._reader.readuntil(b"\r\n")  # one line of the message, then hang up
+            # Hang up at once, in the kernel, right behind the 354: the client has surely
+            # seen the hang-up before its end-of-data however slowly this thread runs.
+            assert self.transport is not None
+            sock = self.transport.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             _close(self)
             return
         await super().smtp_DATA(arg)

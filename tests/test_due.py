@@ -189,7 +189,7 @@ def test_today_is_listed_before_it_is_composed_and_never_twice(
     issue_id = issue_in(store, "2026-11-25", utc(2026, 11, 25, 6, 0))
     sub = store.get_subscriber(email="new_york@example.org")
     assert sub is not None and sub.id is not None
-    store.ensure_deliveries(issue_id, now=ny, only=[sub.id])
+    store.ledger.ensure_deliveries(issue_id, now=ny, only=[sub.id])
     with store.begin() as conn:
         conn.execute(sa.update(deliveries).values(status="sent"))
     plan = {d.subscriber.email: d for d in plan_due(config, store, now=ny)}
@@ -215,7 +215,7 @@ def test_fall_back_night_sends_once_and_the_gap_at_the_next_minute(tmp_path: Pat
     issue_id = issue_in(store, "2026-10-24", utc(2026, 10, 24, 7, 0))
     assert action(utc(2026, 10, 25, 0, 29)) == "skip"
     assert action(utc(2026, 10, 25, 0, 30)) == "send"  # the first 02:30 (CEST)
-    store.ensure_deliveries(issue_id, now=utc(2026, 10, 25, 0, 30), only=[sub.id])
+    store.ledger.ensure_deliveries(issue_id, now=utc(2026, 10, 25, 0, 30), only=[sub.id])
     with store.begin() as conn:
         conn.execute(sa.update(deliveries).values(status="sent"))
     assert action(utc(2026, 10, 25, 1, 30)) == "skip"  # the second 02:30 (CET): once only
@@ -321,13 +321,13 @@ def test_kill_9_mid_zone_batch_then_resume_loses_and_duplicates_nothing(
         assert resume.returncode in (0, 4), out  # 4: the killed message is flagged uncertain
         got = Counter(smtp.handler.recipients())
         assert set(got.values()) == {1}, "someone got two copies"
-        counts = store.delivery_counts(issue_id)
+        counts = store.ledger.delivery_counts(issue_id)
         # Every New York reader has their copy or is flagged uncertain; Tokyo waits.
         assert counts.get("sent", 0) + counts.get("sending", 0) == 40
         assert not counts.get("pending")
         assert set(got) <= set(ny)
         # A reader without a copy is one of those flagged uncertain (the crash window).
-        uncertain = {d.email for d in store.list_deliveries(issue_id, "sending")}
+        uncertain = {d.email for d in store.ledger.list_deliveries(issue_id, "sending")}
         assert set(ny) - set(got) <= uncertain
         assert counts.get("sent", 0) <= len(got) <= 40
         tokyo_run = subprocess.run(

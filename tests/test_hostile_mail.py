@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -64,13 +63,6 @@ def subscribe(store: Store, n: int) -> None:
 
 def smtp_config(tmp_path: Path, port: int, **smtp: Any) -> Config:
     return deliver_config(tmp_path, port, **{"max_attempts": 8, **smtp})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
 
 
 # --- the mail server goes away in the middle of a 5,000-subscriber send -------------------
@@ -182,9 +174,9 @@ def test_smtp_server_away_during_a_5000_subscriber_send(tmp_path: Path, store: S
     )
     assert again.exit_code == 0
     exactly_once(server, N)
-    assert store.delivery_counts(issue.id) == {"sent": N}
+    assert store.ledger.delivery_counts(issue.id) == {"sent": N}
     # Whoever the 421s cut off was tried again; nobody needed more than a few tries.
-    retried = [d for d in store.list_deliveries(issue.id) if d.attempts > 1]
+    retried = [d for d in store.ledger.list_deliveries(issue.id) if d.attempts > 1]
     assert retried and max(d.attempts for d in retried) <= 3
 
 
@@ -207,7 +199,7 @@ def test_read_only_store_stops_the_send_before_the_first_message(
             send_issue(read_only, issue, smtp_config(tmp_path, server.port), now=NOW)
         assert server.messages == [] and server.handler.transactions == 0
     read_only.close()
-    assert store.list_deliveries(issue.id) == []  # nothing queued, nothing claimed
+    assert store.ledger.list_deliveries(issue.id) == []  # nothing queued, nothing claimed
 
 
 def write_config(tmp_path: Path, *, smtp_port: int | None, source: str, db: Path) -> Path:

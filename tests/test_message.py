@@ -25,7 +25,7 @@ from digest.mail.message import (
     unstructured,
 )
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
-from digest.store import new_token
+from digest.tokens import new_token
 
 SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com/")
 SMTP = SmtpConfig(

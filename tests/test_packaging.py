@@ -9,8 +9,12 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
+import types
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +39,8 @@ def imported_modules() -> set[str]:
                 found.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"digest", "__future__"}
+    # _typeshed exists only for the type checker (imported under TYPE_CHECKING).
+    return found - set(sys.stdlib_module_names) - {"digest", "__future__", "_typeshed"}
 
 
 def test_every_imported_distribution_is_a_declared_dependency() -> None:
@@ -48,3 +53,58 @@ def test_every_imported_distribution_is_a_declared_dependency() -> None:
         if not any(normalize(d) in declared() for d in owners.get(m, [m]))
     }
     assert not missing, f"imported but not in [project].dependencies: {missing}"
+
+
+HEAVY = ("nltk", "sumy", "trafilatura", "premailer", "numpy", "lxml", "sqlalchemy", "apscheduler")
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """`digest --help` must not pay for the summarizer, extractor, renderer or database."""
+    code = (
+        f"import sys, digest, digest.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "", f"imported at start-up: {out.stdout.strip()}"
+
+
+def test_public_api_names_resolve_and_no_name_shadows_a_module() -> None:
+    import digest
+
+    for name in digest.__all__:
+        assert getattr(digest, name) is not None, name
+    for stage in ("collect", "summarize", "compose", "render", "mail", "store", "web", "cli"):
+        module = importlib.import_module(f"digest.{stage}")
+        assert isinstance(module, types.ModuleType)
+        assert stage not in digest.__all__
+    # Every DigestError subclass is exported from the one error module.
+    import digest.errors as errors
+
+    tree = {n for n, v in vars(errors).items() if isinstance(v, type)}
+    assert tree <= set(digest.__all__)
+
+
+def test_a_wheel_built_from_the_sdist_ships_templates_and_sample(tmp_path: Path) -> None:
+    """`python -m build` (sdist, then a wheel from it) carries the top-level templates."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    src = tmp_path / "src"
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    out = tmp_path / "dist"
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (wheel,) = out.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in ("base.html", "digest.html", "digest.txt"):
+        assert f"digest/render/templates/{template}" in names
+    assert "digest/sample/feed.xml" in names
+    assert not any(n.startswith(("tests/", "bench/")) for n in names)

@@ -176,7 +176,7 @@ def test_collect_compose_render(site: tuple[LocalHTTPServer, Path]) -> None:
         s != "Share" and "Published by" not in s for st in issue.stories for s in st.sentences
     )
 
-    rendered = pipeline.render(config, issue, now=NOW)
+    rendered = pipeline.render_email(config, issue, now=NOW)
     assert check_email_html(rendered.html) == []
     assert TOKEN_PLACEHOLDER in rendered.html and TOKEN_PLACEHOLDER in rendered.text
     assert "Council doubles transport budget" in rendered.text

@@ -86,14 +86,14 @@ def test_subscribers_and_the_ledger_on_postgresql(pg_url: str, tmp_path: Path) -
     assert "reader0@example.org" not in received
     bounced = store.get_subscriber(email="reader5@example.org")
     assert bounced is not None and bounced.status == "bounced"
-    assert store.delivery_counts(issue.id) == {"sent": 11, "failed": 1}
+    assert store.ledger.delivery_counts(issue.id) == {"sent": 11, "failed": 1}
     store.close()
 
 
 def test_a_schema_newer_than_the_code_is_refused_on_postgresql(pg_url: str) -> None:
     store = Store.open(pg_url)
     assert store.version() == SCHEMA_VERSION
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         conn.execute(schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_at=NOW))
     store.close()
     with pytest.raises(StoreError, match=r"schema version \d+, newer than this digest knows"):
@@ -116,7 +116,7 @@ def test_processes_starting_together_on_an_empty_database_create_it_once(pg_url:
     for t in threads:
         t.join()
     assert errors == [] and len(opened) == 4
-    with opened[0].begin() as conn:
+    with opened[0].db.begin() as conn:
         versions = conn.execute(sa.select(schema_version.c.version)).scalars().all()
     assert sorted(versions) == sorted(MIGRATIONS)
     for s in opened:
@@ -127,33 +127,36 @@ def test_leases_split_the_work_and_only_unsent_claims_are_taken_over(pg_url: str
     store = Store.open(pg_url)
     subs = subscribe(store, 30)
     issue = make_issue(store)
-    store.ensure_deliveries(issue.id, now=NOW)
-    a = store.claim_batch(issue.id, worker="a", size=10, lease=60, now=NOW)
-    b = store.claim_batch(issue.id, worker="b", size=10, lease=60, now=NOW)
+    store.ledger.ensure_deliveries(issue.id, now=NOW)
+    a = store.ledger.claim_batch(issue.id, worker="a", size=10, lease=60, now=NOW)
+    b = store.ledger.claim_batch(issue.id, worker="b", size=10, lease=60, now=NOW)
     ids_a = {s.id for s in a}
     ids_b = {s.id for s in b}
     assert len(ids_a) == len(ids_b) == 10 and not ids_a & ids_b
     # Worker a hands one delivery to SMTP ("sending"), then dies: its lease runs out.
     first = min(i for i in ids_a if i is not None)
-    assert store.claim_delivery(issue.id, first, message_id="<m@x>", now=NOW)
+    assert store.ledger.claim_delivery(issue.id, first, message_id="<m@x>", now=NOW)
     later = NOW + timedelta(seconds=61)
-    assert store.next_lease_expiry(issue.id, worker="c", now=NOW) == NOW + timedelta(seconds=60)
-    assert (
-        store.renew_claims(issue.id, worker="b", lease=60, now=later - timedelta(seconds=30)) == 10
+    assert store.ledger.next_lease_expiry(issue.id, worker="c", now=NOW) == NOW + timedelta(
+        seconds=60
     )
-    c = store.claim_batch(issue.id, worker="c", size=100, lease=60, now=later)
+    assert (
+        store.ledger.renew_claims(issue.id, worker="b", lease=60, now=later - timedelta(seconds=30))
+        == 10
+    )
+    c = store.ledger.claim_batch(issue.id, worker="c", size=100, lease=60, now=later)
     ids_c = {s.id for s in c}
     # c gets a's nine unsent rows and the ten nobody held, never b's renewed ones nor the
     # one a may have sent (it stays "sending": uncertain, not resent).
     assert ids_c == (ids_a - {first}) | ({s.id for s in subs} - ids_a - ids_b)
-    assert store.claims(issue.id) == {"a": 1, "b": 10, "c": 19}
+    assert store.ledger.claims(issue.id) == {"a": 1, "b": 10, "c": 19}
     # a's lease ran out: only b (renewed) and c hold live claims.
-    assert store.live_leases(issue.id, now=later) == {
+    assert store.ledger.live_leases(issue.id, now=later) == {
         "b": (10, later + timedelta(seconds=30)),
         "c": (19, later + timedelta(seconds=60)),
     }
-    assert store.release_claims(issue.id, worker="c") == 19
-    assert len(store.claim_batch(issue.id, worker="d", size=100, lease=60, now=later)) == 19
+    assert store.ledger.release_claims(issue.id, worker="c") == 19
+    assert len(store.ledger.claim_batch(issue.id, worker="d", size=100, lease=60, now=later)) == 19
     store.close()
 
 
@@ -181,5 +184,5 @@ def test_a_lease_send_and_a_plain_send_of_one_issue_never_duplicate(
         received = Counter(server.handler.recipients())
     assert received == Counter(f"reader{i}@example.org" for i in range(40))
     assert sum(r.sent for r in reports) == 40
-    assert set(store.claims(issue.id)) == {"one", "two"}
+    assert set(store.ledger.claims(issue.id)) == {"one", "two"}
     store.close()

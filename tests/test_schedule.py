@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -164,16 +163,16 @@ def test_schedule_defaults_and_normalization(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "key", "hint"),
     [
-        ('send_at = "25:00"', "daemon.send_at", '"HH:MM"'),
-        ('send_at = "7"', "daemon.send_at", '"HH:MM"'),
-        ("send_at = 7", "daemon.send_at", '["07:00", "18:00"]'),
-        ("send_at = []", "daemon.send_at", '["07:00", "18:00"]'),
-        ('days = "weekdays"', "daemon.days", "mon-fri"),
-        ('days = "fri-mon"', "daemon.days", "fri-sun,mon-mon"),
-        ('quiet_day = "maybe"', "daemon.quiet_day", '"skip" or "send"'),
-        ("collect_every_minutes = 0", "daemon.collect_every_minutes", "greater than 0"),
-        ("misfire_grace_minutes = -1", "daemon.misfire_grace_minutes", "0 or more"),
-        ('send_time = "07:00"', "daemon.send_time", 'did you mean "send_at"'),
+        ('send_at = "25:00"', "schedule.send_at", '"HH:MM"'),
+        ('send_at = "7"', "schedule.send_at", '"HH:MM"'),
+        ("send_at = 7", "schedule.send_at", '["07:00", "18:00"]'),
+        ("send_at = []", "schedule.send_at", '["07:00", "18:00"]'),
+        ('days = "weekdays"', "schedule.days", "mon-fri"),
+        ('days = "fri-mon"', "schedule.days", "fri-sun,mon-mon"),
+        ('quiet_day = "maybe"', "schedule.quiet_day", '"skip" or "send"'),
+        ("collect_every_minutes = 0", "schedule.collect_every_minutes", "greater than 0"),
+        ("misfire_grace_minutes = -1", "schedule.misfire_grace_minutes", "0 or more"),
+        ('send_time = "07:00"', "schedule.send_time", 'did you mean "send_at"'),
     ],
 )
 def test_schedule_errors_name_key_and_fix(tmp_path: Path, toml: str, key: str, hint: str) -> None:
@@ -184,13 +183,6 @@ def test_schedule_errors_name_key_and_fix(tmp_path: Path, toml: str, key: str, h
 
 
 # -- job store ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
 
 
 def paused(store: Store) -> Any:

@@ -81,7 +81,7 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
 def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         conn.execute(schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_at=NOW))
     store.close()
     for args in (["status"], ["db", "upgrade"]):

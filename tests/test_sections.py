@@ -62,9 +62,9 @@ def make_issue(store: Store, config) -> StoredIssue:  # type: ignore[no-untyped-
                 )
             )
     articles = store.add_articles(items)
-    issue = pipeline.compose(config, articles, now=NOW)
+    issue = pipeline.compose_articles(config, articles, now=NOW)
     assert issue is not None
-    rendered = pipeline.render(config, issue, now=NOW)
+    rendered = pipeline.render_email(config, issue, now=NOW)
     return store.create_issue(
         date=issue.date,
         created_at=NOW,

@@ -107,7 +107,7 @@ def test_sigkill_while_awaiting_the_reply_then_rerun_gives_exactly_one_each(
     assert len(server.messages) == 20
     issue = store.issue_for_date(DATE)
     assert issue is not None
-    assert store.delivery_counts(issue.id) == {"sent": 19, "sending": 1, "pending": N - 20}
+    assert store.ledger.delivery_counts(issue.id) == {"sent": 19, "sending": 1, "pending": N - 20}
 
     server.handler.kill_at = None
     rerun = subprocess.run(
@@ -140,7 +140,7 @@ def test_sigkill_at_an_arbitrary_moment_never_duplicates(
     assert rerun.returncode in (0, 4), rerun.stderr.decode()
     issue = store.issue_for_date(DATE)
     assert issue is not None
-    uncertain = {d.email for d in store.list_deliveries(issue.id, "sending")}
+    uncertain = {d.email for d in store.ledger.list_deliveries(issue.id, "sending")}
     received = Counter(server.handler.recipients())
     assert max(received.values()) == 1  # never two copies
     everyone = {f"reader{i:02d}@example.org" for i in range(N)}
@@ -149,7 +149,7 @@ def test_sigkill_at_an_arbitrary_moment_never_duplicates(
     # end-of-data; such deliveries are reported uncertain, never silently dropped.
     assert missing <= uncertain
     assert len(uncertain) <= 3  # at most one in flight per connection
-    sent = {d.email for d in store.list_deliveries(issue.id, "sent")}
+    sent = {d.email for d in store.ledger.list_deliveries(issue.id, "sent")}
     assert sent | uncertain == everyone and sent <= set(received)
 
 
@@ -168,7 +168,7 @@ def test_sigterm_stops_gracefully_and_the_rerun_completes(
     assert proc.returncode == 3, err.decode()  # stopped early: deliveries remain to retry
     issue = store.issue_for_date(DATE)
     assert issue is not None
-    ledger = store.delivery_counts(issue.id)
+    ledger = store.ledger.delivery_counts(issue.id)
     assert "sending" not in ledger  # the messages in flight were finished, not cut off
     assert ledger["sent"] == len(server.messages) < N
 

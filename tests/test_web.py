@@ -24,20 +24,14 @@ from digest.mail.deliver import send_issue
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story, Subscriber
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
-from digest.web import create_app, is_one_click, strip_tokens
+from digest.tokens import strip_tokens
+from digest.web import create_app, is_one_click
 from tests.smtpserver import LocalSMTPServer, free_port
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com")
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 ROOT = Path(__file__).parent.parent
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
 
 
 def make_config(tmp_path: Path, smtp_port: int = 25) -> Config:
@@ -66,7 +60,7 @@ class LocalWebServer:
 
     def __enter__(self) -> httpx.Client:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not self.server.started:
             assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
             time.sleep(0.01)
@@ -369,7 +363,7 @@ def test_digest_serve_answers_on_loopback(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

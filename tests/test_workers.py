@@ -84,7 +84,11 @@ def test_two_workers_and_a_killed_one_deliver_exactly_one_copy_each(
         doomed.communicate(timeout=60)
         assert doomed.returncode == -9
         server.handler.kill_at = None
-        assert store.delivery_counts(issue.id) == {"sent": 49, "sending": 1, "pending": n - 50}
+        assert store.ledger.delivery_counts(issue.id) == {
+            "sent": 49,
+            "sending": 1,
+            "pending": n - 50,
+        }
 
         config = write_config(tmp_path, pg_url, server.port, connections=2)
         started = time.monotonic()
@@ -95,13 +99,13 @@ def test_two_workers_and_a_killed_one_deliver_exactly_one_copy_each(
 
     # Exactly one copy each: the message in flight at the kill had reached the server.
     assert received == Counter(f"reader{i:05d}@example.org" for i in range(n))
-    assert store.delivery_counts(issue.id) == {"sent": n - 1, "sending": 1}
-    (uncertain,) = store.list_deliveries(issue.id, "sending")
+    assert store.ledger.delivery_counts(issue.id) == {"sent": n - 1, "sending": 1}
+    (uncertain,) = store.ledger.list_deliveries(issue.id, "sending")
     assert uncertain.email == "reader00049@example.org"
     for proc, out in zip(pair, outputs, strict=True):
         assert proc.returncode == 4, out  # done; one delivery is flagged uncertain
         assert "uncertain 1" in out
-    claims = store.claims(issue.id)
+    claims = store.ledger.claims(issue.id)
     dead = [w for w in claims if f":{doomed.pid}:" in w]
     assert len(dead) == 1 and claims[dead[0]] == 50  # its 150 unsent claims were taken over
     survivors = sorted(n for w, n in claims.items() if w != dead[0])
@@ -132,7 +136,7 @@ def test_send_with_local_workers_delivers_once_each(pg_url: str, tmp_path: Path)
     assert proc.returncode == 0, out
     assert f"{DATE}: sent {n}, already sent 0, failed 0, to retry 0, uncertain 0" in out
     assert received == Counter(f"reader{i:05d}@example.org" for i in range(n))
-    claims = store.claims(issue.id)
+    claims = store.ledger.claims(issue.id)
     assert len(claims) >= 2 and sum(claims.values()) == n, claims
     store.close()
 
@@ -181,5 +185,5 @@ def test_a_following_worker_delivers_each_new_issue_then_stops_on_request(
     assert not follower.is_alive()
     assert received == Counter(f"reader{i:05d}@example.org" for i in range(25))
     assert [r.sent for r in reports] == [25]  # one run: nothing pending afterwards
-    assert store.claims(issue.id) == {"follower": 25}
+    assert store.ledger.claims(issue.id) == {"follower": 25}
     store.close()

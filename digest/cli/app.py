@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -18,7 +18,9 @@ from rich.markup import escape
 from digest.config import Config
 from digest.config.load import load_config
 from digest.errors import DigestError
-from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -46,6 +48,8 @@ class App:
     def store(self) -> Store:
         """Return the opened, migrated store."""
         if self._store is None:
+            from digest.store import Store
+
             self._store = Store.open(self.config.store.url)
         return self._store
 

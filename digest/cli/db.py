@@ -6,8 +6,6 @@ import click
 from rich.markup import escape
 
 from digest.cli.app import App, console
-from digest.store import Store
-from digest.store.schema import SCHEMA_VERSION
 
 
 @click.group(name="db")
@@ -19,11 +17,14 @@ def db_group() -> None:
 @click.pass_obj
 def db_upgrade(app: App) -> None:
     """Apply pending schema migrations (back the database up first)."""
+    from digest.store import Store
+    from digest.store.schema import SCHEMA_VERSION
+
     store = Store.open(app.config.store.url, migrate=False)
     try:
         before = store.version()
         applied = store.migrate()
-        where = store.engine.url.render_as_string(hide_password=True)
+        where = store.db.where
     finally:
         store.close()
     if applied:

@@ -8,18 +8,19 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from digest import pipeline
 from digest.cli.app import App, console, err_console, on_signals
 from digest.errors import DeliveryError, DigestError
-from digest.mail import subscribers, workers
-from digest.mail.deliver import SendReport, plan, send_issue, send_test
-from digest.store import StoredIssue, locks
+from digest.models import SUBSCRIBER_STATUSES
+
+if TYPE_CHECKING:
+    from digest.mail.deliver import SendReport
+    from digest.store import StoredIssue
+    from digest.store.locks import LockInfo
 
 
 def _now() -> datetime:
@@ -42,6 +43,8 @@ def subscribers_group() -> None:
 @click.pass_obj
 def subscribers_add(app: App, email: str, name: str, confirm: bool) -> None:
     """Add a subscriber (or reactivate one who left); --confirm asks them first by mail."""
+    from digest.mail import subscribers
+
     if confirm:
         app.config.require_smtp()
         sub, mailed = subscribers.invite(app.config, app.store, email, name, now=_now())
@@ -67,6 +70,8 @@ def subscribers_set(
     app: App, email: str, tz: str | None, send_at: str | None, sections: str | None
 ) -> None:
     """Set a reader's time zone, delivery time or sections (what the preferences page sets)."""
+    from digest.mail import subscribers
+
     sub = subscribers.set_preferences(
         app.config,
         app.store,
@@ -84,6 +89,8 @@ def subscribers_set(
 @click.pass_obj
 def subscribers_remove(app: App, email: str) -> None:
     """Unsubscribe an address (kept on file so no import re-adds it)."""
+    from digest.mail import subscribers
+
     sub = subscribers.remove(app.store, email, now=_now())
     if sub is None:
         raise DigestError(f"{email} is not on the list; see `digest subscribers list`")
@@ -99,18 +106,22 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
     Pipe the mailbox's mail here (e.g. from /etc/aliases); the token in the subject says
     who. Exit code 1 when the mail names no known subscriber (the MTA bounces it).
     """
+    from digest.mail import subscribers
+
     sub = subscribers.remove_by_mail(app.store, file.read(20_000_000), now=_now())
     console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
 
 
 @subscribers_group.command(name="list")
 @click.option(
-    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+    "--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Only this status."
 )
 @click.pass_obj
 def subscribers_list(app: App, status: str | None) -> None:
     """Print subscribers, one per line, tab-separated: address, name, status, time zone,
     delivery time and sections ("-" = the site's default)."""
+    from digest.mail import subscribers
+
     for sub in app.store.list_subscribers(status):
         click.echo(subscribers.describe(sub, app.config))
 
@@ -125,6 +136,8 @@ def subscribers_import(app: App, file: Path) -> None:
     code is 1 when any row was rejected. Addresses already on the list are left as
     they are (an import never re-subscribes anyone).
     """
+    from digest.mail import subscribers
+
     if str(file) == "-":
         report = subscribers.import_csv(app.store, sys.stdin, now=_now(), config=app.config)
     else:
@@ -147,11 +160,13 @@ def subscribers_import(app: App, file: Path) -> None:
 
 @subscribers_group.command(name="export")
 @click.option(
-    "--status", type=click.Choice(subscribers.STATUSES), default=None, help="Only this status."
+    "--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Only this status."
 )
 @click.pass_obj
 def subscribers_export(app: App, status: str | None) -> None:
     """Write the list as CSV (email,name,status,timezone,send_at,sections); `import` reads it."""
+    from digest.mail import subscribers
+
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
 
 
@@ -161,11 +176,7 @@ def _interrupt() -> None:
 
 
 def _summary(issue: StoredIssue, report: SendReport) -> str:
-    return (
-        f"{issue.date}: sent {report.sent}, already sent {report.already_sent}, "
-        f"failed {report.failed}, to retry {report.to_retry}, uncertain {report.uncertain}, "
-        f"skipped {report.skipped}"
-    )
+    return f"{issue.date}: {report}"
 
 
 def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
@@ -175,6 +186,8 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
         )
     else:
         console.print(escape(f"{issue.date}: {issue.subject}"), soft_wrap=True)
+    from digest.mail.deliver import plan
+
     counts: Counter[str] = Counter()
     for item in plan(app.store, issue):
         counts[item.action] += 1
@@ -235,6 +248,9 @@ def send(
     whatever is left. A missing [smtp] table or a store that cannot be written
     stops the command before anything is collected or sent.
     """
+    from digest.mail import workers
+    from digest.store import locks
+
     config = app.config
     store = app.store
     if (now_text or as_json) and not due:
@@ -256,7 +272,7 @@ def send(
     config.require_smtp()
     store.check_writable()
 
-    def waiting(holder: locks.LockInfo) -> None:
+    def waiting(holder: LockInfo) -> None:
         err_console.print(
             escape(
                 f"another `digest send` is running ({locks.describe(holder, now=_now())}); "
@@ -314,7 +330,7 @@ def _send_due(app: App, now: datetime, *, resend_uncertain: bool) -> None:
     if resend_uncertain:
         latest = store.last_issue()
         if latest is not None:
-            store.requeue_uncertain(latest.id, now=now)
+            store.ledger.requeue_uncertain(latest.id, now=now)
     with on_signals(_interrupt, (signal.SIGTERM,)):
         reports = send_due(config, store, now=now)
     if not reports:
@@ -339,6 +355,12 @@ def _send(
     resend_uncertain: bool,
     n_workers: int = 0,
 ) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from digest import pipeline
+    from digest.mail import subscribers, workers
+    from digest.mail.deliver import send_issue, send_test
+
     config = app.config
     store = app.store
     day = date or pipeline.today(config, now)

@@ -13,30 +13,30 @@ import webbrowser
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from digest import pipeline
 from digest.cli.app import App, console
-from digest.collect.extract import extract_page
-from digest.collect.fetch import Fetcher, read_local
 from digest.config import SUMMARY_METHODS, CollectConfig
-from digest.errors import DigestError, ExtractError, FetchError
+from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
-from digest.render.lint import check_issue
-from digest.summarize import summarize, summarize_jsonl
+
+if TYPE_CHECKING:
+    from digest.pipeline import CollectReport
 
 
 def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _collect_with_progress(app: App, now: datetime) -> pipeline.CollectReport:
+def _collect_with_progress(app: App, now: datetime) -> CollectReport:
     """Run a collection with a rich progress bar on stderr."""
+    from digest import pipeline
+
     with Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -54,7 +54,7 @@ def _collect_with_progress(app: App, now: datetime) -> pipeline.CollectReport:
         return pipeline.collect_articles(app.config, app.store, now=now, progress=tick)
 
 
-def _report_table(report: pipeline.CollectReport) -> Table:
+def _report_table(report: CollectReport) -> Table:
     table = Table(title="Sources", title_justify="left")
     table.add_column("source")
     table.add_column("items", justify="right")
@@ -71,7 +71,7 @@ def _report_table(report: pipeline.CollectReport) -> Table:
     return table
 
 
-def _print_report(report: pipeline.CollectReport) -> None:
+def _print_report(report: CollectReport) -> None:
     """Print the run summary: one row per source, then each skipped page with its reason."""
     console.print(_report_table(report))
     for s in report.sources:
@@ -81,6 +81,8 @@ def _print_report(report: pipeline.CollectReport) -> None:
 
 def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssue:
     """Return today's issue: the stored one if it was sent, else freshly composed."""
+    from digest import pipeline
+
     config, store = app.config, app.store
     stored = store.issue_for_date(pipeline.today(config, now))
     if stored is not None:
@@ -93,11 +95,11 @@ def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssu
         _print_report(report)
     issue = pipeline.build_issue(config, store, now=now)
     if issue is None:
-        raise pipeline.EmptyIssueError(
+        raise EmptyIssueError(
             "no new articles today from "
             f"{len(config.sources)} source(s); nothing to preview (see the table above)"
         )
-    return pipeline.render(config, issue, now=now)
+    return pipeline.render_email(config, issue, now=now)
 
 
 def _write_preview(rendered: RenderedIssue, out: Path) -> Path:
@@ -176,6 +178,8 @@ def preview(
     txt = _write_preview(rendered, out)
     console.print(f"Subject: {rendered.subject}")
     console.print(f"Wrote {out} ({len(rendered.html.encode()) / 1024:.1f} KB) and {txt}")
+    from digest.render.lint import check_issue
+
     findings = check_issue(app.config, rendered, now=now)
     for finding in findings:
         console.print(f"[yellow]lint:[/] {escape(str(finding))}")
@@ -203,6 +207,8 @@ def _read_input(source: str, cfg: CollectConfig) -> tuple[bytes, str]:
     """Read a page from a file, '-' (stdin) or an http(s) URL; return (body, url)."""
     if source == "-":
         return sys.stdin.buffer.read(), "about:stdin"
+    from digest.collect.fetch import Fetcher, read_local
+
     if source.startswith(("http://", "https://")):
 
         async def get() -> tuple[bytes, str]:
@@ -230,6 +236,8 @@ def _collect_cfg(app: App) -> CollectConfig:
 @click.pass_obj
 def extract(app: App, source: str, as_json: bool) -> None:
     """Show what the extractor gets from one page (FILE, URL or -)."""
+    from digest.collect.extract import extract_page
+
     body, url = _read_input(source, _collect_cfg(app))
     page = extract_page(body, url)
     data = asdict(page)
@@ -259,6 +267,9 @@ def summarize_cmd(
     jsonl: bool,
 ) -> None:
     """Summarize a text or HTML page (FILE, URL or - for stdin)."""
+    from digest.collect.extract import extract_page
+    from digest.summarize import summarize, summarize_jsonl
+
     summary_cfg = app.config.summary if app.config_available() else None
     n = sentences or (summary_cfg.lead_sentences if summary_cfg else 3)
     m = method or (summary_cfg.method if summary_cfg else "position")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from digest.cli.app import App, console, err_console, on_signals
 from digest.errors import DeliveryError
-from digest.mail import workers
-from digest.mail.claims import Lease, new_worker_id
-from digest.mail.deliver import SendReport
-from digest.store import StoredIssue
+
+if TYPE_CHECKING:
+    from digest.mail.deliver import SendReport
+    from digest.store import StoredIssue
 
 
 @click.command(name="worker")
@@ -43,16 +44,15 @@ def worker_cmd(app: App, date: str | None, follow: bool, batch: int, lease_secon
     Any number may run, on any machines sharing the database. Exit code as for
     `digest send` (with --follow: 0 once stopped by SIGTERM or Ctrl-C).
     """
+    from digest.mail import workers
+    from digest.mail.claims import Lease, new_worker_id
+
     lease = Lease(worker=new_worker_id(), batch=batch, seconds=lease_seconds)
     stop = threading.Event()
 
     def show(issue: StoredIssue, report: SendReport) -> None:
         console.print(
-            escape(
-                f"{issue.date}: sent {report.sent}, sent by others or earlier "
-                f"{report.already_sent}, failed {report.failed}, to retry {report.to_retry}, "
-                f"uncertain {report.uncertain}, skipped {report.skipped}"
-            ),
+            escape(f"{issue.date}: {report}"),
             soft_wrap=True,
         )
         if report.error and follow:  # otherwise it ends the command below

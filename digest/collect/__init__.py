@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # trusted_hosts marker the pipeline uses for a source that is a local file.
 LOCAL_SOURCE = "__local__"
 
-Progress = Callable[[str], None]
+Progress = Callable[[str], None]  # called with what was just fetched
 T = TypeVar("T")
 
 

@@ -83,7 +83,7 @@ class LeasedQueue:
         lease = self.lease
         while not self._done.wait(lease.seconds / 3):
             try:
-                self.store.renew_claims(
+                self.store.ledger.renew_claims(
                     self.issue_id, worker=lease.worker, lease=lease.seconds, now=lease.clock()
                 )
             except DigestError as exc:  # a database blip: the next beat may work
@@ -93,14 +93,14 @@ class LeasedQueue:
         lease = self.lease
         while not self.items and not stop.is_set():
             now = lease.clock()
-            batch = self.store.claim_batch(
+            batch = self.store.ledger.claim_batch(
                 self.issue_id, worker=lease.worker, size=lease.batch, lease=lease.seconds, now=now
             )
             if batch:
                 self.items.extend(batch)
                 break
             # Nothing free: done, unless another worker's claims may yet come free.
-            until = self.store.next_lease_expiry(self.issue_id, worker=lease.worker, now=now)
+            until = self.store.ledger.next_lease_expiry(self.issue_id, worker=lease.worker, now=now)
             if until is None:
                 return None
             wait = min(max((until - now).total_seconds(), 0.0) + 0.05, lease.poll)
@@ -116,7 +116,7 @@ class LeasedQueue:
         self._done.set()
         self._renewer.join()
         try:
-            n = self.store.release_claims(self.issue_id, worker=self.lease.worker)
+            n = self.store.ledger.release_claims(self.issue_id, worker=self.lease.worker)
         except DigestError as exc:  # the leases run out by themselves
             log.warning("could not release claims: %s", exc)
             return

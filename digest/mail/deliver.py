@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest.config import Config, SmtpConfig
@@ -61,7 +61,7 @@ from digest.store import LedgerWriter, Store, StoredIssue
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Progress = Callable[[str, str], None]  # (address, outcome), called from worker threads
+SendProgress = Callable[[str, str], None]  # (address, outcome), called from worker threads
 
 TEST_TOKEN = "TESTCOPYXNOTXAXREALXTOKENXXXXXXX"  # 32 chars like a real token; matches nobody
 MAX_BACKOFF = 300.0
@@ -84,6 +84,36 @@ class SendReport:
     skipped: int = 0  # the subscriber left before their delivery
     error: str | None = None  # a problem that stopped the run (login refused, ...)
     interrupted: bool = False
+
+    @classmethod
+    def from_counts(
+        cls,
+        issue_id: int,
+        counts: dict[str, int],
+        *,
+        sent_now: int,
+        error: str | None = None,
+        interrupted: bool = False,
+    ) -> SendReport:
+        """Build the report from the ledger's counts per status after a run."""
+        return cls(
+            issue_id=issue_id,
+            sent=sent_now,
+            already_sent=counts.get("sent", 0) - sent_now,
+            failed=counts.get("failed", 0),
+            to_retry=counts.get("pending", 0),
+            uncertain=counts.get("sending", 0),
+            skipped=counts.get("skipped", 0),
+            error=error,
+            interrupted=interrupted,
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"sent {self.sent}, already sent {self.already_sent}, failed {self.failed}, "
+            f"to retry {self.to_retry}, uncertain {self.uncertain}, skipped {self.skipped}"
+            + (" (stopped early)" if self.interrupted else "")
+        )
 
     @property
     def exit_code(self) -> int:
@@ -198,7 +228,7 @@ class _Run:
         *,
         password: str,
         clock: Clock,
-        progress: Progress | None,
+        progress: SendProgress | None,
     ) -> None:
         self.store = store
         self.issue = issue
@@ -240,7 +270,7 @@ class _Run:
         client = SmtpClient(self.smtp, password=self.password, local_hostname=self.hostname)
         ledger: LedgerWriter | None = None
         try:
-            ledger = self.store.ledger_writer()
+            ledger = self.store.ledger.ledger_writer()
             while not self.stop.is_set():
                 sub = self._next()
                 if sub is None:
@@ -369,7 +399,7 @@ def send_issue(
     now: datetime,
     clock: Clock | None = None,
     resend_uncertain: bool = False,
-    progress: Progress | None = None,
+    progress: SendProgress | None = None,
     stop: threading.Event | None = None,
     lease: Lease | None = None,
     only: Sequence[int] | None = None,
@@ -394,16 +424,16 @@ def send_issue(
     sender = _Sender(template, smtp, clock, _variants(store, issue, config, template, now=now))
     password = _password(smtp)
     if resend_uncertain:
-        n = store.requeue_uncertain(issue.id, now=now)
+        n = store.ledger.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
-    store.ensure_deliveries(issue.id, now=now, only=only)
+    store.ledger.ensure_deliveries(issue.id, now=now, only=only)
     if lease is None and store.shared:
         lease = Lease(worker=new_worker_id())
     source: FixedQueue | LeasedQueue
     if lease is not None:
         source, connections = LeasedQueue(store, issue.id, lease), smtp.connections
     else:
-        items = [sub for _d, sub in store.pending_deliveries(issue.id)]
+        items = [sub for _d, sub in store.ledger.pending_deliveries(issue.id)]
         source, connections = FixedQueue(items), min(smtp.connections, len(items))
     interrupted = False
     run: _Run | None = None
@@ -446,16 +476,10 @@ def send_issue(
         source.close()
     if run is not None and run.crash is not None:
         raise run.crash
-    counts = store.delivery_counts(issue.id)
-    sent_now = run.sent if run else 0
-    return SendReport(
-        issue_id=issue.id,
-        sent=sent_now,
-        already_sent=counts.get("sent", 0) - sent_now,
-        failed=counts.get("failed", 0),
-        to_retry=counts.get("pending", 0),
-        uncertain=counts.get("sending", 0),
-        skipped=counts.get("skipped", 0),
+    return SendReport.from_counts(
+        issue.id,
+        store.ledger.delivery_counts(issue.id),
+        sent_now=run.sent if run else 0,
         error=run.fatal if run else None,
         interrupted=interrupted,
     )
@@ -480,6 +504,17 @@ def _variants(
         return None if rendered is None else build_template(rendered, smtp=smtp, site=config.site)
 
     return build
+
+
+# Pending deliveries of an older issue are left alone: a day-old newsletter arriving
+# late is worse than none (`digest send --date` or `digest worker --date` still can).
+OPEN_FOR = timedelta(hours=20)
+
+
+def open_issue(store: Store, *, now: datetime) -> StoredIssue | None:
+    """Return the latest issue if it is recent enough to still be delivered."""
+    issue = store.last_issue()
+    return issue if issue is not None and now - issue.created_at <= OPEN_FOR else None
 
 
 def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
@@ -517,7 +552,7 @@ class Planned:
 
 def plan(store: Store, issue: StoredIssue | None) -> Iterator[Planned]:
     """Yield, without writing anything, what a send would do for each subscriber."""
-    rows = {d.subscriber_id: d for d in store.list_deliveries(issue.id)} if issue else {}
+    rows = {d.subscriber_id: d for d in store.ledger.list_deliveries(issue.id)} if issue else {}
     for sub in store.list_subscribers():
         row = rows.get(sub.id) if sub.id is not None else None
         status = row.status if row else None

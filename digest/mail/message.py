@@ -24,6 +24,8 @@ from datetime import datetime
 from digest.config import SiteConfig, SmtpConfig
 from digest.errors import ConfigError, DeliveryError
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
+from digest.textclean import one_line
+from digest.tokens import unsubscribe_url, valid_token
 
 # Slots in a template, in the order `render` takes their values.
 TO, DATE, MESSAGE_ID, TOKEN = range(4)
@@ -31,15 +33,9 @@ TO, DATE, MESSAGE_ID, TOKEN = range(4)
 MAX_LINE = 998  # RFC 5322 hard limit, without CRLF
 _QP_WIDTH = 76  # RFC 2045 limit for an encoded line, the soft-break "=" included
 _WORD_BYTES = 45  # UTF-8 bytes per encoded word: 60 base64 chars, 75 in total with =?utf-8?b??=
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CTRL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ATEXT_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _PLACEHOLDER = TOKEN_PLACEHOLDER.encode("ascii")
-
-
-def one_line(text: str) -> str:
-    """Collapse all whitespace (CR, LF, tabs, Unicode line separators) to single spaces."""
-    return _CTRL_RE.sub("", " ".join(text.split()))
 
 
 def _encoded_words(text: str) -> list[str]:
@@ -154,7 +150,7 @@ class MessageTemplate:
 
     def render(self, *, to: str, date: str, message_id: str, token: str) -> bytes:
         """Return the complete message for one recipient; values are header-safe strings."""
-        if not _TOKEN_RE.fullmatch(token):
+        if not valid_token(token):
             raise ValueError("unsubscribe token must be 1-64 URL-safe characters")
         if "\n" in to or "\r" in to or "\n" in message_id or "\r" in message_id:
             raise ValueError("header values must not contain line breaks")
@@ -176,11 +172,6 @@ class MessageTemplate:
         return (
             f"<{self.issue_date}.{tag + '.' if tag else ''}{secrets.token_hex(10)}@{self.domain}>"
         )
-
-    @property
-    def size(self) -> int:
-        """Return the approximate size of one rendered message in bytes."""
-        return sum(len(s) for s in self.segments) + 200
 
 
 def format_date(when: datetime) -> str:
@@ -247,8 +238,7 @@ def build_template(
 ) -> MessageTemplate:
     """Encode the issue into a message template once; `render` personalizes it."""
     from_name, sender, domain = parse_from(smtp)
-    base = site.url.rstrip("/")
-    unsubscribe = [f"<{base}/unsubscribe?token={TOKEN_PLACEHOLDER}>"]
+    unsubscribe = [f"<{unsubscribe_url(site.url)}>"]
     if smtp.unsubscribe_mailto:
         if mailbox_unsafe(smtp.unsubscribe_mailto) or "@" not in smtp.unsubscribe_mailto:
             raise ConfigError(

@@ -24,18 +24,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 
 from digest.config import Config
-from digest.errors import DigestError
-from digest.models import Subscriber
+from digest.errors import AddressError, DigestError
+from digest.models import SUBSCRIBER_STATUSES, Subscriber
 from digest.store import Store
+from digest.tokens import token_in_subject
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("active", "pending", "unsubscribed", "bounced")
+STATUSES = SUBSCRIBER_STATUSES
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
-
-
-class AddressError(DigestError):
-    """An e-mail address is not valid."""
 
 
 class PreferenceError(DigestError):
@@ -196,10 +193,6 @@ def remove(store: Store, email: str, *, now: datetime) -> Subscriber | None:
     )
 
 
-# `new_token()` gives 32 URL-safe characters; mail clients keep them in the subject.
-_MAIL_TOKEN = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]{32})(?![A-Za-z0-9_-])", re.IGNORECASE)
-
-
 def remove_by_mail(store: Store, raw: bytes, *, now: datetime) -> Subscriber:
     """Unsubscribe the reader who sent `raw`, an e-mail to the List-Unsubscribe mailto.
 
@@ -211,13 +204,13 @@ def remove_by_mail(store: Store, raw: bytes, *, now: datetime) -> Subscriber:
         subject = str(msg.get("Subject", ""))
     except (ValueError, TypeError, IndexError):  # a malformed encoded word
         subject = ""
-    match = _MAIL_TOKEN.search(subject)
-    if match is None:
+    token = token_in_subject(subject)
+    if token is None:
         raise DigestError(
             "no unsubscribe token in the subject (expected 'unsubscribe <token>', "
             "as the List-Unsubscribe link writes it); nothing changed"
         )
-    sub = store.set_subscriber_status(status="unsubscribed", now=now, token=match.group(1))
+    sub = store.set_subscriber_status(status="unsubscribed", now=now, token=token)
     if sub is None:
         raise DigestError("unknown unsubscribe token in the subject; nothing changed")
     return sub

@@ -16,19 +16,16 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from digest.config import Config
 from digest.errors import DigestError, StoreError
 from digest.mail.claims import Lease
-from digest.mail.deliver import Progress, SendReport, send_issue
+from digest.mail.deliver import SendProgress, SendReport, open_issue, send_issue
 from digest.store import Store, StoredIssue
 
 log = logging.getLogger(__name__)
 
-# Pending deliveries of an older issue are left alone: a day-old newsletter arriving
-# late is worse than none (`digest worker --date` or `digest send --date` still can).
-OPEN_FOR = timedelta(hours=20)
 IDLE_POLL = 10.0  # seconds between looks for new work when following
 
 
@@ -44,12 +41,6 @@ def require_shared(store: Store, what: str) -> None:
             '"postgresql+psycopg://user@host/db"); on SQLite `digest send` alone '
             "delivers (raise [smtp].connections to send faster)"
         )
-
-
-def open_issue(store: Store, *, now: datetime) -> StoredIssue | None:
-    """Return the latest issue if it is recent enough to still be delivered."""
-    issue = store.last_issue()
-    return issue if issue is not None and now - issue.created_at <= OPEN_FOR else None
 
 
 def work(
@@ -77,7 +68,7 @@ def work(
         issue = store.issue_for_date(date) if date else open_issue(store, now=now)
         if date and issue is None:
             raise DigestError(f"no issue stored for {date}; see `digest status`")
-        counts = store.delivery_counts(issue.id) if issue else {}
+        counts = store.ledger.delivery_counts(issue.id) if issue else {}
         # An issue with no ledger yet is one whose creator has not queued it: do it.
         if issue is not None and (counts.get("pending") or not counts or not follow):
             last = send_issue(store, issue, config, now=now, stop=stop, lease=lease)
@@ -103,15 +94,15 @@ def send_with_workers(
     now: datetime,
     workers: int,
     resend_uncertain: bool = False,
-    progress: Progress | None = None,
+    progress: SendProgress | None = None,
 ) -> SendReport:
     """Deliver an issue from this process and `workers` local worker processes together."""
     require_shared(store, "`digest send --workers`")
-    before = store.delivery_counts(issue.id).get("sent", 0)
+    before = store.ledger.delivery_counts(issue.id).get("sent", 0)
     if resend_uncertain:  # before the workers start, so none of them sees a stale state
-        n = store.requeue_uncertain(issue.id, now=now)
+        n = store.ledger.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
-    store.ensure_deliveries(issue.id, now=now)
+    store.ledger.ensure_deliveries(issue.id, now=now)
     procs = spawn_workers(config, issue.date, workers)
     mine: SendReport | None = None
     try:
@@ -124,16 +115,11 @@ def send_with_workers(
         for proc in procs:
             proc.wait()
     failed = [p.returncode for p in procs if p.returncode not in (0, 3, 4)]
-    counts = store.delivery_counts(issue.id)
-    sent_now = counts.get("sent", 0) - before
-    return SendReport(
-        issue_id=issue.id,
-        sent=sent_now,
-        already_sent=before,
-        failed=counts.get("failed", 0),
-        to_retry=counts.get("pending", 0),
-        uncertain=counts.get("sending", 0),
-        skipped=counts.get("skipped", 0),
+    counts = store.ledger.delivery_counts(issue.id)
+    return SendReport.from_counts(
+        issue.id,
+        counts,
+        sent_now=counts.get("sent", 0) - before,
         error=mine.error
         or (f"{len(failed)} worker(s) failed; see their errors above" if failed else None),
         interrupted=mine.interrupted,

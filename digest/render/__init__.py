@@ -43,14 +43,26 @@ from jinja2 import (
 from digest.compose import relative_time, story_time
 from digest.errors import RenderError
 from digest.models import Issue, RenderedIssue, Story
+from digest.render.emailsafety import GMAIL_CLIP_BYTES
 from digest.textclean import one_line
 
 log = logging.getLogger(__name__)
 
-SHIPPED_TEMPLATES = Path(__file__).parent / "templates"
+
+def _shipped_templates() -> Path:
+    """Return the shipped templates folder: inside an installed wheel, or the repo's.
+
+    The repository keeps them at the top level (`templates/`); building a wheel copies
+    them into `digest/render/templates/` (see setup.py), and a source checkout or an
+    editable install reads the top-level folder directly.
+    """
+    installed = Path(__file__).parent / "templates"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / "templates"
+
+
+SHIPPED_TEMPLATES = _shipped_templates()
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
-GMAIL_CLIP_BYTES = 102_000  # Gmail hides everything after this many bytes of HTML
 
 MAX_TITLE = 300
 MAX_LEAD_SUMMARY = 900

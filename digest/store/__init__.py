@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from digest.errors import StoreError
 from digest.models import Article, RenderedIssue, Subscriber
@@ -25,9 +25,11 @@ from digest.store.readers import Confirmation, Readers, StoredVariant, sections_
 from digest.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    Database,
     UTCDateTime,
     articles,
     deliveries,
+    from_row,
     issues,
     metadata,
     schema_version,
@@ -35,6 +37,7 @@ from digest.store.schema import (
     subscriber_from_row,
     subscribers,
 )
+from digest.tokens import new_token
 
 # Re-exported: callers import these from digest.store.
 __all__ = [
@@ -52,7 +55,6 @@ __all__ = [
     "deliveries",
     "issues",
     "metadata",
-    "new_token",
     "sources",
     "subscribers",
 ]
@@ -108,8 +110,34 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store(Ledger, Readers):
-    """All database access; hand it an engine (tests use a temp SQLite file)."""
+class Store(Readers):
+    """All database access; hand it an engine (tests use a temp SQLite file).
+
+    A façade over its parts: `db` (the engine, transactions and migrations) and
+    `ledger` (the delivery ledger). Articles, issues, sources and subscribers are
+    its own methods; the named locks in `digest.store.locks` take a `Store`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.db = Database(engine)
+        self.ledger = Ledger(self.db)
+
+    @property
+    def shared(self) -> bool:
+        """Return True on a server database (PostgreSQL) that many processes can share."""
+        return self.db.shared
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.db.close()
+
+    def version(self) -> int:
+        """Return the schema version of the database (0 when empty)."""
+        return self.db.version()
+
+    def migrate(self) -> list[int]:
+        """Apply pending numbered migrations; return the versions applied."""
+        return self.db.migrate()
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -129,29 +157,42 @@ class Store(Ledger, Readers):
             try:
                 if store.version() == 0:
                     store.migrate()
-                store.check_schema()
+                store.db.check_schema()
             except BaseException:
                 store.close()
                 raise
         return store
 
+    def job_run_times(self, table_name: str) -> dict[str, datetime]:
+        """Return each job's next run time from APScheduler's job table (UTC)."""
+        with self.db.begin() as conn:
+            if not sa.inspect(conn).has_table(table_name):
+                return {}
+            table = sa.table(table_name, sa.column("id"), sa.column("next_run_time"))
+            rows = conn.execute(sa.select(table.c.id, table.c.next_run_time)).all()
+        return {
+            str(job_id): datetime.fromtimestamp(float(ts), tz=UTC)
+            for job_id, ts in rows
+            if ts is not None
+        }
+
     def check_writable(self) -> None:
         """Fail with a clear StoreError unless the database accepts writes."""
         try:
-            with self.engine.begin() as conn:
+            with self.db.engine.begin() as conn:
                 conn.execute(
                     sa.update(schema_version)
                     .where(schema_version.c.version == -1)
                     .values(applied_at=_now())
                 )
-                if self.engine.dialect.name == "sqlite":
+                if self.db.engine.dialect.name == "sqlite":
                     conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _w(x)")
                     conn.exec_driver_sql("DROP TABLE IF EXISTS main._digest_write_probe")
                     conn.exec_driver_sql("CREATE TABLE main._digest_write_probe(x)")
                     conn.exec_driver_sql("DROP TABLE main._digest_write_probe")
         except sa.exc.DBAPIError as exc:  # PostgreSQL says "read-only" as an InternalError
             raise StoreError(
-                f"the store {self._where()} is not writable ({exc.orig}); "
+                f"the store {self.db.where} is not writable ({exc.orig}); "
                 "check the file and folder permissions and free disk space"
             ) from None
 
@@ -159,19 +200,10 @@ class Store(Ledger, Readers):
 
     def source_states(self) -> dict[str, SourceState]:
         """Return the remembered state of every source, by name."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(sa.select(sources)).mappings().all()
         return {
-            r["name"]: SourceState(
-                name=r["name"],
-                etag=r["etag"],
-                last_modified=r["last_modified"],
-                last_run=r["last_run"],
-                last_success=r["last_success"],
-                last_error=r["last_error"],
-                failing_since=r["failing_since"],
-                consecutive_failures=r["consecutive_failures"] or 0,
-            )
+            r["name"]: from_row(SourceState, r, consecutive_failures=r["consecutive_failures"] or 0)
             for r in rows
         }
 
@@ -186,7 +218,7 @@ class Store(Ledger, Readers):
         last_modified: str | None = None,
     ) -> SourceState:
         """Remember how a source fared: validators on success, failure streak on error."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(sa.select(sources).where(sources.c.name == name)).mappings().first()
             if row is None:
                 conn.execute(sources.insert().values(name=name, url=url, consecutive_failures=0))
@@ -214,7 +246,7 @@ class Store(Ledger, Readers):
 
     def seen_keys(self) -> tuple[set[str], set[str], set[str]]:
         """Return the guids, canonical URLs and title keys already stored (for dedup)."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(sa.select(articles.c.guid, articles.c.url, articles.c.title_key))
             guids, urls, titles = set(), set(), set()
             for guid, url, title_key in rows:
@@ -227,7 +259,7 @@ class Store(Ledger, Readers):
     def add_articles(self, items: Iterable[tuple[Article, str]]) -> list[Article]:
         """Insert (article, title_key) pairs, skipping duplicates; return those inserted."""
         added: list[Article] = []
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             for art, key in items:
                 exists = conn.execute(
                     sa.select(articles.c.id).where(
@@ -259,7 +291,7 @@ class Store(Ledger, Readers):
     def unissued_articles(self, since: datetime) -> list[Article]:
         """Return articles in no issue yet, published (or first seen if undated) since `since`."""
         when = sa.func.coalesce(articles.c.published, articles.c.first_seen, type_=UTCDateTime)
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = (
                 conn.execute(
                     sa.select(articles)
@@ -274,7 +306,7 @@ class Store(Ledger, Readers):
 
     def articles_by_ids(self, ids: Sequence[int]) -> list[Article]:
         """Return the stored articles with these ids, in the given order."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(sa.select(articles).where(articles.c.id.in_(ids))).mappings().all()
         by_id = {r["id"]: _article(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
@@ -283,7 +315,7 @@ class Store(Ledger, Readers):
 
     def last_issue(self) -> StoredIssue | None:
         """Return the most recent issue, if any."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = (
                 conn.execute(sa.select(issues).order_by(issues.c.created_at.desc()).limit(1))
                 .mappings()
@@ -293,13 +325,13 @@ class Store(Ledger, Readers):
 
     def issue_for_date(self, date: str) -> StoredIssue | None:
         """Return the issue of a given ISO date, if it was created."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(sa.select(issues).where(issues.c.date == date)).mappings().first()
         return _issue(row) if row else None
 
     def list_issues(self, limit: int = 30) -> list[StoredIssue]:
         """Return the latest issues, newest first."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = (
                 conn.execute(sa.select(issues).order_by(issues.c.date.desc()).limit(limit))
                 .mappings()
@@ -320,7 +352,7 @@ class Store(Ledger, Readers):
     ) -> StoredIssue:
         """Freeze an issue and claim its articles, or return the one already stored that day."""
         try:
-            with self.begin() as conn:
+            with self.db.begin() as conn:
                 res = conn.execute(
                     issues.insert().values(
                         date=date,
@@ -350,7 +382,7 @@ class Store(Ledger, Readers):
         self, email: str, name: str = "", *, now: datetime
     ) -> tuple[Subscriber, bool]:
         """Add an active subscriber (or reactivate one); return it and whether it changed."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = (
                 conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
                 .mappings()
@@ -392,7 +424,7 @@ class Store(Ledger, Readers):
     ) -> Subscriber | None:
         """Change a subscriber's status by address or token; None when unknown."""
         cond = subscribers.c.email == email if email is not None else subscribers.c.token == token
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
             if row is None:
                 return None
@@ -410,7 +442,7 @@ class Store(Ledger, Readers):
     ) -> Subscriber | None:
         """Return one subscriber by address or token."""
         cond = subscribers.c.email == email if email is not None else subscribers.c.token == token
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
         return subscriber_from_row(row) if row else None
 
@@ -419,7 +451,7 @@ class Store(Ledger, Readers):
         q = sa.select(subscribers).order_by(subscribers.c.id)
         if status:
             q = q.where(subscribers.c.status == status)
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(q).mappings().all()
         return [subscriber_from_row(r) for r in rows]
 
@@ -428,7 +460,7 @@ class Store(Ledger, Readers):
     ) -> tuple[int, int]:
         """Insert new (email, name, status) rows in one transaction; return (added, existing)."""
         added = existing = 0
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             known: set[str] = set()
             emails = [r[0] for r in rows]
             for i in range(0, len(emails), 500):
@@ -460,11 +492,6 @@ class Store(Ledger, Readers):
         return added, existing
 
 
-def new_token() -> str:
-    """Return an unguessable unsubscribe token (random, not derived from the address)."""
-    return secrets.token_urlsafe(24)
-
-
 def _now() -> datetime:
     return datetime.now(tz=UTC)
 
@@ -476,30 +503,8 @@ def _replace_id(art: Article, pk: int | None) -> Article:
 
 
 def _article(r: Any) -> Article:
-    return Article(
-        id=r["id"],
-        source=r["source"],
-        guid=r["guid"],
-        url=r["url"],
-        title=r["title"],
-        text=r["text"],
-        feed_summary=r["feed_summary"],
-        published=r["published"],
-        first_seen=r["first_seen"],
-        author=r["author"],
-        image=r["image"],
-        language=r["language"],
-    )
+    return from_row(Article, r)
 
 
 def _issue(r: Any) -> StoredIssue:
-    return StoredIssue(
-        id=r["id"],
-        date=r["date"],
-        created_at=r["created_at"],
-        subject=r["subject"],
-        html=r["html"],
-        text=r["text"],
-        preheader=r["preheader"],
-        article_ids=tuple(json.loads(r["article_ids"])),
-    )
+    return from_row(StoredIssue, r, article_ids=tuple(json.loads(r["article_ids"])))

@@ -35,6 +35,7 @@ from digest.store.schema import (
     Database,
     UTCDateTime,
     advisory_key,
+    columns_of,
     deliveries,
     delivery_from_row,
     subscriber_from_row,
@@ -91,8 +92,11 @@ _ACTIVE = sa.exists().where(
 )
 
 
-class Ledger(Database):
-    """The ledger's queries; `Store` inherits them."""
+class Ledger:
+    """The delivery ledger's queries: one part of `Store` (as `store.ledger`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def ensure_deliveries(
         self, issue_id: int, *, now: datetime, only: Sequence[int] | None = None
@@ -111,8 +115,8 @@ class Ledger(Database):
             ids = sorted(set(only))
             chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)]
         inserted = reopened = 0
-        with self.begin() as conn:
-            if self.shared:  # workers starting together must not insert the same rows
+        with self.db.begin() as conn:
+            if self.db.shared:  # workers starting together must not insert the same rows
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key("queue"))))
             conn.execute(
                 deliveries.update()
@@ -157,11 +161,11 @@ class Ledger(Database):
                     ).rowcount
                     or 0
                 )
-        if self.shared and inserted:
+        if self.db.shared and inserted:
             # Fresh statistics now, not when autovacuum gets round to it: without them
             # the planner's generic plan for the per-message updates scans every
             # pending row of the issue (milliseconds per message) instead of the key.
-            with self.begin() as conn:
+            with self.db.begin() as conn:
                 conn.exec_driver_sql("ANALYZE deliveries, subscribers")
         return inserted + reopened
 
@@ -175,25 +179,13 @@ class Ledger(Database):
             .order_by(deliveries.c.subscriber_id)
         )
         out = []
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             for row in conn.execute(q):
                 m = row._mapping
                 out.append(
                     (
-                        delivery_from_row(m, deliveries.c),
-                        subscriber_from_row(
-                            {
-                                "id": m[subscribers.c.id],
-                                "email": m[subscribers.c.email],
-                                "name": m[subscribers.c.name],
-                                "status": m[subscribers.c.status],
-                                "token": m[subscribers.c.token],
-                                "created_at": m[subscribers.c.created_at],
-                                "timezone": m[subscribers.c.timezone],
-                                "send_at": m[subscribers.c.send_at],
-                                "sections": m[subscribers.c.sections],
-                            }
-                        ),
+                        delivery_from_row(columns_of(m, deliveries)),
+                        subscriber_from_row(columns_of(m, subscribers)),
                     )
                 )
         return out
@@ -242,7 +234,7 @@ class Ledger(Database):
 
     def delivery_counts(self, issue_id: int) -> dict[str, int]:
         """Return how many deliveries of an issue are in each status."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(
                 sa.select(deliveries.c.status, sa.func.count())
                 .where(deliveries.c.issue_id == issue_id)
@@ -259,13 +251,13 @@ class Ledger(Database):
         )
         if status:
             q = q.where(deliveries.c.status == status)
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(q).mappings().all()
-        return [delivery_from_row(r, None) for r in rows]
+        return [delivery_from_row(r) for r in rows]
 
     def requeue_uncertain(self, issue_id: int, *, now: datetime) -> int:
         """Put deliveries left 'sending' by a crash back to pending (may duplicate them)."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             res = conn.execute(
                 deliveries.update()
                 .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "sending")
@@ -312,7 +304,7 @@ class Ledger(Database):
             .values(claimed_by=worker, claimed_until=now + timedelta(seconds=lease))
             .returning(deliveries.c.subscriber_id)
         )
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             ids = list(conn.execute(claim).scalars())
             if not ids:
                 return []
@@ -323,7 +315,7 @@ class Ledger(Database):
 
     def renew_claims(self, issue_id: int, *, worker: str, lease: float, now: datetime) -> int:
         """Extend the lease of every pending delivery `worker` holds; return how many."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             res = conn.execute(
                 deliveries.update()
                 .where(deliveries.c.issue_id == issue_id, deliveries.c.claimed_by == worker)
@@ -334,7 +326,7 @@ class Ledger(Database):
 
     def release_claims(self, issue_id: int, *, worker: str) -> int:
         """Hand `worker`'s unsent deliveries back to the others at once; return how many."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             res = conn.execute(
                 deliveries.update()
                 .where(deliveries.c.issue_id == issue_id, deliveries.c.claimed_by == worker)
@@ -345,7 +337,7 @@ class Ledger(Database):
 
     def next_lease_expiry(self, issue_id: int, *, worker: str, now: datetime) -> datetime | None:
         """Return when the first pending delivery leased by another worker frees up, if any."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             until = conn.execute(
                 sa.select(sa.func.min(deliveries.c.claimed_until))
                 .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "pending")
@@ -356,7 +348,7 @@ class Ledger(Database):
 
     def live_leases(self, issue_id: int, *, now: datetime) -> dict[str, tuple[int, datetime]]:
         """Return each worker holding unexpired claims: (deliveries held, lease end)."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(
                 sa.select(
                     deliveries.c.claimed_by,
@@ -373,7 +365,7 @@ class Ledger(Database):
 
     def claims(self, issue_id: int) -> dict[str, int]:
         """Return how many deliveries each worker claimed (sent, in flight or held)."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(
                 sa.select(deliveries.c.claimed_by, sa.func.count())
                 .where(deliveries.c.issue_id == issue_id, deliveries.c.claimed_by.is_not(None))
@@ -409,9 +401,9 @@ class LedgerWriter:
 
     def __init__(self, store: Ledger) -> None:
         self._store = store
-        dialect = store.engine.dialect
+        dialect = store.db.engine.dialect
         self._errors = dialect.loaded_dbapi.Error
-        self._raw = store.engine.raw_connection()
+        self._raw = store.db.engine.raw_connection()
         self._stamp = UTCDateTime()
         self._dialect = dialect
         self._claim = _Prepared(_CLAIM, dialect)
@@ -464,7 +456,7 @@ class LedgerWriter:
             return first
         except self._errors as exc:
             self._raw.rollback()
-            raise StoreError(f"database error on {self._store._where()}: {exc}") from None
+            raise StoreError(f"database error on {self._store.db.where}: {exc}") from None
         finally:
             cur.close()
 

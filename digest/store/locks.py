@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from digest.errors import DigestError, StoreError
+from digest.errors import DigestError, LockHeldError, StoreError
 from digest.store import Store
 from digest.store.schema import advisory_key, locks
 
@@ -40,14 +40,6 @@ Clock = Callable[[], datetime]
 
 # Held by every send (`digest send`, the daemon's send job) so two never run at once.
 SEND_LOCK = "digest-send"
-
-
-class LockHeldError(DigestError):
-    """Another live process holds the lock."""
-
-
-class LockLostError(DigestError):
-    """Our lock was taken over (we looked dead to another process)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +73,7 @@ def pid_alive(pid: int) -> bool:
 
 def read_lock(store: Store, name: str) -> LockInfo | None:
     """Return the current holder of a lock, if any (stale or not)."""
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         row = conn.execute(sa.select(locks).where(locks.c.name == name)).mappings().first()
     if row is None:
         return None
@@ -128,7 +120,7 @@ def acquire(
     values = {k: v for k, v in asdict(mine).items() if k != "name"}
     for _ in range(5):  # only loops when another process races us for a stale row
         try:
-            with store.begin() as conn:
+            with store.db.begin() as conn:
                 conn.execute(locks.insert().values(name=name, **values))
             return mine
         except sa.exc.IntegrityError:
@@ -143,11 +135,12 @@ def acquire(
         )
         if reason is None:
             raise LockHeldError(
-                f"another `digest run` is already running on {store.engine.url.database or name} "
+                f"another `digest run` is already running on {store.db.engine.url.database or name}"
+                " "
                 f"({describe(current, now=now)}); stop it first (the lock of a crashed daemon "
                 f"is taken over at once on its host, after {stale_after:.0f} s from others)"
             )
-        with store.begin() as conn:
+        with store.db.begin() as conn:
             res = conn.execute(
                 locks.update()
                 .where(
@@ -169,7 +162,7 @@ def take(store: Store, name: str, *, holder: str, now: datetime) -> LockInfo:
     host, pid = socket.gethostname(), os.getpid()
     mine = LockInfo(name=name, holder=holder, host=host, pid=pid, acquired_at=now, heartbeat=now)
     values = {k: v for k, v in asdict(mine).items() if k != "name"}
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         if conn.execute(locks.update().where(locks.c.name == name).values(**values)).rowcount:
             return mine
         conn.execute(locks.insert().values(name=name, **values))
@@ -196,7 +189,7 @@ class AdvisoryLock:
         """Take the lock if it is free; True when we hold it."""
         try:
             if self._conn is None:
-                self._conn = self.store.engine.connect().execution_options(
+                self._conn = self.store.db.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
                 for setting in self.KEEPALIVES:
@@ -204,7 +197,7 @@ class AdvisoryLock:
             got = self._conn.execute(sa.select(sa.func.pg_try_advisory_lock(self.key))).scalar()
         except sa.exc.OperationalError as exc:
             self.close()
-            raise StoreError(f"database error on {self.store._where()}: {exc.orig}") from None
+            raise StoreError(f"database error on {self.store.db.where}: {exc.orig}") from None
         return bool(got)
 
     def alive(self) -> bool:
@@ -232,7 +225,7 @@ class AdvisoryLock:
 
 def heartbeat(store: Store, name: str, holder: str, *, now: datetime) -> bool:
     """Refresh our heartbeat; False when the lock is no longer ours."""
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         res = conn.execute(
             locks.update()
             .where(locks.c.name == name, locks.c.holder == holder)
@@ -243,7 +236,7 @@ def heartbeat(store: Store, name: str, holder: str, *, now: datetime) -> bool:
 
 def release(store: Store, name: str, holder: str) -> bool:
     """Drop the lock if we still hold it; return whether we did."""
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         res = conn.execute(locks.delete().where(locks.c.name == name, locks.c.holder == holder))
     return res.rowcount == 1
 
@@ -319,7 +312,7 @@ class DaemonLock:
             if not standby:
                 self._advisory.close()
                 raise LockHeldError(
-                    f"another `digest run` is already running on {self.store._where()} "
+                    f"another `digest run` is already running on {self.store.db.where} "
                     f"({leader}); stop it first, or start this one with --standby to take "
                     "over when it stops"
                 )

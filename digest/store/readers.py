@@ -26,6 +26,7 @@ from digest.store.schema import (
     subscriber_from_row,
     subscribers,
 )
+from digest.tokens import new_token
 
 # Statuses a web sign-up may (re)start the opt-in from; active, bounced and complained
 # addresses are left alone (the answer to the form is the same anyway).
@@ -63,8 +64,10 @@ class StoredVariant:
     article_ids: tuple[int, ...]
 
 
-class Readers(Database):
+class Readers:
     """Sign-up, confirmation, preferences and variant queries; `Store` inherits them."""
+
+    db: Database
 
     def start_opt_in(
         self,
@@ -88,10 +91,8 @@ class Readers(Database):
             "confirm_expires": now + valid,
             "updated_at": now,
         }
-        from digest.store import new_token
-
         try:
-            with self.begin() as conn:
+            with self.db.begin() as conn:
                 row = (
                     conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
                     .mappings()
@@ -140,7 +141,7 @@ class Readers(Database):
         self, confirm_token: str, *, now: datetime, resend: timedelta, valid: timedelta
     ) -> tuple[Subscriber | None, str | None]:
         """Give the pending owner of an (expired) confirmation token a new one to mail."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(
                 sa.select(subscribers.c.email, subscribers.c.name).where(
                     subscribers.c.confirm_token == confirm_token,
@@ -153,7 +154,7 @@ class Readers(Database):
 
     def confirmation(self, confirm_token: str) -> Confirmation | None:
         """Return the subscriber a confirmation token belongs to, and when it expires."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = (
                 conn.execute(
                     sa.select(subscribers).where(subscribers.c.confirm_token == confirm_token)
@@ -172,7 +173,7 @@ class Readers(Database):
             subscribers.c.status == "pending",
             subscribers.c.confirm_expires > now,
         )
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 subscribers.update().where(*cond).values(status="active", updated_at=now)
             ).rowcount
@@ -180,7 +181,7 @@ class Readers(Database):
 
     def opt_in_mail_failed(self, confirm_token: str) -> None:
         """Forget that a confirmation mail went out (it did not), so the next post may retry."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 subscribers.update()
                 .where(subscribers.c.confirm_token == confirm_token)
@@ -188,7 +189,7 @@ class Readers(Database):
             )
 
     def _by(self, cond: Any) -> Subscriber | None:
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
         return subscriber_from_row(row) if row else None
 
@@ -209,7 +210,7 @@ class Readers(Database):
             values["send_at"] = send_at or None
         if sections is not None:
             values["sections"] = sections_key(sections) if sections else None
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 subscribers.update().where(subscribers.c.id == subscriber_id).values(**values)
             )
@@ -219,7 +220,7 @@ class Readers(Database):
         self, rows: Sequence[tuple[str, str, str, Sequence[str]]], *, now: datetime
     ) -> None:
         """Set (email, timezone, send_at, sections) of addresses just imported, in one go."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             for email, tz, send_at, sections in rows:
                 conn.execute(
                     subscribers.update()
@@ -234,7 +235,7 @@ class Readers(Database):
 
     def preference_groups(self) -> list[tuple[str, str, int]]:
         """Return (timezone, send_at, active readers) per preference group ("" = default)."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(
                 sa.select(subscribers.c.timezone, subscribers.c.send_at, sa.func.count())
                 .where(subscribers.c.status == "active")
@@ -246,18 +247,18 @@ class Readers(Database):
 
     def setting(self, name: str, make: Any) -> str:
         """Return a stored named value, storing `make()` first if there is none yet."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             value = conn.execute(
                 sa.select(settings.c.value).where(settings.c.name == name)
             ).scalar()
         if value is not None:
             return str(value)
         try:
-            with self.begin() as conn:
+            with self.db.begin() as conn:
                 conn.execute(settings.insert().values(name=name, value=str(make())))
         except sa.exc.IntegrityError:
             pass  # another process stored one first: use theirs
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             return str(
                 conn.execute(sa.select(settings.c.value).where(settings.c.name == name)).scalar()
             )
@@ -266,7 +267,7 @@ class Readers(Database):
 
     def variant(self, issue_id: int, sections: Sequence[str]) -> StoredVariant | None:
         """Return the issue rendered for this choice of sections, if it was made."""
-        with self.begin() as conn:
+        with self.db.begin() as conn:
             row = (
                 conn.execute(
                     sa.select(issue_variants).where(
@@ -293,7 +294,7 @@ class Readers(Database):
     ) -> StoredVariant:
         """Store a variant (or return the one another process stored first)."""
         try:
-            with self.begin() as conn:
+            with self.db.begin() as conn:
                 conn.execute(
                     issue_variants.insert().values(
                         issue_id=issue_id,

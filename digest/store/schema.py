@@ -10,19 +10,27 @@ so SQLite stays zero set-up.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import StoreError
 from digest.models import Delivery, Subscriber
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    M = TypeVar("M", bound=DataclassInstance)
+else:
+    M = TypeVar("M")
 
 log = logging.getLogger(__name__)
 
@@ -286,9 +294,11 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+            raise StoreError(f"database error on {self.where}: {exc.orig}") from None
 
-    def _where(self) -> str:
+    @property
+    def where(self) -> str:
+        """Return the database URL without its password, for messages."""
         return self.engine.url.render_as_string(hide_password=True)
 
     def version(self) -> int:
@@ -301,12 +311,12 @@ class Database:
         current = self.version()
         if current > SCHEMA_VERSION:
             raise StoreError(
-                f"{self._where()} has schema version {current}, newer than this digest "
+                f"{self.where} has schema version {current}, newer than this digest "
                 f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
             )
         if current < SCHEMA_VERSION:
             raise StoreError(
-                f"{self._where()} has schema version {current}, older than this digest "
+                f"{self.where} has schema version {current}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
             )
 
@@ -342,7 +352,7 @@ class Database:
                         conn.execute(sa.select(sa.func.pg_advisory_unlock(advisory_key("migrate"))))
                         conn.commit()
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error on {self._where()}: {exc.orig}") from None
+            raise StoreError(f"database error on {self.where}: {exc.orig}") from None
         return applied
 
 
@@ -356,35 +366,36 @@ def _version(conn: Connection) -> int:
 # -- rows to models -------------------------------------------------------------
 
 
+def from_row(model: type[M], row: Any, **values: Any) -> M:
+    """Build a model from a row mapping: each field from its column, unless given in `values`.
+
+    Fields without a column keep their defaults; columns without a field are ignored.
+    """
+    kwargs = {
+        f.name: values[f.name] if f.name in values else row[f.name]
+        for f in dataclasses.fields(model)
+        if f.name in values or f.name in row
+    }
+    return model(**kwargs)
+
+
+def columns_of(row: Any, table: sa.Table) -> dict[str, Any]:
+    """Return one table's columns of a joined row, by column name."""
+    return {c.name: row[c] for c in table.c if c in row}
+
+
 def subscriber_from_row(r: Any) -> Subscriber:
-    """Return the Subscriber of a `subscribers` row mapping (preferences optional)."""
+    """Return the Subscriber of a `subscribers` row mapping (NULL preferences = defaults)."""
     sections = r.get("sections")
-    return Subscriber(
-        id=r["id"],
-        email=r["email"],
-        name=r["name"],
-        status=r["status"],
-        token=r["token"],
-        created_at=r["created_at"],
+    return from_row(
+        Subscriber,
+        r,
         timezone=r.get("timezone") or "",
         send_at=r.get("send_at") or "",
         sections=tuple(json.loads(sections)) if sections else (),
     )
 
 
-def delivery_from_row(r: Any, cols: Any) -> Delivery:
-    """Return the Delivery of a row (keyed by `cols` columns when given, else by name)."""
-
-    def get(name: str) -> Any:
-        return r[getattr(cols, name)] if cols is not None else r[name]
-
-    return Delivery(
-        issue_id=get("issue_id"),
-        subscriber_id=get("subscriber_id"),
-        email=get("email"),
-        status=get("status"),
-        attempts=get("attempts") or 0,
-        last_error=get("last_error"),
-        message_id=get("message_id"),
-        updated_at=get("updated_at"),
-    )
+def delivery_from_row(r: Any) -> Delivery:
+    """Return the Delivery of a `deliveries` row mapping (NULL attempts count as 0)."""
+    return from_row(Delivery, r, attempts=r["attempts"] or 0)

@@ -43,6 +43,7 @@ from sumy.summarizers.text_rank import TextRankSummarizer
 from sumy.utils import get_stop_words
 
 from digest.config import SUMMARY_METHODS
+from digest.errors import SummaryError
 from digest.summarize.position import PositionSummarizer
 from digest.summarize.rules import is_boilerplate, word_count
 from digest.summarize.tokenize import Tokenizer, get_tokenizer, normalize_language, split_paragraphs
@@ -251,7 +252,7 @@ def summarize(
 ) -> tuple[str, ...]:
     """Return up to `sentences` whole sentences of `text` that summarize it, in order."""
     if method not in METHODS:
-        raise ValueError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
+        raise SummaryError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
     lang = _language(language)  # LookupError for an unsupported language
     if sentences <= 0 or not text.strip():
         return ()

@@ -15,7 +15,8 @@ from dataclasses import replace
 import punkt
 from punkt.model.prefixes import with_nonbreaking_prefixes
 
-LANGUAGES = ("english", "german", "french", "spanish", "russian", "italian", "portuguese", "dutch")
+from digest.config import LANGUAGES
+from digest.errors import SummaryError
 
 
 def _set(words: str) -> frozenset[str]:
@@ -96,7 +97,7 @@ class Tokenizer:
     def __init__(self, language: str) -> None:
         name = normalize_language(language)
         if name not in LANGUAGES:
-            raise LookupError(
+            raise SummaryError(
                 f"no sentence model for language {language!r}; use one of {', '.join(LANGUAGES)}"
             )
         self._language = name

@@ -40,16 +40,15 @@ from starlette.routing import Route
 
 from digest.config import Config
 from digest.errors import StoreError
-from digest.models import TOKEN_PLACEHOLDER, Subscriber
+from digest.models import Subscriber
 from digest.store import Store, StoredIssue
+from digest.tokens import strip_tokens, valid_token
 from digest.web.readers import ReaderPages
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# store.new_token() makes 32 URL-safe characters; accept a little either side of that.
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; anything large is not one
 ARCHIVE_LIMIT = 1000
@@ -77,18 +76,6 @@ _ARCHIVE_HEADERS = {
 
 def _utcnow() -> datetime:
     return datetime.now(tz=UTC)
-
-
-def valid_token(token: str | None) -> bool:
-    """Return True when `token` has the shape of a subscriber token (not that it exists)."""
-    return bool(token) and _TOKEN.fullmatch(token or "") is not None
-
-
-def strip_tokens(text: str) -> str:
-    """Remove the token placeholder (and its `token=` parameter) from an issue's HTML or text."""
-    for prefix in ("?token=", "&amp;token=", "&token="):
-        text = text.replace(prefix + TOKEN_PLACEHOLDER, "")
-    return text.replace(TOKEN_PLACEHOLDER, "")
 
 
 def is_one_click(body: bytes, content_type: str) -> bool:

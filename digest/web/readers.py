@@ -41,10 +41,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from digest.config import Config
-from digest.errors import DigestError
+from digest.errors import AddressError, DigestError
 from digest.mail import subscribers as subs
 from digest.models import Subscriber
 from digest.store import Store
+from digest.tokens import valid_token
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ class ReaderPages:
         raw, name = _one(form, "email"), subs.clean_name(_one(form, "name"))
         try:
             email = subs.normalize_address(raw)
-        except subs.AddressError:
+        except AddressError:
             return self._subscribe_page(
                 email=raw[:320], name=name, error="Please enter a valid email address."
             )
@@ -490,8 +491,6 @@ class ReaderPages:
         return self._preferences_page(saved or sub, token, saved=True)
 
     async def _reader(self, token: str) -> Subscriber | None:
-        from digest.web import valid_token
-
         if not valid_token(token):
             return None
         sub = await run_in_threadpool(lambda: self.store.get_subscriber(token=token))
