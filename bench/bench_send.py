@@ -278,7 +278,7 @@ def store_variants(store: Store, issue_id: int) -> list[Any]:
 
     from digest.store.schema import issue_variants
 
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         return list(
             conn.execute(
                 sa.select(issue_variants.c.sections).where(issue_variants.c.issue_id == issue_id)

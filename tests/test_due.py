@@ -190,7 +190,7 @@ def test_today_is_listed_before_it_is_composed_and_never_twice(
     sub = store.get_subscriber(email="new_york@example.org")
     assert sub is not None and sub.id is not None
     store.ledger.ensure_deliveries(issue_id, now=ny, only=[sub.id])
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         conn.execute(sa.update(deliveries).values(status="sent"))
     plan = {d.subscriber.email: d for d in plan_due(config, store, now=ny)}
     assert plan["new_york@example.org"].action == "skip"
@@ -216,7 +216,7 @@ def test_fall_back_night_sends_once_and_the_gap_at_the_next_minute(tmp_path: Pat
     assert action(utc(2026, 10, 25, 0, 29)) == "skip"
     assert action(utc(2026, 10, 25, 0, 30)) == "send"  # the first 02:30 (CEST)
     store.ledger.ensure_deliveries(issue_id, now=utc(2026, 10, 25, 0, 30), only=[sub.id])
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         conn.execute(sa.update(deliveries).values(status="sent"))
     assert action(utc(2026, 10, 25, 1, 30)) == "skip"  # the second 02:30 (CET): once only
     store.close()
@@ -307,7 +307,7 @@ def test_kill_9_mid_zone_batch_then_resume_loses_and_duplicates_nothing(
         assert len(smtp.messages) == seen
         if backend == "postgresql":
             # The killed sender's leases would run out after two minutes; end them now.
-            with store.begin() as conn:
+            with store.db.begin() as conn:
                 conn.execute(sa.update(deliveries).values(claimed_until=COMPOSED))
         smtp.handler.kill_at = None
         resume = subprocess.run(

@@ -118,7 +118,7 @@ def test_a_reader_who_chose_one_section_gets_only_its_stories(tmp_path: Path) ->
     # Stories of a source without a section go in the first section.
     assert got["tech@example.org"] == {f"Chip story {i}" for i in range(3)} | {"Gadget story 0"}
     # One render per distinct choice, kept in the store: (Science) and (Technology).
-    with store.begin() as conn:
+    with store.db.begin() as conn:
         kept = sorted(conn.execute(sa.select(issue_variants.c.sections)).scalars())
     assert kept == ['["Science"]', '["Technology"]']
     store.close()
