@@ -536,6 +536,7 @@ class Status:
     active_subscribers: int
     workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
     groups: tuple[Group, ...] = ()  # readers by time zone and delivery time, soonest first
+    subscribers: dict[str, int] = field(default_factory=dict)  # how many in each status
 
 
 def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 5) -> Status:
@@ -555,6 +556,7 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         if s.name in names and s.consecutive_failures >= config.collect.flag_after_failures
     )
     recent = store.list_issues(issues)
+    counts = store.subscriber_counts()
     return Status(
         now=now,
         daemon=lock if dead is None else None,
@@ -563,7 +565,8 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         next_send=next_send,
         issues=tuple((i, store.ledger.delivery_counts(i.id)) for i in recent),
         failing=failing,
-        active_subscribers=len(store.list_subscribers("active")),
+        active_subscribers=counts.get("active", 0),
         workers=store.ledger.live_leases(recent[0].id, now=now) if recent else {},
         groups=tuple(due_groups(config, store, now=now)),
+        subscribers=counts,
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced")
+# pending: signed up on the web, not confirmed yet (never mailed an issue).
+# complained: reported our mail as spam (an ARF report); never mailed again.
+SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class Subscriber:
 
     email: str
     name: str = ""
-    status: str = "active"  # pending (not yet confirmed) | active | unsubscribed | bounced
+    status: str = "active"  # one of SUBSCRIBER_STATUSES
     token: str = ""
     id: int | None = None
     created_at: datetime | None = None

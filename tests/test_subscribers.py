@@ -52,16 +52,18 @@ def test_invalid_addresses_are_refused(raw: str) -> None:
         normalize_address(raw)
 
 
-def test_domain_case_does_not_make_a_second_subscriber(store: Store) -> None:
-    first, added = subscribers.add(store, "a@X.org", "Ann", now=NOW)
-    second, changed = subscribers.add(store, "a@x.ORG", now=NOW)
+def test_any_spelling_of_an_address_is_one_subscriber(store: Store) -> None:
+    first, added = subscribers.add(store, "Bob@X.org", "Bob", now=NOW)
+    second, changed = subscribers.add(store, "bob@x.ORG", now=NOW)
     assert added and not changed
     assert first.id == second.id
-    assert [s.email for s in store.list_subscribers()] == ["a@x.org"]
+    # Shown as first written (domain lower-cased); compared on the whole address.
+    assert [s.email for s in store.list_subscribers()] == ["Bob@x.org"]
     assert len(first.token) == len(TOKEN_PLACEHOLDER)
-    assert subscribers.remove(store, "A@x.org", now=NOW) is None  # local part is kept as written
-    removed = subscribers.remove(store, "a@X.ORG", now=NOW)
-    assert removed is not None and removed.status == "unsubscribed"
+    removed = subscribers.remove(store, "BOB@x.org", now=NOW)
+    assert removed is not None and removed.status == "unsubscribed" and removed.id == first.id
+    assert store.get_subscriber(email="bOb@X.ORG") == removed
+    assert [s.status for s in store.list_subscribers()] == ["unsubscribed"]
 
 
 CSV = (
@@ -72,7 +74,7 @@ CSV = (
     'bob@Example.org,"Bob, the\nBuilder"\n'  # 5-6, quoted newline in the name
     "carol@example.org,Carol,unsubscribed\n"  # 7
     "dave@example.org,Dave,vip\n"  # 8 bad status
-    "ANN@example.org,Ann again\n"  # 9 is a different local part: kept
+    "ANN@example.org,Ann again\n"  # 9 the same mailbox as line 2
     "ann@EXAMPLE.org,Dup\n"  # 10 duplicate of line 2
     "a,b,c,d\n"  # 11 too many columns
     "erin@example.org\n"  # 12
@@ -83,17 +85,17 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(store: Store) -> N
     subscribers.add(store, "erin@example.org", now=NOW)
     store.set_subscriber_status(status="unsubscribed", now=NOW, email="erin@example.org")
     report = subscribers.import_csv(store, io.StringIO(CSV), now=NOW)
-    assert [line for line, _ in report.errors] == [3, 8, 10, 11]
+    assert [line for line, _ in report.errors] == [3, 8, 9, 10, 11]
     assert "not-an-address" in report.errors[0][1]
     assert "vip" in report.errors[1][1]
-    assert (report.added, report.existing) == (4, 1)
+    assert "appears twice" in report.errors[2][1]
+    assert (report.added, report.existing) == (3, 1)
     listed = {s.email: (s.name, s.status) for s in store.list_subscribers()}
     assert listed == {
         "erin@example.org": ("", "unsubscribed"),  # an import never re-subscribes anyone
         "ann@example.org": ("Ann", "active"),
         "bob@example.org": ("Bob, the Builder", "active"),
         "carol@example.org": ("Carol", "unsubscribed"),
-        "ANN@example.org": ("Ann again", "active"),
     }
 
 
@@ -146,7 +148,8 @@ def test_subscribers_commands(tmp_path: Path) -> None:
     imported = run(config, "subscribers", "import", str(csv_file))
     assert imported.exit_code == 1  # some rows were rejected; the rest are in
     assert f"{csv_file}:3:" in imported.stderr and f"{csv_file}:11:" in imported.stderr
-    assert "imported 4, already on the list 1, rejected 4" in imported.stdout
+    # ann@example.org is Ann@example.org, added above: one mailbox, one reader.
+    assert "imported 2, already on the list 2, rejected 5" in imported.stdout
     exported = run(config, "subscribers", "export", "--status", "active")
     assert exported.exit_code == 0
     assert exported.stdout.splitlines()[0] == "email,name,status,timezone,send_at,sections"
@@ -255,3 +258,22 @@ def test_mail_to_the_unsubscribe_address_unsubscribes_by_token(tmp_path: Path) -
     assert run(config, "subscribers", "list", "--status", "active").stdout == (
         "bob@example.org\t\tactive\t-\t-\t-\n"
     )
+
+
+def test_list_shows_counts_per_status_and_json_for_scripts(tmp_path: Path) -> None:
+    import json
+
+    config = write_config(tmp_path)
+    for who in ("ann@example.org", "bob@example.org", "cy@example.org"):
+        assert run(config, "subscribers", "add", who, "--name", who[:3]).exit_code == 0
+    assert run(config, "subscribers", "remove", "BOB@example.org").exit_code == 0
+    listed = run(config, "subscribers", "list")
+    assert listed.stdout.count("\n") == 3  # the rows only: stdout stays a clean table
+    assert listed.stderr.strip() == "active 2, unsubscribed 1, bounced 0, complained 0"
+    data = json.loads(run(config, "subscribers", "list", "--json", "--status", "active").stdout)
+    assert data["counts"] == {"active": 2, "unsubscribed": 1, "bounced": 0, "complained": 0}
+    assert [(s["email"], s["name"], s["status"]) for s in data["subscribers"]] == [
+        ("ann@example.org", "ann", "active"),
+        ("cy@example.org", "cy@", "active"),
+    ]
+    assert data["subscribers"][0]["created_at"].endswith("+00:00")

@@ -261,6 +261,34 @@ def test_resubscribe_undoes_an_unsubscribe_but_not_a_bounce(
     assert one_click.status_code == 200
     assert statuses(store)["reader1@example.org"] == "bounced"
 
+    # A reader who reported our mail as spam is not re-subscribed by a link either.
+    store.set_subscriber_status(status="complained", now=NOW, email=subs[0].email)
+    res = client.post(f"/resubscribe?token={subs[0].token}")
+    assert res.status_code == 200 and "reported our mail as spam" in res.text
+    assert client.post(f"/unsubscribe?token={subs[0].token}", data=ONE_CLICK).status_code == 200
+    assert statuses(store)["reader0@example.org"] == "complained"
+
+
+def test_links_with_a_merged_spelling_token_reach_the_merged_reader(
+    store: Store, client: httpx.Client
+) -> None:
+    from tests.test_addresses import _insert_old_reader  # an old store's duplicate rows
+    from tests.test_schema import undo_migration_4
+
+    store.close()
+    url = store.db.engine.url.render_as_string(hide_password=False)
+    with sa.create_engine(url).begin() as conn:
+        undo_migration_4(conn)
+        _insert_old_reader(conn, "Ann@example.org", "active", 9)
+        _insert_old_reader(conn, "ann@example.org", "active", 2)
+    migrated = Store.open(url, migrate=False)
+    migrated.migrate()
+    migrated.close()
+    token = f"{'ann_example_org':_<32}"  # the merged-away spelling's token (see the helper)
+    res = client.post(f"/unsubscribe?token={token}", data=ONE_CLICK)
+    assert res.status_code == 200 and "You are unsubscribed" in res.text
+    assert statuses(store) == {"Ann@example.org": "unsubscribed"}
+
 
 def test_archive_lists_issues_and_shows_them_without_tokens(
     store: Store, client: httpx.Client

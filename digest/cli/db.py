@@ -24,6 +24,7 @@ def db_upgrade(app: App) -> None:
     try:
         before = store.version()
         applied = store.migrate()
+        notes = store.db.migration_notes
         where = store.db.where
     finally:
         store.close()
@@ -33,3 +34,5 @@ def db_upgrade(app: App) -> None:
     else:
         line = f"{where}: schema {SCHEMA_VERSION}, already up to date"
     console.print(escape(line), soft_wrap=True)
+    for note in notes:
+        console.print(escape(f"  {note}"), soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections import Counter
@@ -112,38 +113,88 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
     console.print(escape(f"{sub.email}: {sub.status}"), soft_wrap=True)
 
 
+def _counts_line(counts: dict[str, int]) -> str:
+    order = [*SUBSCRIBER_STATUSES, *sorted(set(counts) - set(SUBSCRIBER_STATUSES))]
+    return ", ".join(f"{status} {counts.get(status, 0)}" for status in order)
+
+
 @subscribers_group.command(name="list")
 @click.option(
     "--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Only this status."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (counts and subscribers).")
 @click.pass_obj
-def subscribers_list(app: App, status: str | None) -> None:
+def subscribers_list(app: App, status: str | None, as_json: bool) -> None:
     """Print subscribers, one per line, tab-separated: address, name, status, time zone,
-    delivery time and sections ("-" = the site's default)."""
+    delivery time and sections ("-" = the site's default).
+
+    The counts per status follow on stderr. With --json, one JSON object on stdout:
+    {"counts": {status: n}, "subscribers": [{"email", "name", "status", "created_at",
+    "timezone", "send_at", "sections"}]}.
+    """
     from digest.mail import subscribers
 
-    for sub in app.store.list_subscribers(status):
+    subs = app.store.list_subscribers(status)
+    counts = app.store.subscriber_counts()
+    if as_json:
+        out = {
+            "counts": {s: counts.get(s, 0) for s in SUBSCRIBER_STATUSES} | counts,
+            "subscribers": [
+                {
+                    "email": sub.email,
+                    "name": sub.name,
+                    "status": sub.status,
+                    "created_at": sub.created_at.isoformat() if sub.created_at else None,
+                    "timezone": sub.timezone,
+                    "send_at": sub.send_at,
+                    "sections": list(sub.sections),
+                }
+                for sub in subs
+            ],
+        }
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    for sub in subs:
         click.echo(subscribers.describe(sub, app.config))
+    err_console.print(escape(_counts_line(counts)), soft_wrap=True)
 
 
 @subscribers_group.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=True))
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help=(
+        "Read a column as FIELD (email, name, first_name, last_name, status, subscribed_at, "
+        "unsubscribed_at, cleaned_at, disabled, ignore); repeatable."
+    ),
+)
 @click.pass_obj
-def subscribers_import(app: App, file: Path) -> None:
-    """Import `email[,name[,status[,timezone,send_at,sections]]]` rows from CSV ('-' = stdin).
+def subscribers_import(app: App, file: Path, maps: tuple[str, ...]) -> None:
+    """Import subscribers from a CSV export ('-' for stdin).
 
-    Bad rows are reported with their line numbers and the rest imported; the exit
-    code is 1 when any row was rejected. Addresses already on the list are left as
-    they are (an import never re-subscribes anyone).
+    The delimiter is detected; a header row names the columns (Mailchimp, Substack and
+    Buttondown exports work as they are), else rows are `email[,name[,status]]`. Bad
+    rows are reported with their line numbers and the rest imported; the exit code is
+    1 when any row was rejected. Addresses already on the list (in any spelling) are
+    left as they are (an import never re-subscribes anyone). The `timezone`, `send_at`
+    and `sections` columns of `export` bring readers' preferences along.
     """
     from digest.mail import subscribers
 
+    mapping = subscribers.parse_mapping(maps)
     if str(file) == "-":
-        report = subscribers.import_csv(app.store, sys.stdin, now=_now(), config=app.config)
+        report = subscribers.import_csv(
+            app.store, sys.stdin, now=_now(), mapping=mapping, config=app.config
+        )
     else:
         try:
             with file.open(encoding="utf-8-sig", newline="") as fh:
-                report = subscribers.import_csv(app.store, fh, now=_now(), config=app.config)
+                report = subscribers.import_csv(
+                    app.store, fh, now=_now(), mapping=mapping, config=app.config
+                )
         except OSError as exc:
             raise DigestError(f"cannot read {file}: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -156,6 +207,61 @@ def subscribers_import(app: App, file: Path) -> None:
     )
     if report.errors:
         sys.exit(1)
+
+
+def _envelope_recipients() -> list[str]:
+    """Return the address the MTA delivered to, from a pipe's environment (Postfix, Exim)."""
+    return [v for k in ("ORIGINAL_RECIPIENT", "RECIPIENT") if (v := os.environ.get(k, ""))]
+
+
+def _report(app: App, file: BinaryIO, only: str | None) -> None:
+    from digest.mail import bounces
+
+    smtp = app.config.require_smtp()
+    done = bounces.process_report(
+        app.store,
+        file.read(bounces.MAX_REPORT),
+        smtp=smtp,
+        now=_now(),
+        envelope_recipients=_envelope_recipients(),
+        only=only,
+    )
+    report, sub, outcome = done.report, done.subscriber, done.outcome
+    if outcome is None:
+        line = f"{sub.email}: the report says nothing failed ({report.status}); no change"
+    elif outcome.kind == "soft":
+        streak = f"{outcome.streak} of {smtp.soft_bounce_limit} in a row"
+        line = f"{sub.email}: soft bounce {report.status} ({streak}); {sub.status}"
+    else:
+        what = "complaint" if outcome.kind == "complaint" else "bounce"
+        line = f"{sub.email}: {what} {report.status}; {sub.status}"
+    console.print(escape(line), soft_wrap=True)
+
+
+@subscribers_group.command(name="bounce")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def subscribers_bounce(app: App, file: BinaryIO) -> None:
+    """Process one bounce (DSN) or complaint (ARF) e-mail from FILE or stdin.
+
+    Pipe the mail to [smtp].bounce_address here (e.g. from /etc/aliases). A permanent
+    failure (5.x.x) marks the reader bounced; [smtp].soft_bounce_limit temporary ones
+    (4.x.x) on issues in a row do too; a complaint marks them complained. Exit code 1
+    when the mail is neither or names no known reader (nothing changes).
+    """
+    _report(app, file, None)
+
+
+@subscribers_group.command(name="complaint")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def subscribers_complaint(app: App, file: BinaryIO) -> None:
+    """Process one complaint (an RFC 5965 ARF report) from FILE or stdin.
+
+    The reader is found from the token or Message-ID of the reported message and is
+    never mailed again. Exit code 1 for anything else (nothing changes).
+    """
+    _report(app, file, "arf")
 
 
 @subscribers_group.command(name="export")

@@ -53,7 +53,11 @@ def status_cmd(app: App) -> None:
         lines.append("next collect:   - (only while `digest run` runs)")
     when = daemon.local(config, st.next_send) if st.next_send else "-"
     lines.append(f"next send:      {when} {zone} ({days} at {', '.join(s.send_at)})")
-    lines.append(f"subscribers:    {st.active_subscribers} active")
+    shown = {"active": st.active_subscribers, **st.subscribers}
+    lines.append(
+        "subscribers:    "
+        + ", ".join(f"{n} {status}" for status, n in shown.items() if n or status == "active")
+    )
     if st.groups:
         from digest.due import local_time
 

@@ -135,6 +135,9 @@ class SmtpConfig:
     max_attempts: int = 5
     backoff: float = 1.0  # first retry delay in seconds, doubled each time
     unsubscribe_mailto: str = ""  # address for List-Unsubscribe mailto; "" = none
+    # Envelope sender with each reader's token in it (VERP): bounces+TOKEN@example.org.
+    bounce_address: str = ""  # "" = the From address, no VERP
+    soft_bounce_limit: int = 3  # soft bounces on issues in a row that mark a reader bounced
     dkim_key: str = ""
     dkim_selector: str = ""
 

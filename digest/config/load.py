@@ -366,6 +366,19 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             raise loader.fail(
                 "smtp.dkim_selector", 'required when dkim_key is set; write e.g. "digest"'
             )
+        if smtp.bounce_address:
+            local, _, domain = smtp.bounce_address.rpartition("@")
+            # The token (32 characters and "+") must fit the 64-octet local part.
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,31}", local) or not re.fullmatch(
+                r"[A-Za-z0-9.-]+\.[A-Za-z0-9-]+", domain
+            ):
+                raise loader.fail(
+                    "smtp.bounce_address",
+                    f"{smtp.bounce_address!r}: write a plain address whose local part has at "
+                    'most 31 letters, digits, ".", "-" or "_" (no "+"), e.g. "bounces@example.org"',
+                )
+        if smtp.soft_bounce_limit < 1:
+            raise loader.fail("smtp.soft_bounce_limit", "must be at least 1; the default is 3")
 
     schedule = _parse_schedule(loader, data.get("schedule", {}))
     subscribe = loader.table(SubscribeConfig, data.get("subscribe", {}), "subscribe")

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from digest.config import Config, SmtpConfig
 from digest.errors import DeliveryError
+from digest.mail.bounces import verp_address
 from digest.mail.claims import FixedQueue, Lease, LeasedQueue, new_worker_id
 from digest.mail.message import MessageTemplate, build_template, dkim_sign, format_date, mailbox
 from digest.mail.smtp import (
@@ -191,6 +192,12 @@ class _Sender:
                 if sub.sections not in self._by_choice:
                     self._by_choice[sub.sections] = self.variants(sub.sections)
                 return self._by_choice[sub.sections]
+
+    def envelope_from(self, token: str) -> str:
+        """Return the envelope sender: the VERP bounce address with `token`, else From."""
+        if self.smtp.bounce_address:
+            return verp_address(self.smtp.bounce_address, token)
+        return self.template.sender
 
     def message(self, sub: Subscriber, token: str) -> tuple[str, bytes]:
         """Return (Message-ID, message bytes) for one recipient; NoStories if none for them."""
@@ -341,7 +348,9 @@ class _Run:
                 return ledger.claim(self.issue.id, sub_id, message_id=message_id, now=self.clock())
 
             try:
-                reply = client.transact(self.sender.template.sender, sub.email, data, claim)
+                reply = client.transact(
+                    self.sender.envelope_from(sub.token), sub.email, data, claim
+                )
             except Temporary as exc:
                 expect = "sending" if exc.claimed else "pending"
                 self._finish(
@@ -530,7 +539,7 @@ def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime
             try:
                 if not client.connected:
                     client.connect()
-                client.transact(template.sender, address, data, lambda: True)
+                client.transact(sender.envelope_from(TEST_TOKEN), address, data, lambda: True)
                 return message_id
             except Temporary as exc:
                 last = str(exc)

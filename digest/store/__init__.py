@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,13 +28,17 @@ from digest.store.schema import (
     SCHEMA_VERSION,
     Database,
     UTCDateTime,
+    address_key,
     articles,
+    bounces,
     deliveries,
     from_row,
     issues,
+    merged_tokens,
     metadata,
     schema_version,
     sources,
+    status_rank,
     subscriber_from_row,
     subscribers,
 )
@@ -46,11 +51,14 @@ __all__ = [
     "StoredVariant",
     "sections_key",
     "SCHEMA_VERSION",
+    "BounceOutcome",
+    "BounceRecord",
     "LedgerWriter",
     "SourceState",
     "Store",
     "StoredIssue",
     "UTCDateTime",
+    "address_key",
     "articles",
     "deliveries",
     "issues",
@@ -377,21 +385,75 @@ class Store(Readers):
         return issue
 
     # -- subscribers ----------------------------------------------------------
+    # Every lookup by address goes through `address_key`, so any spelling of a mailbox
+    # finds its one reader; every lookup by token also knows the tokens of readers
+    # merged into another (mail sent before the merge carries them).
+
+    @staticmethod
+    def _find(
+        conn: sa.Connection,
+        *,
+        email: str | None = None,
+        token: str | None = None,
+        fold_case: bool = False,
+    ) -> Any:
+        """Return the `subscribers` row of an address or token (None when unknown)."""
+        if email is not None:
+            cond = subscribers.c.email_key == address_key(email)
+            return conn.execute(sa.select(subscribers).where(cond)).mappings().first()
+        if not token:
+            return None
+        row = (
+            conn.execute(sa.select(subscribers).where(subscribers.c.token == token))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            merged = sa.select(merged_tokens.c.subscriber_id).where(merged_tokens.c.token == token)
+            row = (
+                conn.execute(sa.select(subscribers).where(subscribers.c.id.in_(merged)))
+                .mappings()
+                .first()
+            )
+        if row is None and fold_case:
+            # Some relays lower-case the local part of a VERP address on the way back.
+            folded = token.lower()
+            rows = (
+                conn.execute(
+                    sa.select(subscribers).where(sa.func.lower(subscribers.c.token) == folded)
+                )
+                .mappings()
+                .all()
+            )
+            row = rows[0] if len(rows) == 1 else None
+        return row
+
+    @staticmethod
+    def _one(conn: sa.Connection, subscriber_id: int) -> Subscriber:
+        row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id))
+        return subscriber_from_row(row.mappings().one())
 
     def add_subscriber(
         self, email: str, name: str = "", *, now: datetime
     ) -> tuple[Subscriber, bool]:
-        """Add an active subscriber (or reactivate one); return it and whether it changed."""
+        """Add an active subscriber (or reactivate one); return it and whether it changed.
+
+        Any spelling of an address already on the list finds that reader. A reader who
+        complained (reported our mail as spam) is never reactivated: StoreError says so.
+        """
+        try:
+            return self._add_subscriber(email, name, now=now)
+        except sa.exc.IntegrityError:  # another process added this mailbox just now
+            return self._add_subscriber(email, name, now=now)
+
+    def _add_subscriber(self, email: str, name: str, *, now: datetime) -> tuple[Subscriber, bool]:
         with self.db.begin() as conn:
-            row = (
-                conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
-                .mappings()
-                .first()
-            )
+            row = self._find(conn, email=email)
             if row is None:
-                conn.execute(
+                res = conn.execute(
                     subscribers.insert().values(
                         email=email,
+                        email_key=address_key(email),
                         name=name,
                         status="active",
                         token=new_token(),
@@ -399,33 +461,41 @@ class Store(Readers):
                         updated_at=now,
                     )
                 )
+                sub_id = int(res.inserted_primary_key[0])  # type: ignore[index]
                 changed = True
             else:
+                sub_id = row["id"]
+                if row["status"] == "complained":
+                    raise StoreError(
+                        f"{row['email']} reported our mail as spam; it is never mailed again "
+                        "(the reader can sign up anew through the web page if one is offered)"
+                    )
                 values: dict[str, Any] = {}
                 if row["status"] != "active":
                     values["status"] = "active"
+                    # A fresh start: earlier soft bounces no longer count towards the limit.
+                    conn.execute(
+                        bounces.delete().where(
+                            bounces.c.subscriber_id == sub_id, bounces.c.kind == "soft"
+                        )
+                    )
                 if name and name != row["name"]:
                     values["name"] = name
                 if values:
                     values["updated_at"] = now
                     conn.execute(
-                        subscribers.update().where(subscribers.c.id == row["id"]).values(**values)
+                        subscribers.update().where(subscribers.c.id == sub_id).values(**values)
                     )
                 changed = bool(values)
-            out = (
-                conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
-                .mappings()
-                .one()
-            )
-        return subscriber_from_row(out), changed
+            out = self._one(conn, sub_id)
+        return out, changed
 
     def set_subscriber_status(
         self, *, status: str, now: datetime, email: str | None = None, token: str | None = None
     ) -> Subscriber | None:
-        """Change a subscriber's status by address or token; None when unknown."""
-        cond = subscribers.c.email == email if email is not None else subscribers.c.token == token
+        """Change a subscriber's status by address (any spelling) or token; None when unknown."""
         with self.db.begin() as conn:
-            row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
+            row = self._find(conn, email=email, token=token)
             if row is None:
                 return None
             if row["status"] != status:
@@ -434,16 +504,14 @@ class Store(Readers):
                     .where(subscribers.c.id == row["id"])
                     .values(status=status, updated_at=now)
                 )
-            row = conn.execute(sa.select(subscribers).where(cond)).mappings().one()
-        return subscriber_from_row(row)
+            return self._one(conn, row["id"])
 
     def get_subscriber(
         self, *, email: str | None = None, token: str | None = None
     ) -> Subscriber | None:
-        """Return one subscriber by address or token."""
-        cond = subscribers.c.email == email if email is not None else subscribers.c.token == token
+        """Return one subscriber by address (any spelling) or token."""
         with self.db.begin() as conn:
-            row = conn.execute(sa.select(subscribers).where(cond)).mappings().first()
+            row = self._find(conn, email=email, token=token)
         return subscriber_from_row(row) if row else None
 
     def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
@@ -455,41 +523,247 @@ class Store(Readers):
             rows = conn.execute(q).mappings().all()
         return [subscriber_from_row(r) for r in rows]
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """Return how many subscribers are in each status."""
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                sa.select(subscribers.c.status, sa.func.count()).group_by(subscribers.c.status)
+            ).all()
+        return {str(status): int(n) for status, n in rows}
+
     def import_subscribers(
-        self, rows: Sequence[tuple[str, str, str]], *, now: datetime
+        self,
+        rows: Sequence[tuple[str, str, str] | tuple[str, str, str, datetime | None]],
+        *,
+        now: datetime,
     ) -> tuple[int, int]:
-        """Insert new (email, name, status) rows in one transaction; return (added, existing)."""
+        """Insert new (email, name, status[, signed up]) rows at once; return (added, existing).
+
+        Addresses already on the list in any spelling are left exactly as they are.
+        """
         added = existing = 0
         with self.db.begin() as conn:
             known: set[str] = set()
-            emails = [r[0] for r in rows]
-            for i in range(0, len(emails), 500):
-                chunk = emails[i : i + 500]
+            keys = [address_key(r[0]) for r in rows]
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
                 known.update(
                     conn.execute(
-                        sa.select(subscribers.c.email).where(subscribers.c.email.in_(chunk))
+                        sa.select(subscribers.c.email_key).where(subscribers.c.email_key.in_(chunk))
                     ).scalars()
                 )
             new = []
-            for email, name, status in rows:
-                if email in known:
+            for row, key in zip(rows, keys, strict=True):
+                email, name, status = row[0], row[1], row[2]
+                since = row[3] if len(row) > 3 else None
+                if key in known:
                     existing += 1
                     continue
-                known.add(email)
+                known.add(key)
                 new.append(
                     {
                         "email": email,
+                        "email_key": key,
                         "name": name,
                         "status": status,
                         "token": new_token(),
-                        "created_at": now,
+                        "created_at": since or now,
                         "updated_at": now,
                     }
                 )
             if new:
-                conn.execute(subscribers.insert(), new)
+                try:
+                    conn.execute(subscribers.insert(), new)
+                except sa.exc.IntegrityError:
+                    raise StoreError(
+                        "another process added some of these addresses during the import; "
+                        "nothing was imported: run the import again"
+                    ) from None
             added = len(new)
         return added, existing
+
+    # -- bounces and complaints -----------------------------------------------
+
+    def find_subscriber(
+        self, *, tokens: Sequence[str] = (), message_ids: Sequence[str] = ()
+    ) -> Subscriber | None:
+        """Return the reader a returned message names: by token first, else by Message-ID.
+
+        Tokens are tried in order (case-insensitively as a last resort); a Message-ID
+        is looked up in the ledger, which keeps the one of each delivery.
+        """
+        with self.db.begin() as conn:
+            for fold in (False, True):
+                for token in tokens:
+                    row = self._find(conn, token=token, fold_case=fold)
+                    if row is not None:
+                        return subscriber_from_row(row)
+            if message_ids:
+                sub_id = conn.execute(
+                    sa.select(deliveries.c.subscriber_id)
+                    .where(_by_message_id(message_ids))
+                    .limit(1)
+                ).scalar()
+                if sub_id is not None:
+                    return self._one(conn, int(sub_id))
+        return None
+
+    def record_bounce(
+        self,
+        subscriber_id: int,
+        *,
+        kind: str,
+        status: str,
+        detail: str,
+        now: datetime,
+        message_ids: Sequence[str] = (),
+        soft_limit: int = 3,
+    ) -> BounceOutcome:
+        """Record a bounce ("hard" or "soft") or a "complaint"; change the reader's status.
+
+        A hard bounce marks the reader bounced, a complaint complained (more restrictive
+        statuses are kept). Soft bounces mark the reader bounced once `soft_limit` of the
+        issues sent to them in a row each drew one; the issue is the one whose Message-ID
+        the report quotes, else the latest sent to the reader.
+        """
+        with self.db.begin() as conn:
+            issue_id = self._bounced_issue(conn, subscriber_id, message_ids)
+            conn.execute(
+                bounces.insert().values(
+                    subscriber_id=subscriber_id,
+                    issue_id=issue_id,
+                    kind=kind,
+                    status=status[:40],
+                    detail=detail[:1000],
+                    received_at=now,
+                )
+            )
+            streak = 0
+            target = {"hard": "bounced", "complaint": "complained"}.get(kind)
+            if kind == "soft":
+                streak = self._soft_streak(conn, subscriber_id, issue_id)
+                if streak >= soft_limit:
+                    target = "bounced"
+            before = self._one(conn, subscriber_id)
+            changed = target is not None and status_rank(target) > status_rank(before.status)
+            if changed:
+                conn.execute(
+                    subscribers.update()
+                    .where(subscribers.c.id == subscriber_id)
+                    .values(status=target, updated_at=now)
+                )
+            after = self._one(conn, subscriber_id)
+        return BounceOutcome(
+            subscriber=after, issue_id=issue_id, kind=kind, streak=streak, changed=changed
+        )
+
+    @staticmethod
+    def _bounced_issue(
+        conn: sa.Connection, subscriber_id: int, message_ids: Sequence[str]
+    ) -> int | None:
+        mine = deliveries.c.subscriber_id == subscriber_id
+        if message_ids:
+            found = conn.execute(
+                sa.select(deliveries.c.issue_id).where(mine, _by_message_id(message_ids)).limit(1)
+            ).scalar()
+            if found is not None:
+                return int(found)
+        latest = conn.execute(
+            sa.select(sa.func.max(deliveries.c.issue_id)).where(
+                mine, deliveries.c.status.in_(("sent", "sending"))
+            )
+        ).scalar()
+        return int(latest) if latest is not None else None
+
+    @staticmethod
+    def _soft_streak(conn: sa.Connection, subscriber_id: int, issue_id: int | None) -> int:
+        """Return how many issues in a row, ending at `issue_id`, drew a soft bounce."""
+        soft = conn.execute(
+            sa.select(bounces.c.issue_id).where(
+                bounces.c.subscriber_id == subscriber_id, bounces.c.kind == "soft"
+            )
+        ).scalars()
+        known: set[int] = set()
+        unknown = 0
+        for i in soft:
+            if i is None:
+                unknown += 1
+            else:
+                known.add(int(i))
+        if issue_id is None:  # nothing was ever sent to them: count the reports
+            return len(known) + unknown
+        sent = conn.execute(
+            sa.select(deliveries.c.issue_id).where(
+                deliveries.c.subscriber_id == subscriber_id,
+                deliveries.c.status.in_(("sent", "sending")),
+                deliveries.c.issue_id <= issue_id,
+            )
+        ).scalars()
+        run = 0
+        for i in sorted({int(x) for x in sent} | {issue_id}, reverse=True):
+            if i not in known:
+                break  # an issue went through without a soft bounce: the run ends here
+            run += 1
+        return run
+
+    def bounce_history(self, subscriber_id: int) -> list[BounceRecord]:
+        """Return a reader's recorded bounces and complaints, oldest first."""
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                sa.select(bounces)
+                .where(bounces.c.subscriber_id == subscriber_id)
+                .order_by(bounces.c.id)
+            ).mappings()
+            return [
+                BounceRecord(
+                    issue_id=r["issue_id"],
+                    kind=r["kind"],
+                    status=r["status"],
+                    detail=r["detail"],
+                    received_at=r["received_at"],
+                )
+                for r in rows
+            ]
+
+
+@dataclass(frozen=True)
+class BounceRecord:
+    """One processed bounce or complaint."""
+
+    issue_id: int | None
+    kind: str  # hard | soft | complaint
+    status: str  # the DSN status ("5.1.1") or the feedback type ("abuse")
+    detail: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class BounceOutcome:
+    """What recording a bounce or complaint did."""
+
+    subscriber: Subscriber
+    issue_id: int | None  # the issue it was about, when known
+    kind: str
+    streak: int  # soft bounces in a row so far (0 for other kinds)
+    changed: bool  # the reader's status changed
+
+
+# Our Message-IDs start with the issue date (`MessageTemplate.new_message_id`).
+_ISSUE_DATE = re.compile(r"<(\d{4}-\d{2}-\d{2})\.")
+
+
+def _by_message_id(message_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Return the ledger condition for these Message-IDs, narrowed to their issues' dates.
+
+    The ledger has no index on Message-IDs (it would cost every send a write); the
+    date in ours lets the lookup use the (issue, subscriber) key instead of a scan.
+    """
+    cond: sa.ColumnElement[bool] = deliveries.c.message_id.in_(list(message_ids))
+    dates = {m.group(1) for m in map(_ISSUE_DATE.match, message_ids) if m}
+    if dates and all(_ISSUE_DATE.match(i) for i in message_ids):
+        dated = sa.select(issues.c.id).where(issues.c.date.in_(sorted(dates)))
+        cond = sa.and_(deliveries.c.issue_id.in_(dated), cond)
+    return cond
 
 
 def _now() -> datetime:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from digest.models import Subscriber
 from digest.store.schema import (
     Database,
+    address_key,
     issue_variants,
     settings,
     subscriber_from_row,
@@ -85,6 +86,7 @@ class Readers:
         complained addresses are not touched and get no mail.
         """
         token = new_confirm_token()
+        key = address_key(email)
         opt_in = {
             "confirm_token": token,
             "confirm_sent_at": now,
@@ -94,7 +96,7 @@ class Readers:
         try:
             with self.db.begin() as conn:
                 row = (
-                    conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
+                    conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key))
                     .mappings()
                     .first()
                 )
@@ -129,12 +131,12 @@ class Readers:
                 else:
                     sent = 0
                 out = (
-                    conn.execute(sa.select(subscribers).where(subscribers.c.email == email))
+                    conn.execute(sa.select(subscribers).where(subscribers.c.email_key == key))
                     .mappings()
                     .one()
                 )
         except sa.exc.IntegrityError:  # a concurrent sign-up inserted it first: theirs mails
-            return self._by(subscribers.c.email == email), None
+            return self._by(subscribers.c.email_key == key), None
         return subscriber_from_row(out), token if sent == 1 else None
 
     def renew_opt_in(
@@ -224,7 +226,7 @@ class Readers:
             for email, tz, send_at, sections in rows:
                 conn.execute(
                     subscribers.update()
-                    .where(subscribers.c.email == email)
+                    .where(subscribers.c.email_key == address_key(email))
                     .values(
                         timezone=tz or None,
                         send_at=send_at or None,

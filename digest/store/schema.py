@@ -10,6 +10,7 @@ so SQLite stays zero set-up.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -135,6 +136,13 @@ subscribers = sa.Table(
     sa.Column("confirm_token", sa.String(64)),
     sa.Column("confirm_sent_at", UTCDateTime),
     sa.Column("confirm_expires", UTCDateTime),
+    # Migration 4: `address_key(email)`, what makes two spellings one reader. Nullable
+    # only because ALTER TABLE adds it to existing rows; the code always writes it.
+    sa.Column("email_key", sa.String(320)),
+)
+# Migration 4: one reader per mailbox (created after existing duplicates are merged).
+ix_subscribers_email_key = sa.Index(
+    "ix_subscribers_email_key", subscribers.c.email_key, unique=True
 )
 ix_subscribers_confirm = sa.Index("ix_subscribers_confirm", subscribers.c.confirm_token)
 
@@ -163,6 +171,31 @@ ix_deliveries_pending = sa.Index(
     deliveries.c.subscriber_id,
     postgresql_where=deliveries.c.status == "pending",
     sqlite_where=deliveries.c.status == "pending",
+)
+
+# -- migration 4: merged readers' tokens, bounces and complaints -----------------
+# Tokens of readers merged into another (two spellings of one mailbox): links and
+# VERP addresses in mail already sent with them must still find the reader.
+merged_tokens = sa.Table(
+    "merged_tokens",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("merged_at", UTCDateTime, nullable=False),
+)
+# One row per processed bounce (DSN) or complaint (ARF report): the soft-bounce streak
+# is counted from these, and they tell the operator why a reader stopped getting mail.
+bounces = sa.Table(
+    "bounces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id")),
+    sa.Column("kind", sa.String(20), nullable=False),  # hard | soft | complaint
+    sa.Column("status", sa.String(40), nullable=False),  # "5.1.1", or the feedback type
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index("ix_bounces_subscriber", "subscriber_id"),
 )
 
 # -- daemon locks (migration 2; the logic lives in digest.store.locks) ---------------
@@ -201,7 +234,8 @@ issue_variants = sa.Table(
     sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
 )
 
-Migration = Callable[[Connection], None]
+# A step may return notes for the operator (`digest db upgrade` prints them).
+Migration = Callable[[Connection], list[str] | None]
 
 
 def _create(*tables: sa.Table) -> Migration:
@@ -221,9 +255,11 @@ def _create_indexes(*indexes: sa.Index) -> Migration:
 
 
 def _steps(*steps: Migration) -> Migration:
-    def step(conn: Connection) -> None:
+    def step(conn: Connection) -> list[str]:
+        notes: list[str] = []
         for one in steps:
-            one(conn)
+            notes.extend(one(conn) or [])
+        return notes
 
     return step
 
@@ -239,6 +275,136 @@ def _add_columns(table: sa.Table, *names: str) -> Migration:
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
 
     return step
+
+
+def address_key(address: str) -> str:
+    """Return the identity of an address: local part case-folded, domain IDNA and lower-case.
+
+    Two spellings with the same key are one reader (`Bob@Example.org`, `bob@example.org`).
+    The unique index of migration 4 holds these keys: changing this function needs a
+    migration that recomputes them.
+    """
+    local, _, domain = address.strip().rpartition("@")
+    domain = domain.strip().rstrip(".")
+    if not domain.isascii():
+        # Callers pass addresses from `normalize_address`, already ASCII; this is for
+        # anything else (an invalid IDN keeps its lower-cased text: still a stable key).
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local.casefold()}@{domain.lower()}"
+
+
+# Merging readers keeps the most restrictive status: a reader who left, bounced or
+# complained in one spelling must not keep getting mail in another.
+STATUS_RANK = {"active": 0, "pending": 1, "unsubscribed": 2, "bounced": 3, "complained": 4}
+# Merging delivery rows keeps the one that says the most about what reached the mailbox.
+_DELIVERY_RANK = {"skipped": 0, "pending": 1, "failed": 2, "sending": 3, "sent": 4}
+
+
+def status_rank(status: str) -> int:
+    """Return how restrictive a subscriber status is (unknown ones rank just above active)."""
+    return STATUS_RANK.get(status, 1)
+
+
+def _merge_group(conn: Connection, group: list[Any], now: datetime) -> str:
+    """Merge subscriber rows of one mailbox into the one that signed up first; describe it."""
+    keep = min(group, key=lambda r: (r["created_at"], r["id"]))
+    others = [r for r in group if r["id"] != keep["id"]]
+    ids = [r["id"] for r in group]
+    other_ids = [r["id"] for r in others]
+    status = max((r["status"] for r in group), key=status_rank)
+    name = keep["name"] or next((r["name"] for r in group if r["name"]), "")
+    # The ledger: one row per issue for the merged reader, the one that went furthest,
+    # so nobody is sent an issue that one of their spellings already received.
+    rows = conn.execute(
+        sa.select(deliveries.c.issue_id, deliveries.c.subscriber_id, deliveries.c.status).where(
+            deliveries.c.subscriber_id.in_(ids)
+        )
+    ).all()
+    by_issue: dict[int, list[Any]] = {}
+    for row in rows:
+        by_issue.setdefault(row.issue_id, []).append(row)
+    for issue_id, issue_rows in by_issue.items():
+        best = max(
+            issue_rows,
+            key=lambda r: (_DELIVERY_RANK.get(r.status, 0), r.subscriber_id == keep["id"]),
+        )
+        drop = [r.subscriber_id for r in issue_rows if r.subscriber_id != best.subscriber_id]
+        if drop:
+            conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id.in_(drop)
+                )
+            )
+        if best.subscriber_id != keep["id"]:
+            conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.issue_id == issue_id,
+                    deliveries.c.subscriber_id == best.subscriber_id,
+                )
+                .values(subscriber_id=keep["id"])
+            )
+    conn.execute(
+        bounces.update()
+        .where(bounces.c.subscriber_id.in_(other_ids))
+        .values(subscriber_id=keep["id"])
+    )
+    conn.execute(
+        merged_tokens.update()
+        .where(merged_tokens.c.subscriber_id.in_(other_ids))
+        .values(subscriber_id=keep["id"])
+    )
+    conn.execute(
+        merged_tokens.insert(),
+        [{"token": r["token"], "subscriber_id": keep["id"], "merged_at": now} for r in others],
+    )
+    conn.execute(subscribers.delete().where(subscribers.c.id.in_(other_ids)))
+    conn.execute(
+        subscribers.update()
+        .where(subscribers.c.id == keep["id"])
+        .values(
+            status=status,
+            name=name,
+            created_at=min(r["created_at"] for r in group),
+            updated_at=now,
+        )
+    )
+    spellings = ", ".join(r["email"] for r in others)
+    return f"merged {spellings} into {keep['email']} (status {status})"
+
+
+def _merge_duplicate_addresses(conn: Connection) -> list[str]:
+    """Fill `email_key` and merge readers whose addresses differ only in case; say what merged."""
+    cols = (
+        subscribers.c.id,
+        subscribers.c.email,
+        subscribers.c.name,
+        subscribers.c.status,
+        subscribers.c.token,
+        subscribers.c.created_at,
+    )
+    rows = conn.execute(sa.select(*cols).order_by(subscribers.c.id)).mappings().all()
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(address_key(row["email"]), []).append(row)
+    now = datetime.now(tz=UTC)
+    notes = [_merge_group(conn, g, now) for g in groups.values() if len(g) > 1]
+    for note in notes:
+        log.warning("store: %s", note)
+    updates = [{"b_id": _kept_id(g), "b_key": key} for key, g in groups.items()]
+    if updates:
+        conn.execute(
+            subscribers.update()
+            .where(subscribers.c.id == sa.bindparam("b_id"))
+            .values(email_key=sa.bindparam("b_key")),
+            updates,
+        )
+    return notes
+
+
+def _kept_id(group: list[Any]) -> int:
+    return int(min(group, key=lambda r: (r["created_at"], r["id"]))["id"])
 
 
 # Numbered migrations, applied in order, each in its own transaction. A table is
@@ -263,6 +429,12 @@ MIGRATIONS: dict[int, Migration] = {
         _create_indexes(ix_subscribers_confirm),
         _create(settings, issue_variants),
     ),
+    4: _steps(
+        _create(merged_tokens, bounces),
+        _add_columns(subscribers, "email_key"),
+        _merge_duplicate_addresses,
+        _create_indexes(ix_subscribers_email_key),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -277,6 +449,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.migration_notes: list[str] = []  # what the last `migrate()` told the operator
 
     @property
     def shared(self) -> bool:
@@ -323,6 +496,9 @@ class Database:
     def migrate(self) -> list[int]:
         """Apply pending numbered migrations; return the versions applied.
 
+        Notes a migration has for the operator (readers it merged) are left in
+        `migration_notes`.
+
         On PostgreSQL an advisory lock serializes processes that start together on
         an empty database, so the schema is created once.
         """
@@ -339,13 +515,14 @@ class Database:
                         self.check_schema()
                     for version in sorted(v for v in MIGRATIONS if v > current):
                         with conn.begin():
-                            MIGRATIONS[version](conn)
+                            notes = MIGRATIONS[version](conn) or []
                             conn.execute(
                                 schema_version.insert().values(
                                     version=version, applied_at=datetime.now(tz=UTC)
                                 )
                             )
                         applied.append(version)
+                        self.migration_notes.extend(notes)
                         log.info("store: applied migration %d", version)
                 finally:
                     if self.shared:

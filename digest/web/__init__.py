@@ -198,7 +198,7 @@ class WebApp:
         if sub.status == "active":
             sub = await self._set_status(token, "unsubscribed") or sub
             log.info("subscriber %s unsubscribed via the web", sub.id)
-        # Already unsubscribed or bounced: leave the status alone, answer the same.
+        # Already unsubscribed, bounced or complained: leave the status alone, answer the same.
         return self._done(sub, token)
 
     async def resubscribe(self, request: Request) -> Response:
@@ -212,6 +212,13 @@ class WebApp:
                 "Cannot subscribe again here",
                 "<p>Mail to this address bounced, so we stopped sending to it. Please "
                 "contact the editor to be added again.</p>",
+            )
+        if sub.status == "complained":
+            # A spam report from this mailbox: never mail it again on a link's say-so.
+            return self.page(
+                "Cannot subscribe again here",
+                "<p>This address reported our mail as spam, so we stopped sending to it. "
+                "Please contact the editor to be added again.</p>",
             )
         if sub.status != "active":
             sub = await self._set_status(token, "active") or sub
