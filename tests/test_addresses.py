@@ -154,11 +154,11 @@ def test_upgrading_merges_duplicates_keeping_the_strictest_status_and_the_ledger
         config = configfile.write_config(tmp_path, store_url=url)
         result = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
         assert result.exit_code == 0, result.output
-        assert f"(applied {SCHEMA_VERSION})" in result.output
+        assert "(applied 4)" in result.output  # the merge step, whatever else is current
         out = result.stdout
     else:
         store = Store.open(url, migrate=False)
-        assert store.migrate() == [SCHEMA_VERSION]
+        assert store.migrate() == [4]
         out = "\n".join(store.db.migration_notes)
         store.close()
     # It says what it merged: into the reader who signed up first, strictest status.

@@ -360,7 +360,7 @@ def test_subscribers_set_list_export_import_keep_preferences(tmp_path: Path) -> 
     def run(*args: str) -> str:
         res = runner.invoke(cli, ["--config", str(config), *args])
         assert res.exit_code == 0, res.output
-        return res.output
+        return res.stdout
 
     run("subscribers", "add", "ann@example.org", "--name", "Ann")
     out = run(
@@ -389,7 +389,7 @@ def test_subscribers_set_list_export_import_keep_preferences(tmp_path: Path) -> 
         cli, ["--config", str(config2), "subscribers", "import", str(other / "list.csv")]
     )
     assert res.exit_code == 0, res.output
-    listed = runner.invoke(cli, ["--config", str(config2), "subscribers", "list"]).output
+    listed = runner.invoke(cli, ["--config", str(config2), "subscribers", "list"]).stdout
     assert listed == "ann@example.org\tAnn\tactive\tAustralia/Lord_Howe\t07:05\tScience\n"
     # Back to the defaults.
     out = run("subscribers", "set", "ann@example.org", "--timezone", "", "--sections", "")

@@ -104,6 +104,7 @@ class Readers:
                     conn.execute(
                         subscribers.insert().values(
                             email=email,
+                            email_key=key,
                             name=name,
                             status="pending",
                             token=new_token(),

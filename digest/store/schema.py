@@ -487,11 +487,18 @@ class Database:
                 f"{self.where} has schema version {current}, newer than this digest "
                 f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
             )
-        if current < SCHEMA_VERSION:
+        missing = self.missing_migrations() if current == SCHEMA_VERSION else []
+        if current < SCHEMA_VERSION or missing:
+            lacks = f" (lacks migration {', '.join(map(str, missing))})" if missing else ""
             raise StoreError(
-                f"{self.where} has schema version {current}, older than this digest "
+                f"{self.where} has schema version {current}{lacks}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
             )
+
+    def missing_migrations(self) -> list[int]:
+        """Return the known migrations this database has not applied (numbers may have gaps)."""
+        with self.begin() as conn:
+            return sorted(set(MIGRATIONS) - _applied(conn))
 
     def migrate(self) -> list[int]:
         """Apply pending numbered migrations; return the versions applied.
@@ -513,7 +520,11 @@ class Database:
                     conn.commit()
                     if current > SCHEMA_VERSION:
                         self.check_schema()
-                    for version in sorted(v for v in MIGRATIONS if v > current):
+                    # Every known step not yet applied, not only those above the highest:
+                    # branches numbered their migrations apart, so a lower one may land later.
+                    done = _applied(conn)
+                    conn.commit()
+                    for version in sorted(v for v in MIGRATIONS if v not in done):
                         with conn.begin():
                             notes = MIGRATIONS[version](conn) or []
                             conn.execute(
@@ -531,6 +542,12 @@ class Database:
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error on {self.where}: {exc.orig}") from None
         return applied
+
+
+def _applied(conn: Connection) -> set[int]:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return set()
+    return {int(v) for v in conn.execute(sa.select(schema_version.c.version)).scalars()}
 
 
 def _version(conn: Connection) -> int:
