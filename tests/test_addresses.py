@@ -14,7 +14,7 @@ from digest.cli import cli
 from digest.mail import subscribers
 from digest.mail.deliver import send_issue
 from digest.store import Store, address_key
-from digest.store.schema import SCHEMA_VERSION, deliveries
+from digest.store.schema import deliveries
 from digest.store.schema import subscribers as subscribers_table
 from tests import configfile
 from tests.smtpserver import LocalSMTPServer
