@@ -19,7 +19,7 @@ import httpx
 
 from digest import collect as collect_stage
 from digest.collect import Progress
-from digest.collect.extract import extract_page, merge_article
+from digest.collect.extract import extract_page, merge_article, repeated_feed_text
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
 from digest.collect.netguard import is_public_address
@@ -126,6 +126,7 @@ async def collect_articles_async(
     )
     seen = store.seen_keys()
     kept: dict[str, list[Entry]] = {}
+    repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
     reports: dict[str, SourceReport] = {}
     for res in results:
         name = res.source.name
@@ -159,6 +160,8 @@ async def collect_articles_async(
             res.entries, cutoff=cutoff, seen=seen, limit=config.collect.max_items_per_source
         )
         kept[name] = entries
+        # All of the feed's items, not only the new ones: a day may bring just one.
+        repeated[name] = repeated_feed_text(res.entries)
         reports[name] = SourceReport(source=name, url=res.source.url, entries=len(res.entries))
 
     by_name = {s.name: s for s in config.sources}
@@ -202,7 +205,12 @@ async def collect_articles_async(
             if isinstance(page, str):
                 warnings.append(f"{e.url}: {page}")
                 page = None
-            art = merge_article(e, page, language=src.language or config.summary.language)
+            art = merge_article(
+                e,
+                page,
+                language=src.language or config.summary.language,
+                repeated=repeated.get(name, frozenset()),
+            )
             art = replace(art, first_seen=now)
             articles.append((art, title_key(art.title)))
         added = store.add_articles(articles)
@@ -221,21 +229,22 @@ def collect_articles(
 
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
-    language = article.language or config.summary.language
-    out = summarize(
-        article.text,
-        sentences=sentences,
-        method=config.summary.method,
-        language=language,
-        max_words=config.summary.max_words,
-    )
-    if not out and article.feed_summary:
+    cfg = config.summary
+    language = article.language or cfg.language
+    out: tuple[str, ...] = ()
+    # The feed's own description is the fallback, under the same rules: it is where
+    # title repeats, captions and teasers come from.
+    for text in (article.text, article.feed_summary):
+        if out or not text:
+            continue
         out = summarize(
-            article.feed_summary,
+            text,
             sentences=sentences,
-            method="lead",
+            method=cfg.method,
             language=language,
-            max_words=config.summary.max_words,
+            max_words=cfg.max_words,
+            max_words_oneliner=cfg.max_words_oneliner,
+            title=article.title or None,
         )
     return out
 
@@ -257,14 +266,22 @@ def compose_articles(config: Config, articles: Sequence[Article], *, now: dateti
     )
     if issue is None:
         return None
-    lead = replace(
-        issue.lead, sentences=_summarize(config, issue.lead.article, config.summary.lead_sentences)
-    )
-    roundup = tuple(
-        replace(s, sentences=_summarize(config, s.article, config.summary.roundup_sentences))
-        for s in issue.roundup
-    )
+    lead = _summarized(config, issue.lead, config.summary.lead_sentences)
+    roundup = tuple(_summarized(config, s, config.summary.roundup_sentences) for s in issue.roundup)
     return replace(issue, lead=lead, roundup=roundup)
+
+
+def _summarized(config: Config, story: Story, sentences: int) -> Story:
+    """Return `story` with its summary; with none, it shows its title alone.
+
+    The feed's own description was tried under the summarizer's rules already; the
+    renderer's fallback to it would print what those rules turned down (a teaser, a
+    sign-off, a sentence that points back), so it is cleared on the story's copy.
+    """
+    chosen = _summarize(config, story.article, sentences)
+    if chosen:
+        return replace(story, sentences=chosen)
+    return replace(story, sentences=(), article=replace(story.article, feed_summary=""))
 
 
 def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:

@@ -45,6 +45,7 @@ def test_good_config_resolves_relative_store(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     assert cfg.store.url == f"sqlite:///{tmp_path.resolve()}/digest.db"
     assert cfg.summary.method == "position"
+    assert cfg.summary.max_words_oneliner == 30
     assert cfg.collect.timeout == 15.0
     assert cfg.smtp is None
 
@@ -70,6 +71,11 @@ def test_good_config_resolves_relative_store(tmp_path: Path) -> None:
             "no such file",
         ),
         (("[store]", "[stor]"), "stor", 'did you mean "store"'),
+        (
+            ("[store]", "[summary]\nmax_words_oneliner = 0\n[store]"),
+            "summary.max_words_oneliner",
+            "at least 1",
+        ),
         (('url = "sqlite:///digest.db"', "url = 3"), "store.url", "string"),
     ],
 )

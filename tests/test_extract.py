@@ -13,7 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest.collect.extract import clean_lines, extract_page, html_paragraphs, merge_article
+from digest.collect.extract import (
+    clean_lines,
+    extract_page,
+    html_paragraphs,
+    merge_article,
+    repeated_feed_text,
+)
 from digest.errors import ExtractError
 from digest.models import Entry, Page
 
@@ -324,3 +330,53 @@ def test_merge_short_everything_keeps_the_longest() -> None:
     page = Page(url="u", text="A page text of seven words here.")
     art = merge_article(entry(summary="Tiny."), page, language=None)
     assert art.text == "A page text of seven words here."
+
+
+# --- feed-text fallback: what repeats across a source's items, or repeats the title -----
+
+SIGNATURE = "Die wichtigsten Nachrichten aus der SPIEGEL-Redaktion."
+
+
+def episode(n: int, **kw: Any) -> Entry:
+    return entry(
+        guid=f"ep-{n}",
+        title=f"Folge {n}: Nachrichten vom Tag",
+        summary=f"In Folge {n} geht es um die Wahl in Sachsen und die Folgen. {SIGNATURE}",
+        **kw,
+    )
+
+
+def test_text_in_most_of_a_sources_items_is_found_and_dropped() -> None:
+    items = [episode(n) for n in range(1, 6)]
+    repeated = repeated_feed_text(items)
+    assert "die wichtigsten nachrichten aus der spiegel redaktion" in repeated
+    assert not any("folge 3" in key for key in repeated)  # each item's own text stays
+    art = merge_article(items[2], None, language="german", repeated=repeated)
+    assert art.text == "In Folge 3 geht es um die Wahl in Sachsen und die Folgen."
+    assert art.feed_summary == art.text
+    assert SIGNATURE not in art.text
+    # As a paragraph of its own, in the feed's HTML content, it goes as well.
+    html = f"<p>{LONG}</p><p>{SIGNATURE}</p>"
+    art = merge_article(episode(9, content_html=html), None, language=None, repeated=repeated)
+    assert art.text == LONG
+
+
+def test_too_few_items_or_text_in_only_some_of_them_is_kept() -> None:
+    assert repeated_feed_text([episode(1), episode(2)]) == frozenset()
+    items = [episode(1), episode(2), *(entry(guid=f"x{n}", summary=f"Item {n}.") for n in range(4))]
+    assert not any("spiegel" in key for key in repeated_feed_text(items))  # 2 of 6
+
+
+def test_feed_text_that_repeats_the_title_is_dropped() -> None:
+    art = merge_article(
+        entry(title="bash - Expansão de Parâmetros", summary="bash - Expansão de Parâmetros"),
+        None,
+        language=None,
+    )
+    assert art.text == "" and art.feed_summary == ""
+    art = merge_article(
+        entry(title="Harbour deal", summary="Harbour deal.\n\nWorkers accepted the offer."),
+        None,
+        language=None,
+    )
+    assert art.feed_summary == "Workers accepted the offer."

@@ -14,7 +14,7 @@ import pytest
 
 from digest import pipeline
 from digest.config.load import load_config
-from digest.models import TOKEN_PLACEHOLDER
+from digest.models import TOKEN_PLACEHOLDER, Article
 from digest.render.emailsafety import check_email_html
 from digest.store import Store
 from tests.httpserver import LocalHTTPServer, Response
@@ -252,3 +252,96 @@ def test_preview_on_shipped_config_offline(tmp_path: Path) -> None:
     text_part = out.with_suffix(".txt").read_text(encoding="utf-8")
     assert "Lei Jun" in text_part
     assert "Example News" in res.stdout
+
+
+def test_feed_text_fallback_drops_what_every_item_repeats(
+    http_server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    # A podcast feed: no pages, every episode's description ends with the same line. Only
+    # one episode is new today, so the check has to look at the whole feed.
+    signature = "Die wichtigsten Nachrichten aus der SPIEGEL-Redaktion."
+    items = []
+    for n, hours in ((1, 2), (2, 30), (3, 54), (4, 78)):
+        when = format_datetime(NOW - timedelta(hours=hours))
+        items.append(
+            f"<item><title>Folge {n}: Die Lage am Morgen</title><guid>ep-{n}</guid>"
+            f"<link>{http_server.url(f'/ep/{n}')}</link><pubDate>{when}</pubDate>"
+            f"<description>In Folge {n} sprechen wir über die Wahl in Sachsen und ihre "
+            f"Folgen für die Regierung in Berlin. {signature}</description></item>"
+        )
+    http_server.routes["/podcast"] = Response(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Lage</title>'
+        f"<link>{http_server.base}/</link>{''.join(items)}</channel></rss>",
+        content_type="application/rss+xml",
+    )
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"""
+[site]
+name = "Test Digest"
+url = "https://digest.example.org"
+timezone = "Europe/Berlin"
+
+[[sources]]
+name = "Podcast"
+url = "{http_server.url("/podcast")}"
+fetch_pages = false
+language = "german"
+
+[store]
+url = "sqlite:///state.db"
+""",
+        encoding="utf-8",
+    )
+    config = load_config(cfg)
+    store = Store.open(config.store.url)
+    report = pipeline.collect_articles(config, store, now=NOW)
+    assert report.new_articles == 1
+    issue = pipeline.build_issue(config, store, now=NOW)
+    assert issue is not None
+    article = issue.lead.article
+    assert signature not in article.text and signature not in article.feed_summary
+    assert issue.lead.sentences == (
+        "In Folge 1 sprechen wir über die Wahl in Sachsen und ihre Folgen für die Regierung "
+        "in Berlin.",
+    )
+
+
+def test_roundup_item_without_a_sentence_that_stands_alone_shows_its_title_alone(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[site]\nname = "T"\nurl = "https://t.example"\ntimezone = "UTC"\n\n'
+        '[[sources]]\nname = "S"\nurl = "https://s.example/feed"\n\n'
+        '[store]\nurl = "sqlite:///state.db"\n',
+        encoding="utf-8",
+    )
+    config = load_config(cfg)
+
+    def article(n: int, text: str, feed_summary: str) -> Article:
+        return Article(
+            source="S",
+            guid=f"g{n}",
+            url=f"https://s.example/{n}",
+            title=f"Story number {n} of the day",
+            text=text,
+            feed_summary=feed_summary,
+            published=NOW - timedelta(hours=n),
+        )
+
+    pointing = "In a new case study out Monday, they detail how the man lost his savings."
+    issue = pipeline.compose_articles(
+        config,
+        [
+            article(1, " ".join(PARAGRAPHS), ""),
+            article(2, pointing, "to her Instagram page to share some stunning photos of herself."),
+        ],
+        now=NOW,
+    )
+    assert issue is not None
+    (item,) = issue.roundup
+    assert item.sentences == () and item.article.feed_summary == ""
+    text = pipeline.render_email(config, issue, now=NOW).text
+    assert "Story number 2 of the day" in text
+    assert "they detail" not in text and "Instagram" not in text

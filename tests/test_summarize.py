@@ -63,6 +63,21 @@ def test_news_abbreviations_do_not_split() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        # issue 16: "Whatever the definition, VW says that while the ID." was a one-liner
+        "Whatever the definition, VW says that while the ID. Buzz is a van, it drives like a car.",
+        "The app is built on Node.js and Vue.js and runs on ASP.NET servers too.",
+        "The U.S. economy grew 2.5 percent in the U.S. fiscal year.",
+        "Author J. K. Rowling met George W. Bush at 3 p.m. on Monday.",
+        "Version 2.0.1 shipped with a 3.5% discount at $1.25 a month.",
+    ],
+)
+def test_names_initials_and_decimals_stay_in_one_sentence(text: str) -> None:
+    assert split_sentences(f"{text} It sold well.") == [text, "It sold well."]
+
+
+@pytest.mark.parametrize(
     ("language", "text", "count"),
     [
         ("english", "See No. 5 for details. The answer was no. Everyone agreed.", 3),
@@ -374,3 +389,44 @@ def test_works_without_nltk_data_and_is_reproducible(tmp_path: Path, seed: str) 
     got = json.loads(proc.stdout)
     assert got == {m: list(summarize(ARTICLE, sentences=3, method=m)) for m in METHODS}
     assert list(empty.iterdir()) == []  # nothing was downloaded
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def test_summarize_command_explains_chosen_and_skipped_sentences(tmp_path: Path) -> None:
+    text = (
+        "Scroll down for video. "
+        "In a new study out Monday, they describe how the bridge nearly failed. "
+        "Engineers found cracks in three of the main supports of the harbour bridge last week. "
+        "The bridge will stay closed until the repairs are finished in June."
+    )
+    source = tmp_path / "story.txt"
+    source.write_text(text, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    env["PYTHONPATH"] = str(ROOT)  # no config file in tmp_path: the defaults apply
+    base = [sys.executable, "-m", "digest", "summarize", str(source)]
+
+    def run(*args: str) -> list[str]:
+        proc = subprocess.run(
+            [*base, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    sentences = split_sentences(text)
+    assert run("-n", "1") == [sentences[2]]
+    lines = run("-n", "1", "--explain")
+    assert lines[0] == "- [1] skipped: boilerplate: " + lines[0].split(": ", 2)[2]
+    assert lines[1] == f"    {sentences[0]}"
+    assert lines[2].startswith("- [2] skipped: points-back: opens with a word that points back")
+    assert lines[4].startswith("+ [3] chosen: lead: passes every rule")
+    assert lines[5] == f"    {sentences[2]}"
+    assert len(lines) == 6
+    three = run("--explain")
+    assert [line[:5] for line in three if not line.startswith(" ")] == [
+        "- [1]",
+        "+ [2]",
+        "+ [3]",
+        "+ [4]",
+    ]

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from digest.cli.app import App, console
-from digest.config import SUMMARY_METHODS, CollectConfig
+from digest.config import SUMMARY_METHODS, CollectConfig, SummaryConfig
 from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
 
@@ -256,7 +256,9 @@ def extract(app: App, source: str, as_json: bool) -> None:
 @click.option("--sentences", "-n", type=click.IntRange(1, 50), default=None, help="Sentences.")
 @click.option("--method", "-m", type=click.Choice(SUMMARY_METHODS), default=None)
 @click.option("--language", "-l", default=None, help="Language, e.g. english, german.")
+@click.option("--title", "-t", default=None, help="The article's title (a page's own by default).")
 @click.option("--jsonl", is_flag=True, help='Read {"id","text"} lines on stdin, write summaries.')
+@click.option("--explain", is_flag=True, help="Say why each sentence was chosen or skipped.")
 @click.pass_obj
 def summarize_cmd(
     app: App,
@@ -264,27 +266,36 @@ def summarize_cmd(
     sentences: int | None,
     method: str | None,
     language: str | None,
+    title: str | None,
     jsonl: bool,
+    explain: bool,
 ) -> None:
     """Summarize a text or HTML page (FILE, URL or - for stdin)."""
     from digest.collect.extract import extract_page
-    from digest.summarize import summarize, summarize_jsonl
+    from digest.summarize import explain as explain_summary
+    from digest.summarize import summarize_jsonl
 
-    summary_cfg = app.config.summary if app.config_available() else None
-    n = sentences or (summary_cfg.lead_sentences if summary_cfg else 3)
-    m = method or (summary_cfg.method if summary_cfg else "position")
-    lang = language or (summary_cfg.language if summary_cfg else "english")
-    max_words = summary_cfg.max_words if summary_cfg else 60
+    cfg = app.config.summary if app.config_available() else SummaryConfig()
+    n = sentences or cfg.lead_sentences
+    m = method or cfg.method
+    lang = language or cfg.language
+    limits = {"max_words": cfg.max_words, "max_words_oneliner": cfg.max_words_oneliner}
     if jsonl:
-        for line in summarize_jsonl(
-            sys.stdin, sentences=n, method=m, language=lang, max_words=max_words
-        ):
+        for line in summarize_jsonl(sys.stdin, sentences=n, method=m, language=lang, **limits):
             click.echo(line)
         return
     body, url = _read_input(source, _collect_cfg(app))
     text = body.decode("utf-8", errors="replace")
     if text.lstrip()[:1] == "<":
         with contextlib.suppress(ExtractError):  # not a page after all: summarize as text
-            text = extract_page(body, url).text
-    for sentence in summarize(text, sentences=n, method=m, language=lang, max_words=max_words):
-        click.echo(sentence)
+            page = extract_page(body, url)
+            text, title = page.text, title or page.title
+    decisions = explain_summary(text, sentences=n, method=m, language=lang, title=title, **limits)
+    for d in decisions:
+        if not explain:
+            if d.chosen:
+                click.echo(d.text)
+            continue
+        mark = "+" if d.chosen else "-"
+        what = "chosen" if d.chosen else "skipped"
+        click.echo(f"{mark} [{d.index + 1}] {what}: {d.reason}\n    {d.text}")

@@ -7,10 +7,12 @@ real sites (share widgets, "Published by admin", image credits, "Recent Posts" l
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -192,31 +194,108 @@ def html_paragraphs(fragment: str) -> list[str]:
     return [p for p in (_clean(x) for x in re.split(r"\n\s*\n", text)) if p]
 
 
+def repeated_feed_text(
+    entries: Sequence[Entry], *, min_items: int = 3, share: float = 0.5
+) -> frozenset[str]:
+    """Return the keys of feed-text pieces that appear in most of a source's items.
+
+    A line on every episode of a podcast feed ("Die wichtigsten Nachrichten aus der
+    SPIEGEL-Redaktion.") is the feed's signature, not the item's news. A piece (a
+    paragraph or a sentence of the feed's content or description) counts when it is in
+    more than `share` of the items and in at least `min_items` of them; with fewer items
+    nothing can be told apart, so nothing is.
+    """
+    if len(entries) < min_items:
+        return frozenset()
+    counts: Counter[str] = Counter()
+    for e in entries:
+        paragraphs = [*html_paragraphs(e.content_html), *_plain_paragraphs(e.summary)]
+        counts.update({_key(piece) for p in paragraphs for piece in (p, *_rough_sentences(p))})
+    counts.pop("", None)
+    floor = max(min_items, int(share * len(entries)) + 1)
+    return frozenset(k for k, n in counts.items() if n >= floor)
+
+
+def _drop_pieces(paragraphs: Iterable[str], drop: frozenset[str], title: str) -> list[str]:
+    """Return `paragraphs` without the pieces in `drop` and without repeats of `title`."""
+    title_key = _key(title)
+    out: list[str] = []
+    for p in paragraphs:
+        if drop and _key(p) in drop:
+            continue
+        if drop:
+            p = " ".join(s for s in _rough_sentences(p) if _key(s) not in drop)
+        if not p or (title_key and _similar(_key(p), title_key)):
+            continue
+        out.append(p)
+    return out
+
+
 def merge_article(
-    entry: Entry, page: Page | None, *, min_words: int = 40, language: str | None
+    entry: Entry,
+    page: Page | None,
+    *,
+    min_words: int = 40,
+    language: str | None,
+    repeated: frozenset[str] = frozenset(),
 ) -> Article:
-    """Merge a feed entry with its extracted page into the article we summarize."""
+    """Merge a feed entry with its extracted page into the article we summarize.
+
+    The feed's own text (the fallback when the page yields too little) loses the pieces in
+    `repeated` (see `repeated_feed_text`) and paragraphs that only repeat the title.
+    """
     page_text = page.text if page else ""
-    content_text = "\n\n".join(clean_lines(html_paragraphs(entry.content_html)))
+    content_text = "\n\n".join(
+        _drop_pieces(clean_lines(html_paragraphs(entry.content_html)), repeated, entry.title)
+    )
+    summary = "\n\n".join(_drop_pieces(_plain_paragraphs(entry.summary), repeated, entry.title))
     if _words(page_text) >= min_words:
         text = page_text
     elif _words(content_text) >= min_words:
         text = content_text
     else:
         # Nothing is long enough: keep whichever says the most, the feed summary included.
-        text = max((page_text, content_text, entry.summary), key=_words)
+        text = max((page_text, content_text, summary), key=_words)
     return Article(
         source=entry.source,
         guid=entry.guid,
         url=entry.url,
         title=entry.title or (page.title if page and page.title else ""),
         text=text,
-        feed_summary=entry.summary,
+        feed_summary=summary,
         published=entry.published or (page.date if page else None),
         author=entry.author or (page.author if page else None),
         image=(page.image if page and page.image else None) or entry.image,
         language=language,
     )
+
+
+# Where a feed's text breaks into sentences, roughly: enough to find a repeated one.
+_ROUGH_SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=[^\W\d_])")
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def _plain_paragraphs(text: str) -> list[str]:
+    """Return the paragraphs of plain text (a feed summary is already de-marked-up)."""
+    return [p for p in (_clean(x) for x in re.split(r"\n\s*\n", text)) if p]
+
+
+def _rough_sentences(paragraph: str) -> list[str]:
+    return [s for s in _ROUGH_SENTENCE.split(paragraph) if s.strip()]
+
+
+def _key(text: str) -> str:
+    """Return `text` reduced to its lower-cased words, for comparing pieces of feed text."""
+    return _NOT_WORD.sub(" ", text.casefold()).strip()
+
+
+def _similar(a: str, b: str) -> bool:
+    """Return True if two keys are the same text up to a few characters."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 0.2 * max(len(a), len(b)):
+        return False
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.9
 
 
 def _words(text: str) -> int:

@@ -96,6 +96,7 @@ class SummaryConfig:
     lead_sentences: int = 3
     roundup_sentences: int = 1
     max_words: int = 60
+    max_words_oneliner: int = 30  # a one-sentence summary (a roundup item) is never longer
 
 
 @dataclass(frozen=True)

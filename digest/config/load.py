@@ -311,7 +311,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             "summary.language",
             f"{summary.language!r} is not supported; write one of {', '.join(LANGUAGES)}",
         )
-    for name in ("lead_sentences", "roundup_sentences", "max_words"):
+    for name in ("lead_sentences", "roundup_sentences", "max_words", "max_words_oneliner"):
         if getattr(summary, name) < 1:
             raise loader.fail(f"summary.{name}", "must be at least 1")
     compose = loader.table(ComposeConfig, data.get("compose", {}), "compose")

@@ -6,15 +6,16 @@ NLTK data), sentences that cannot stand in a newsletter are dropped *before* ran
 rankers picks among the rest. What comes back is whole sentences of the input, in
 article order, with runs of whitespace collapsed to one space.
 
-The default method, "position", is `digest.summarize.position.PositionSummarizer`: a position
-prior plus PacSum-style directed centrality, with rules against captions, quotations
-and dangling openers, and MMR against repetition. It beats the lead sentences on news,
-which sumy's classic rankers ("lexrank", "textrank", "lsa", "luhn", "kl", "sumbasic",
-"edmundson", all still selectable) do not; "lead" takes the first sentences that qualify.
+The default method, "position", is `digest.summarize.position.PositionSummarizer`: the
+lead sentences, skipping one only when it fails a named rule (boilerplate, a caption, a
+repeat of the title, a fragment, …), and for a one-sentence summary the first sentence
+that stands alone within `max_words_oneliner` words. On news it has never seen it is
+never worse than the lead, which sumy's classic rankers ("lexrank", "textrank", "lsa",
+"luhn", "kl", "sumbasic", "edmundson", all still selectable) are; "lead" takes the first
+sentences that qualify. `explain` returns each decision with its reason.
 
-The one exception: when no sentence qualifies, the first sentence that is neither
-boilerplate nor a fragment is returned alone; if it has more than `max_words` words it
-is cut at a word boundary and "…" appended. That is the only non-verbatim output.
+The exceptions to verbatim output: when nothing else qualifies, one over-long sentence
+is cut at the word cap and "…" appended, and a teaser's trailing "..." is written "…".
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from sumy.utils import get_stop_words
 
 from digest.config import SUMMARY_METHODS
 from digest.errors import SummaryError
-from digest.summarize.position import PositionSummarizer
+from digest.summarize.position import Decision, PositionSummarizer, truncate
 from digest.summarize.rules import is_boilerplate, word_count
 from digest.summarize.tokenize import Tokenizer, get_tokenizer, normalize_language, split_paragraphs
 
@@ -202,7 +203,6 @@ class _Language:
         if method not in self._rankers:
             if method == "position":
                 ranker = PositionSummarizer(self.stem, self.tokenizer.language)
-                ranker.max_words = None  # `summarize` has already applied the caller's cap
             else:
                 ranker = _RANKERS[method](self.stem)
             ranker.stop_words = self.stop_words
@@ -249,41 +249,121 @@ def summarize(
     method: str = DEFAULT_METHOD,
     language: str = "english",
     max_words: int = 60,
+    max_words_oneliner: int = 30,
+    title: str | None = None,
 ) -> tuple[str, ...]:
     """Return up to `sentences` whole sentences of `text` that summarize it, in order."""
+    return tuple(
+        d.text
+        for d in explain(
+            text,
+            sentences=sentences,
+            method=method,
+            language=language,
+            max_words=max_words,
+            max_words_oneliner=max_words_oneliner,
+            title=title,
+        )
+        if d.chosen
+    )
+
+
+def explain(
+    text: str,
+    *,
+    sentences: int,
+    method: str = DEFAULT_METHOD,
+    language: str = "english",
+    max_words: int = 60,
+    max_words_oneliner: int = 30,
+    title: str | None = None,
+) -> tuple[Decision, ...]:
+    """Return what `summarize` decided: each chosen sentence with its reason, and each
+    sentence before the last chosen one that was skipped, with the rule that skipped it."""
     if method not in METHODS:
         raise SummaryError(f"unknown summary method {method!r}; use one of {', '.join(METHODS)}")
     lang = _language(language)  # LookupError for an unsupported language
     if sentences <= 0 or not text.strip():
         return ()
-    good, fallback = _candidates(lang, text, max_words)
+    if method == "position":
+        texts = [s for p in split_paragraphs(text) for s in lang.tokenizer.to_sentences(p)]
+        ranker: PositionSummarizer = lang.ranker("position")
+        return ranker.decide(
+            texts,
+            sentences,
+            title=title,
+            max_words=max_words,
+            oneliner_max_words=max_words_oneliner,
+        )
+    if sentences == 1:
+        max_words = min(max_words, max_words_oneliner)
+    good, fallback, skipped = _candidates(lang, text, max_words)
     if not good:
-        return (_truncate(fallback, max_words),) if fallback else ()
-    # "position" ranks even when all would fit: its rules still drop captions and quotes.
-    if method == "lead" or (len(good) <= sentences and method != "position"):
-        return tuple(str(s) for _, s in good[:sentences])
-    picked = _rank(lang, method, good, sentences)
-    return tuple(str(good[i][1]) for i in picked)
+        if fallback is None:
+            return ()
+        index, sentence = fallback
+        return (
+            Decision(index, truncate(sentence, max_words), True, "last resort: nothing qualifies"),
+        )
+    if method == "lead" or len(good) <= sentences:
+        picked = list(range(min(sentences, len(good))))
+        why = "lead: first sentences that qualify"
+    else:
+        picked = _rank(lang, method, good, sentences)
+        why = f"ranked by {method}"
+    chosen = {good[k][1]: str(good[k][2]) for k in picked}
+    last = max(chosen)
+    ranked_out = {i for _, i, _ in good} - set(chosen)
+    decisions = [
+        Decision(i, chosen[i], True, why)
+        if i in chosen
+        else Decision(
+            i,
+            skipped.get(i, ""),
+            False,
+            f"not among {method}'s top {sentences}" if i in ranked_out else "",
+        )
+        for i in range(last + 1)
+        if i in chosen or i in ranked_out or i in skipped
+    ]
+    return tuple(
+        d if d.chosen or d.reason else Decision(d.index, d.text, False, _filter_reason(d.text))
+        for d in decisions
+    )
+
+
+def _filter_reason(sentence: str) -> str:
+    if is_boilerplate(sentence):
+        return "boilerplate: page furniture"
+    if word_count(sentence) < MIN_WORDS:
+        return f"too-short: fewer than {MIN_WORDS} words"
+    if not _TERMINAL.search(sentence):
+        return "unterminated: no full stop"
+    return "filtered: too long, a duplicate or no words"
 
 
 def _candidates(
     lang: _Language, text: str, max_words: int
-) -> tuple[list[tuple[int, Sentence]], str | None]:
-    """Return the sentences fit to rank, with their paragraph index, and a fallback.
+) -> tuple[list[tuple[int, int, Sentence]], tuple[int, str] | None, dict[int, str]]:
+    """Return the sentences fit to rank, a fallback, and the sentences filtered out.
 
-    The fallback is the first sentence that is neither boilerplate nor a fragment, for
-    when none qualifies.
+    Each candidate comes with its paragraph and sentence index. The fallback is the first
+    sentence that is neither boilerplate nor a fragment, for when none qualifies.
     """
-    good: list[tuple[int, Sentence]] = []
-    fallback: str | None = None
+    good: list[tuple[int, int, Sentence]] = []
+    fallback: tuple[int, str] | None = None
+    skipped: dict[int, str] = {}
     seen: set[str] = set()
+    index = -1
     for p_index, paragraph in enumerate(split_paragraphs(text)):
         for sent in lang.tokenizer.to_sentences(paragraph):
+            index += 1
+            skipped[index] = sent
             count = word_count(sent)
             if count < MIN_WORDS or is_boilerplate(sent):
                 continue
             if fallback is None:
-                fallback = sent
+                fallback = (index, sent)
             if count > max_words or not _TERMINAL.search(sent):
                 continue
             obj = Sentence(sent, lang.tokenizer)
@@ -294,15 +374,18 @@ def _candidates(
             if key in seen:
                 continue
             seen.add(key)
-            good.append((p_index, obj))
-    return good, fallback
+            del skipped[index]
+            good.append((p_index, index, obj))
+    return good, fallback, skipped
 
 
-def _rank(lang: _Language, method: str, good: list[tuple[int, Sentence]], count: int) -> list[int]:
+def _rank(
+    lang: _Language, method: str, good: list[tuple[int, int, Sentence]], count: int
+) -> list[int]:
     """Return the indices into `good` that `method` picks, in article order."""
-    objects = [obj for _, obj in good]
+    objects = [obj for _, _, obj in good]
     grouped: dict[int, list[Sentence]] = {}
-    for (p_index, _), obj in zip(good, objects, strict=True):
+    for (p_index, _, _), obj in zip(good, objects, strict=True):
         grouped.setdefault(p_index, []).append(obj)
     document = ObjectDocumentModel([Paragraph(group) for group in grouped.values()])
     index = {id(obj): i for i, obj in enumerate(objects)}
@@ -320,13 +403,6 @@ def _rank(lang: _Language, method: str, good: list[tuple[int, Sentence]], count:
     return picked or list(range(min(count, len(good))))
 
 
-def _truncate(sentence: str, max_words: int) -> str:
-    words = sentence.split()
-    if len(words) <= max_words:
-        return sentence
-    return " ".join(words[: max(max_words, 1)]).rstrip(",;:–—-") + "…"
-
-
 def summarize_jsonl(
     lines: Iterable[str],
     *,
@@ -334,8 +410,9 @@ def summarize_jsonl(
     method: str = DEFAULT_METHOD,
     language: str = "english",
     max_words: int = 60,
+    max_words_oneliner: int = 30,
 ) -> Iterator[str]:
-    """Summarize {"id", "text"} JSON lines, yielding {"id", "summary"} or {"id", "error"} lines."""
+    """Summarize {"id", "text"[, "title"]} JSON lines into {"id", "summary"} or {"id", "error"}."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -353,8 +430,15 @@ def summarize_jsonl(
         if not isinstance(text, str):
             yield _dump({"id": ident, "error": f'line {number}: "text" must be a string'})
             continue
+        title = obj.get("title")
         summary = summarize(
-            text, sentences=sentences, method=method, language=language, max_words=max_words
+            text,
+            sentences=sentences,
+            method=method,
+            language=language,
+            max_words=max_words,
+            max_words_oneliner=max_words_oneliner,
+            title=title if isinstance(title, str) else None,
         )
         yield _dump({"id": ident, "summary": list(summary)})
 

@@ -47,6 +47,14 @@ _OPENERS: dict[str, frozenset[str]] = {
         "он она оно они его её ее их ему ей им это но а и однако также тоже тогда поэтому"
     ),
 }
+# The connectives among those: a text that opens with one was cut from a longer one
+# ("But the opposition said …"); a pronoun or "This" can open a feature's first line.
+_CONNECTIVES: dict[str, frozenset[str]] = {
+    "english": _set(
+        """but and or so yet also however meanwhile still instead moreover furthermore
+        nevertheless nonetheless besides otherwise thus therefore hence"""
+    ),
+}
 # Words that cannot end a sentence: one ending "… worked out with the." was cut short.
 _DANGLING_ENDS: dict[str, frozenset[str]] = {
     # articles and conjunctions only: a stranded preposition ("where it came from.") is fine
@@ -61,9 +69,12 @@ _DANGLING_ENDS: dict[str, frozenset[str]] = {
 }
 # "Of this amount", "In that case": a preposition and a demonstrative point back too.
 _PREPOSITIONS: dict[str, frozenset[str]] = {
-    "english": _set("of in for to at by with from on after before despite because besides"),
+    "english": _set(
+        "of in for to at by with from on after before despite because besides since until"
+    ),
 }
-_DEMONSTRATIVES = _set("this that these those such")
+# "From there", "Since then": place and time words point back after a preposition too.
+_DEMONSTRATIVES = _set("this that these those such there then")
 _LAST_WORD = re.compile(r"([^\W\d_]+)\W*$")
 # "This week", "that year": a demonstrative before a time word refers to the calendar.
 _TIME_WORDS = _set(
@@ -137,7 +148,11 @@ _CAPTION_MARKER = re.compile(
     | \b(?:pictured|photographed)\s*(?:[:,)]|(?:left|right|above|below|here|with|at|in|on)\b)
     """
 )
-_CAPTION_HINTS = ("(", "pictured", "photographed")  # a marker needs one of these
+_CAPTION_HINTS = ("(", "pictured", "photographed")
+# Labels that only ever head a caption: "Pictured: …", "Left: …", "Above, …".
+_CAPTION_LABEL = re.compile(
+    r"(?i)(?:pictured|inset|above|below|left|right|top|bottom|main picture)\s*[,:]"
+)  # a marker needs one of these
 _DETACHED_STOP = re.compile(r"(?:[^\W_]|[)'’\"”])\s\.$")
 _QUOTE_OPEN = "\"'“‘«„‚‹»"
 # A quotation mark that closes: not followed by a letter (so not the "'" of "he's").
@@ -218,6 +233,131 @@ def opens_mid_thought(sentence: str, language: str = "english") -> bool:
     return not (first in {"this", "that", "these", "those"} and second in _TIME_WORDS)
 
 
+# A lone sentence whose subject is a pronoun after an opening phrase leans on the one
+# before it just as much: "In a new case study out Monday, they detail how …". The
+# pronouns are the ones that nearly always point back; "we" and "I" (a blog's own voice,
+# a quote) are not listed.
+_PRONOUN_AFTER_PHRASE: dict[str, re.Pattern[str]] = {
+    "english": re.compile(
+        r"(?i)^(?:[^,;:.!?\"“”]{1,80}),\s+(?:they|he|she|it|his|her|their|its|these|those)\b"
+    ),
+}
+# Openers that stage a scene the reader has not seen: "Enter South Dakota to throw down the
+# gauntlet." Matched on the first words, case-sensitively where a capital matters.
+_STAGED_OPENERS: dict[str, re.Pattern[str]] = {
+    "english": re.compile(
+        r"(?:Enter|Cue)\s+(?:the\s+)?[A-Z]|(?i:plus|what's\s+more|that\s+said|even\s+so)\b"
+    ),
+}
+# Characters a lone sentence cannot open with: a dash or an ellipsis (it continues
+# something), closing quotation marks and closing punctuation.
+_BAD_FIRST = frozenset("-–—‒―…,;:)]}”’›.")
+# Any quotation mark, to find whether a sentence's first one opens or closes a quote.
+_ANY_QUOTE = re.compile(r"[\"“”„«»‹›'‘’‚]")
+_TEASER_END = re.compile(r"(?:\.\.\.|…|\[(?:…|\.\.\.)\])[\"'”’»)\]]*\s*$")
+# "Разработчик: ZXStyles Язык: English Состояние: Free…": labels of one or two words, each
+# with a capital, each followed by a colon and a value.
+_LABEL = re.compile(r"(?:^|(?<=\s))([^\W\d_][\w-]*(?:\s[\w-]+)?)\s?:\s+\S")
+# "360 x 640 (53,6 килобайт)": an image's size and file size, as file pages caption them
+# (the "x" may be Latin, a multiplication sign or Cyrillic).
+_DIMENSIONS = re.compile(r"\b\d{2,5}\s?[x×хX]\s?\d{2,5}\b")
+_FILE_SIZE = re.compile(
+    r"(?i)\(\s*\d+(?:[.,]\d+)?\s*(?:[kmg]i?b|bytes?|kilobytes?|megabytes?|[кмг]б|килобайт\w*"
+    r"|мегабайт\w*|байт\w*)\s*\)"
+)
+
+
+def opens_with_punctuation(sentence: str) -> bool:
+    """Return True if `sentence` opens with a dash, an ellipsis or a closing mark."""
+    head = sentence.lstrip()
+    if head[:1] in _BAD_FIRST:
+        return True
+    return head[:1] in "\"'" and head[1:2].isspace()  # a straight quote that closes
+
+
+def continues_quote(sentence: str) -> bool:
+    """Return True if the first quotation mark in `sentence` closes a quote begun earlier.
+
+    "From there, I tried to enter California… ,” he said." is the end of someone's speech
+    whose start is in another sentence. A mark after a letter and before a space is an
+    apostrophe ("the players’ union"), not a closing mark.
+    """
+    for m in _ANY_QUOTE.finditer(sentence):
+        mark = m.group()
+        before = sentence[m.start() - 1] if m.start() else " "
+        after = sentence[m.end() : m.end() + 1] or " "
+        if mark in "“„«‹‘‚":
+            return False
+        if mark == "”":
+            return True
+        if mark in "\"'’":
+            if before in ".,!?…" and (after.isspace() or after in ".,;:!?"):
+                return True
+            if before.isspace() or before in "([—–-":
+                return False
+    return False
+
+
+def points_back(sentence: str, language: str = "english") -> bool:
+    """Return True if a lone `sentence` needs one before it to be understood.
+
+    It opens mid-thought ("They …", "But …", "From there, …"), stages a scene ("Enter
+    South Dakota …"), puts a pronoun after an opening phrase ("In a new study, they …")
+    or ends a quote that began earlier.
+    """
+    if opens_mid_thought(sentence, language) or continues_quote(sentence):
+        return True
+    name = normalize_language(language)
+    head = sentence[:100]
+    if "(" in head:
+        head = _DATELINE.sub("", head, count=1)
+    staged = _STAGED_OPENERS.get(name)
+    if staged is not None and staged.match(head):
+        return True
+    after_phrase = _PRONOUN_AFTER_PHRASE.get(name)
+    return after_phrase is not None and bool(after_phrase.match(head))
+
+
+def is_teaser(sentence: str) -> bool:
+    """Return True for text cut off with an ellipsis: "… al limite..." ("?..." is not)."""
+    m = _TEASER_END.search(sentence)
+    return m is not None and sentence[: m.start()].rstrip()[-1:] not in "?!"
+
+
+def is_label_run(sentence: str) -> bool:
+    """Return True for a run of "Label: value" pairs, as spec boxes and file pages show."""
+    labels = [m.group(1) for m in _LABEL.finditer(sentence)]
+    return sum(1 for label in labels if label[:1].isupper()) >= 2
+
+
+def is_image_size(sentence: str) -> bool:
+    """Return True for an image's dimensions as a caption: "360 x 640 (53,6 килобайт)"."""
+    if not _DIMENSIONS.search(sentence):
+        return False
+    return bool(_FILE_SIZE.search(sentence)) or word_count(sentence) <= 6
+
+
+def is_marked_caption(sentence: str) -> bool:
+    """Return True for a caption with a marker: "(pictured)", "pictured with", "… 1916 ."
+
+    Unlike `is_caption`, a label and colon ("Evicted: Hayley …") is not enough: in the
+    lead of a news story that is as often the facts as a caption.
+    """
+    if _DETACHED_STOP.search(sentence[-4:]) or _CAPTION_LABEL.match(sentence):
+        return True
+    low = sentence.lower()
+    return any(h in low for h in _CAPTION_HINTS) and bool(_CAPTION_MARKER.search(sentence))
+
+
+def opens_with_connective(sentence: str, language: str = "english") -> bool:
+    """Return True if `sentence` opens with a connective: "But …", "However, …"."""
+    connectives = _CONNECTIVES.get(normalize_language(language))
+    if not connectives:
+        return False
+    words = _FIRST_WORDS.findall(_DATELINE.sub("", sentence[:100], count=1)[:40])
+    return bool(words) and words[0].casefold() in connectives
+
+
 def stands_alone(sentence: str, language: str = "english") -> bool:
     """Return True if `sentence` can be read without the text around it."""
     return not (
@@ -227,5 +367,6 @@ def stands_alone(sentence: str, language: str = "english") -> bool:
         or is_quote_only(sentence)
         or is_question(sentence)
         or is_fragment(sentence, language)
-        or opens_mid_thought(sentence, language)
+        or points_back(sentence, language)
+        or opens_with_punctuation(sentence)
     )

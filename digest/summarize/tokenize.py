@@ -53,7 +53,7 @@ _NEWS_ABBREVIATIONS: dict[str, frozenset[str]] = {
         """u.s u.k u.n u.s.a e.u gov govs sen sens rep reps a.m p.m jan feb mar apr jun jul
         aug sep sept oct nov dec mr mrs ms messrs dr drs st jr sr inc corp co ltd plc bros vs
         v e.g i.e etc approx dept gen col lt sgt capt cmdr adm maj rev prof pres supt det
-        insp mt ave blvd est"""
+        insp mt ave blvd est id"""
     ),
     "german": _set(
         """z.b bzw ca usw nr dr prof u.a d.h vgl ggf evtl inkl bzgl sog str tel mio mrd
