@@ -394,3 +394,25 @@ def test_subscribers_set_list_export_import_keep_preferences(tmp_path: Path) -> 
     # Back to the defaults.
     out = run("subscribers", "set", "ann@example.org", "--timezone", "", "--sections", "")
     assert out == "ann@example.org\tAnn\tactive\t-\t07:05\t-\n"
+
+
+def test_subscribe_config_is_checked(tmp_path: Path) -> None:
+    from digest.config.load import load_config
+    from digest.errors import ConfigError
+
+    good = configfile.write_config(
+        tmp_path, extra="\n[subscribe]\nconfirm_hours = 0.5\nresend_minutes = 0\n"
+    )
+    cfg = load_config(good).subscribe
+    assert (cfg.confirm_hours, cfg.resend_minutes, cfg.client_posts) == (0.5, 0.0, 20)
+    for extra, key in (
+        ("confirm_hours = -1", "subscribe.confirm_hours: must be 0 or more"),
+        ("client_posts = 0", "subscribe.client_posts: must be greater than 0"),
+        (
+            "resend_minute = 5",
+            'subscribe.resend_minute: unknown key; did you mean "resend_minutes"',
+        ),
+    ):
+        bad = configfile.write_config(tmp_path, extra=f"\n[subscribe]\n{extra}\n")
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            load_config(bad)

@@ -382,9 +382,12 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
     schedule = _parse_schedule(loader, data.get("schedule", {}))
     subscribe = loader.table(SubscribeConfig, data.get("subscribe", {}), "subscribe")
-    for name in ("confirm_hours", "resend_minutes", "client_posts", "client_window_minutes"):
+    for name in ("confirm_hours", "resend_minutes"):
+        if getattr(subscribe, name) < 0:
+            raise loader.fail(f"subscribe.{name}", "must be 0 or more; e.g. 48")
+    for name in ("client_posts", "client_window_minutes"):
         if getattr(subscribe, name) <= 0:
-            raise loader.fail(f"subscribe.{name}", "must be greater than 0")
+            raise loader.fail(f"subscribe.{name}", "must be greater than 0; e.g. 20")
     if len(set(compose.sections)) != len(compose.sections):
         raise loader.fail("compose.sections", "a section is named twice; name each once")
 
