@@ -115,7 +115,14 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
 
 def _counts_line(counts: dict[str, int]) -> str:
     order = [*SUBSCRIBER_STATUSES, *sorted(set(counts) - set(SUBSCRIBER_STATUSES))]
-    return ", ".join(f"{status} {counts.get(status, 0)}" for status in order)
+    return ", ".join(
+        f"{status} {counts.get(status, 0)}" for status in order if _shown(status, counts)
+    )
+
+
+def _shown(status: str, counts: dict[str, int]) -> bool:
+    """Return whether a status is counted: "pending" only when a web sign-up waits."""
+    return status != "pending" or bool(counts.get(status))
 
 
 @subscribers_group.command(name="list")
@@ -138,7 +145,8 @@ def subscribers_list(app: App, status: str | None, as_json: bool) -> None:
     counts = app.store.subscriber_counts()
     if as_json:
         out = {
-            "counts": {s: counts.get(s, 0) for s in SUBSCRIBER_STATUSES} | counts,
+            "counts": {s: counts.get(s, 0) for s in SUBSCRIBER_STATUSES if _shown(s, counts)}
+            | counts,
             "subscribers": [
                 {
                     "email": sub.email,

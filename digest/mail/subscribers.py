@@ -481,7 +481,7 @@ def parse_csv(
             errors.append((start, str(exc)))
             continue
         status, word = _status(cells, use)
-        if status is None or (status not in STATUSES):
+        if status is None or status == "pending" or status not in STATUSES:
             known = ", ".join(STATUSES)
             why = "never confirmed their subscription" if status == "pending" else "unknown"
             errors.append((start, f"{why} status {word!r}; not imported (statuses: {known})"))
