@@ -1,10 +1,11 @@
 """Benchmark the pipeline's hot paths and print the figures (not a test).
 
-    python bench/bench_pipeline.py [--feeds 40] [--items 10] [--latency 0.2]
+    python bench/bench_pipeline.py [--feeds 40] [--items 10] [--pages 125] [--latency 0.2]
 
-1. Collection of FEEDS x ITEMS (feeds + article pages) from a local HTTP server that
-   answers each request after LATENCY seconds, vs a bare concurrent httpx fetch of the
-   same URLs with the same concurrency (goal: ratio <= 1.3x).
+1. The whole `digest preview` (a subprocess, fresh store) on FEEDS x ITEMS items over
+   PAGES real article pages (bench/bench_world.py) from a local HTTP server answering each
+   request after LATENCY seconds, vs a bare fetch of the same URLs with 64 requests in
+   parallel, measured in the same run (goal: ratio <= 3.0x); peak memory of the preview.
 2. Summarizer: ms per article (goal <= 15 ms) for the configured default method.
 3. Render + inline of an issue with 30 roundup items (goal <= 100 ms).
 4. Peak memory (max RSS) of the process.
@@ -13,29 +14,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import resource
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digest import pipeline  # noqa: E402
+from bench_world import bare_fetch, run_digest, start_world  # noqa: E402
+
 from digest.config import SummaryConfig  # noqa: E402
-from digest.config.load import load_config  # noqa: E402
 from digest.models import Article, Issue, Story  # noqa: E402
 from digest.render import make_environment, render_issue  # noqa: E402
-from digest.store import Store  # noqa: E402
 from digest.summarize import summarize  # noqa: E402
-from tests.httpserver import LocalHTTPServer, Response  # noqa: E402
 
 NOW = datetime.now(tz=UTC)
 
@@ -60,86 +57,40 @@ def article_text(i: int) -> str:
     return "\n\n".join(paras)
 
 
-def page_html(i: int, title: str) -> str:
-    body = "".join(f"<p>{p}</p>" for p in article_text(i).split("\n\n"))
-    return (
-        f"<!doctype html><html><head><title>{title}</title></head><body>"
-        f"<nav><a href='/'>Home</a></nav><article><h1>{title}</h1>{body}</article>"
-        "<footer>Share · Published by admin</footer></body></html>"
+def bench_preview(feeds: int, items: int, pages: int, latency: float) -> None:
+    """Time the whole `digest preview` (fresh store) against a bare 64-way parallel fetch."""
+    with tempfile.TemporaryDirectory() as tmp:
+        world = start_world(Path(tmp), feeds=feeds, items=items, pages=pages, latency=latency)
+        try:
+            bare_before = bare_fetch(world.urls, 64)
+            args = ["--config", str(world.config), "preview", "--out", "p.html"]
+            run = run_digest(args, Path(tmp))
+            bare_after = bare_fetch(world.urls, 64)
+        finally:
+            world.stop()
+    if run.returncode != 0:
+        print(run.stdout[-2000:], run.stderr[-2000:])
+        raise SystemExit(f"digest preview failed (exit {run.returncode})")
+    bare = (bare_before + bare_after) / 2
+    print(
+        f"digest preview: {feeds} feeds x {items} items, {pages} pages, {len(world.urls)} URLs, "
+        f"{latency * 1000:.0f} ms latency, fresh store"
     )
-
-
-def build_site(server: LocalHTTPServer, feeds: int, items: int, latency: float) -> list[str]:
-    urls = []
-    for f in range(feeds):
-        entries = []
-        for i in range(items):
-            title = f"Story {f}-{i}: rail network expansion update"
-            path = f"/p/{f}/{i}"
-            server.routes[path] = Response(page_html(f * items + i, title), delay=latency)
-            urls.append(server.url(path))
-            when = format_datetime(NOW - timedelta(minutes=5 * i + f))
-            entries.append(
-                f"<item><title>{title}</title><link>{server.url(path)}</link>"
-                f"<guid>g-{f}-{i}</guid><pubDate>{when}</pubDate></item>"
-            )
-        server.routes[f"/f/{f}"] = Response(
-            '<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
-            f"<link>{server.base}/</link>{''.join(entries)}</channel></rss>",
-            content_type="application/rss+xml",
-            delay=latency,
-        )
-        urls.append(server.url(f"/f/{f}"))
-    return urls
-
-
-async def bare_fetch(urls: list[str], concurrency: int) -> float:
-    sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
-
-        async def one(url: str) -> None:
-            async with sem:
-                r = await client.get(url)
-                r.raise_for_status()
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one(u) for u in urls))
-        return time.perf_counter() - t0
-
-
-def bench_collect(feeds: int, items: int, latency: float) -> None:
-    server = LocalHTTPServer().start()
-    try:
-        urls = build_site(server, feeds, items, latency)
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg_path = Path(tmp) / "config.toml"
-            sources = "".join(
-                f'[[sources]]\nname = "Feed {f}"\nurl = "{server.url(f"/f/{f}")}"\n\n'
-                for f in range(feeds)
-            )
-            cfg_path.write_text(
-                '[site]\nname = "Bench"\nurl = "https://bench.example.org"\n'
-                f'timezone = "UTC"\n\n{sources}[store]\nurl = "sqlite:///bench.db"\n'
-                "[collect]\nmax_items_per_source = 100\n",
-                encoding="utf-8",
-            )
-            config = load_config(cfg_path)
-            concurrency = config.collect.concurrency
-            bare = asyncio.run(bare_fetch(urls, concurrency))
-            store = Store.open(config.store.url)
-            t0 = time.perf_counter()
-            report = pipeline.collect_articles(config, store, now=NOW)
-            ours = time.perf_counter() - t0
-            store.close()
-        print(
-            f"collection: {feeds} feeds x {items} items, {len(urls)} URLs, "
-            f"{latency * 1000:.0f} ms latency, concurrency {concurrency}"
-        )
-        print(f"  bare concurrent fetch   {bare:6.2f} s")
-        print(f"  digest collect+extract  {ours:6.2f} s  ({report.new_articles} articles stored)")
-        print(f"  ratio                   {ours / bare:6.2f}x  (goal <= 1.3x)")
-    finally:
-        server.stop()
+    print(
+        f"  bare fetch, 64 in parallel  {bare:6.2f} s  "
+        f"(before {bare_before:.2f}, after {bare_after:.2f})"
+    )
+    print(
+        f"  digest preview (whole)      {run.wall:6.2f} s  "
+        f"({run.cpu:.1f} s CPU in all its processes; load average now "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    print(f"  ratio                       {run.wall / bare:6.2f}x  (goal <= 3.0x)")
+    print(
+        f"  peak RSS: digest {run.peak_rss_mb:.0f} MB; with extraction workers and "
+        f"forkserver: RSS summed {run.peak_tree_mb:.0f} MB, PSS summed "
+        f"{run.peak_tree_pss_mb:.0f} MB (goal <= 300 MB)"
+    )
 
 
 def bench_summarize(n: int = 200) -> None:
@@ -204,9 +155,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--feeds", type=int, default=40)
     ap.add_argument("--items", type=int, default=10)
+    ap.add_argument("--pages", type=int, default=125)
     ap.add_argument("--latency", type=float, default=0.2)
     args = ap.parse_args()
-    bench_collect(args.feeds, args.items, args.latency)
+    bench_preview(args.feeds, args.items, args.pages, args.latency)
     bench_summarize()
     bench_render()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -19,13 +19,14 @@ import httpx
 
 from digest import collect as collect_stage
 from digest.collect import Progress
-from digest.collect.extract import extract_page, merge_article, repeated_feed_text
+from digest.collect.extract import merge_article, repeated_feed_text
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
 from digest.collect.netguard import is_public_address
+from digest.collect.pool import ExtractPool
 from digest.compose import compose_issue
 from digest.config import Config, SourceConfig
-from digest.errors import EmptyIssueError, ExtractError
+from digest.errors import EmptyIssueError
 from digest.models import (
     Article,
     Entry,
@@ -116,11 +117,42 @@ async def collect_articles_async(
     now: datetime,
     progress: Progress | None = None,
     client: httpx.AsyncClient | None = None,
+    extract_workers: int | None = None,
 ) -> CollectReport:
-    """Fetch every source, extract and store new articles; one bad source never sinks the run."""
+    """Fetch every source, extract and store new articles; one bad source never sinks the run.
+
+    Pages are extracted in `extract_workers` processes (default: one per core).
+    """
     started = time.monotonic()
     cutoff = cutoff_for(config, store, now)
     states = {n: (s.etag, s.last_modified) for n, s in store.source_states().items()}
+    # Extraction workers start now, so they are warm when the first page arrives.
+    async with ExtractPool(extract_workers) as pool:
+        return await _collect_with(
+            config,
+            store,
+            pool,
+            now=now,
+            started=started,
+            cutoff=cutoff,
+            states=states,
+            progress=progress,
+            client=client,
+        )
+
+
+async def _collect_with(
+    config: Config,
+    store: Store,
+    pool: ExtractPool,
+    *,
+    now: datetime,
+    started: float,
+    cutoff: datetime,
+    states: dict[str, tuple[str | None, str | None]],
+    progress: Progress | None,
+    client: httpx.AsyncClient | None,
+) -> CollectReport:
     results = await collect_stage.collect_feeds(
         config.sources, config.collect, states, client=client, progress=progress
     )
@@ -175,11 +207,9 @@ async def collect_articles_async(
     extracted: dict[str, Page | str] = {}
 
     async def extract_now(url: str, fetched: FetchResult) -> None:
-        # In a worker thread, so extraction overlaps the other pages' network waits.
-        try:
-            extracted[url] = await asyncio.to_thread(extract_page, fetched.body, fetched.final_url)
-        except ExtractError as exc:
-            extracted[url] = str(exc)
+        # In a worker process, as each page arrives: extraction overlaps the other pages'
+        # network waits and uses every core. A crashed worker yields CRASHED for this page.
+        extracted[url] = await pool.extract(fetched.body, fetched.final_url)
 
     remaining = config.collect.deadline - (time.monotonic() - started)
     pages = await collect_stage.fetch_pages(

@@ -183,6 +183,75 @@ def test_concurrency_is_bounded(http_server: LocalHTTPServer) -> None:
     assert active[1] == 2
 
 
+class _HostsToLocal(httpx.AsyncBaseTransport):
+    """Send every request to the local server whatever its host, like an /etc/hosts entry."""
+
+    def __init__(self, server: LocalHTTPServer) -> None:
+        self.port = int(server.base.rsplit(":", 1)[1])
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(host="127.0.0.1", port=self.port)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _track(server: LocalHTTPServer, paths: list[str]) -> dict[str, int]:
+    """Route `paths` to a slow page; return per-host-header max in-flight counts."""
+    lock = threading.Lock()
+    now: dict[str, int] = {}
+    peak: dict[str, int] = {"*": 0}
+
+    def page(req: BaseHTTPRequestHandler) -> Response:
+        host = req.headers.get("Host", "")
+        with lock:
+            now[host] = now.get(host, 0) + 1
+            now["*"] = now.get("*", 0) + 1
+            peak[host] = max(peak.get(host, 0), now[host])
+            peak["*"] = max(peak["*"], now["*"])
+        time.sleep(0.2)
+        with lock:
+            now[host] -= 1
+            now["*"] -= 1
+        return Response("<p>page</p>")
+
+    for path in paths:
+        server.routes[path] = page
+    return peak
+
+
+def test_per_host_limit_bounds_each_host_not_the_run(http_server: LocalHTTPServer) -> None:
+    paths = [f"/h{i}" for i in range(8)]
+    peak = _track(http_server, paths)
+    urls = [f"http://{h}.example{p}" for h in ("news", "blog") for p in paths]
+
+    async def go() -> list[FetchResult]:
+        async with httpx.AsyncClient(transport=_HostsToLocal(http_server)) as client:
+            fetcher = Fetcher(cfg(per_host=2, concurrency=64), client)
+            return await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+
+    assert all(r.status == 200 for r in run(go()))
+    assert peak["news.example"] == 2 and peak["blog.example"] == 2
+    assert peak["*"] > 2  # the two hosts were fetched at the same time
+
+
+def test_hosts_on_this_machine_are_not_held_to_per_host(http_server: LocalHTTPServer) -> None:
+    paths = [f"/l{i}" for i in range(6)]
+    peak = _track(http_server, paths)
+    pairs = [("s", http_server.url(p)) for p in paths]
+    out = run(
+        fetch_pages(
+            pairs,
+            cfg(per_host=1, concurrency=64),
+            trusted_hosts_by_source={"s": frozenset({"127.0.0.1"})},
+        )
+    )
+    assert all(isinstance(v, FetchResult) for v in out.values())
+    assert peak["*"] > 1
+
+
 # --- collect_feeds --------------------------------------------------------------------------
 
 

@@ -93,8 +93,8 @@ FORBIDDEN = (
 )
 
 
-def page(title: str) -> str:
-    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+def page(title: str, paragraphs: list[str] = ARTICLE) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
     return (
         f"<!doctype html><html><head><title>{title}</title></head><body>"
         f"<article><h1>{title}</h1>{body}</article></body></html>"
@@ -414,7 +414,10 @@ def hostile_routes(s: LocalHTTPServer, now: datetime) -> dict[str, str]:
         ),
         content_type=RSS,
     )
-    s.routes["/good/lead"] = Response(page("Hello world"))
+    # The lead is the story with the most text: the evil page carries the same article, so
+    # this one says a little more (extraction may keep the evil page's heading and links).
+    more = "Work on the first tram extension is due to start next spring, officials said."
+    s.routes["/good/lead"] = Response(page("Hello world", [*ARTICLE, more]))
     s.routes["/good/evil"] = Response(EVIL_PAGE)
     calls: list[float] = []
 

@@ -11,18 +11,13 @@ import difflib
 import json
 import logging
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-
-import lxml.html
-import trafilatura
-from lxml import etree
-from trafilatura.settings import Document
-from trafilatura.utils import load_html
 
 from digest.errors import ExtractError
 from digest.models import Article, Entry, Page
@@ -30,39 +25,55 @@ from digest.textclean import one_line, plain_text
 
 log = logging.getLogger(__name__)
 
-# Whole lines that are page furniture, not article text. Each is matched against the
-# full line (case-insensitive), so a sentence that merely mentions "share" survives.
-_BOILERPLATE_LINES = re.compile(
-    r"""(?ix)^(?:
-      # share widgets and their button labels
-      (?:share|share\ this(?:\ (?:article|story|post|page))?|share\ on\ \w+|tweet|email|print
-         |facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|telegram|copy\ link)[:!]?
+# Whole lines that are page furniture, not article text, one pattern per rule (the rule
+# names are what `bench/eval_extract.py --ablate` switches off to check each one still
+# earns its place). Each is matched against the full line (case-insensitive), so a
+# sentence that merely mentions "share" survives.
+_FURNITURE: dict[str, re.Pattern[str]] = {
+    # share widgets and their button labels
+    "share": re.compile(
+        r"""(?ix)^(?:share|share\ this(?:\ (?:article|story|post|page))?|share\ on\ \w+|tweet
+        |email|print|facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|telegram
+        |copy\ link)[:!]?$"""
+    ),
     # who posted it and when: a byline or dateline, not a sentence
-    | (?:published|posted|written|submitted)(?:\ on\ \S+(?:\ \S+){0,3})?\ by(?:\ \S+){0,4}
-    | (?:published|updated|last\ updated|posted)(?:\ on)?:?\ .{0,40}\d
-    | by\ \S+(?:\ \S+){0,3}\ *[|•·]\ .{0,60}
-    | \d+\ (?:seconds?|minutes?|hours?|days?|weeks?|months?)\ ago
+    "byline": re.compile(
+        r"""(?ix)^(?:(?:published|posted|written|submitted)
+        (?:\ on\ \S+(?:\ \S+){0,3})?\ by(?:\ \S+){0,4}
+        | by\ \S+(?:\ \S+){0,3}\ *[|•·]\ .{0,60})$"""
+    ),
+    "dateline": re.compile(
+        r"""(?ix)^(?:(?:published|updated|last\ updated|posted)(?:\ on)?:?\ .{0,40}\d
+        | \d+\ (?:seconds?|minutes?|hours?|days?|weeks?|months?)\ ago)$"""
+    ),
     # picture credits and captions
-    | (?:image|photo|picture|photograph|illustration|video|graphic)s?
+    "credit": re.compile(
+        r"""(?ix)^(?:(?:image|photo|picture|photograph|illustration|video|graphic)s?
         (?:\ (?:source|credit|courtesy|by))?\ *[:：].{0,150}
-    | (?:source|credit)\ *:\ *.{1,60}
+        | (?:source|credit)\ *:\ *.{1,60})$"""
+    ),
     # calls to action and ad slots
-    | read\ (?:more|also|next|the\ full\ (?:story|article))\b.{0,100}
-    | (?:continue\ reading|click\ here|scroll\ down\ for\ video|advertisement
+    "call-to-action": re.compile(
+        r"""(?ix)^(?:read\ (?:more|also|next|the\ full\ (?:story|article))\b.{0,100}
+        | (?:continue\ reading|click\ here|scroll\ down\ for\ video|advertisement
         |sponsored(?:\ content)?|story\ continues\ below(?:\ advertisement)?
-        |subscribe|sign\ up|follow\ us)\b.{0,100}
+        |subscribe|sign\ up|follow\ us)\b.{0,100})$"""
+    ),
     # filing labels
-    | (?:tags?|categories|category)\ *:.{0,150}
-    | (?:tagged|filed\ under|posted\ in)\ [^.!?]{1,150}
-    # cookie and legal notices
-    | .{0,100}\b(?:we|this\ (?:web)?site|our\ (?:web)?site)\ uses?\ cookies\b.*
-    | .{0,60}\bcookies?\ (?:policy|settings|preferences|consent)\b.{0,60}
-    | (?:©|\(c\)\ |copyright\ (?:©\ *)?\d{4}).{0,120}
-    | all\ rights\ reserved\.?
+    "tags": re.compile(
+        r"""(?ix)^(?:(?:tags?|categories|category)\ *:.{0,150}
+        | (?:tagged|filed\ under|posted\ in)\ [^.!?]{1,150})$"""
+    ),
+    # cookie notices
+    "cookies": re.compile(
+        r"""(?ix)^(?:.{0,100}\b(?:we|this\ (?:web)?site|our\ (?:web)?site)\ uses?\ cookies\b.*
+        | .{0,60}\bcookies?\ (?:policy|settings|preferences|consent)\b.{0,60})$"""
+    ),
+    # (No rule for "© 2019 X. All rights reserved.": people marking article text keep
+    # it, and dropping it lowered F1 on the dev set.)
     # WordPress feed footer: "The post X appeared first on Y."
-    | the\ post\ .{1,300}\ appeared\ first\ on\ .{1,100}
-    )$""",
-)
+    "feed-footer": re.compile(r"(?i)^the post .{1,300} appeared first on .{1,100}$"),
+}
 
 # A line that starts the page's tail: nothing after it belongs to the article.
 _CUT_LINES = re.compile(
@@ -104,40 +115,55 @@ _BLOCKS = frozenset(
     {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
      "figure", "figcaption", "table", "tr", "section", "article", "header", "footer", "dd", "dt"}
 )  # fmt: skip
-_SENTENCE_END = re.compile(r"[.!?…:;\"'”’»)\]]$")
+_SENTENCE_END = re.compile(r"[.!?…:;\"'”’»)\]。！？」』）]$")
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w", re.UNICODE)
 TITLE_LIMIT = 300  # as for feed titles
 
+# The clean-up rules `clean_lines` applies, by name.
+RULES: frozenset[str] = frozenset(
+    {*_FURNITURE, "cut-tail", "author-line", "title-repeat", "trailing-stub", "menu-run"}
+)
+# This many unpunctuated stubs in a row are a menu (a real list has sentences or is short).
+_MENU_RUN = 6
+_LABEL_WORDS = 6
+_SENTENCE_MARK = re.compile(r"[.!?…:;,\"“”。！？，]")
+_PARSERS = threading.local()
 
-def extract_page(html: str | bytes, url: str) -> Page:
-    """Extract the title, author, date, lead image and main text of an article page."""
-    tree = load_html(html) if html else None
+
+def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES) -> Page:
+    """Extract the title, author, date, lead image and main text of an article page.
+
+    The page is parsed once, with this thread's own parser (lxml parsers must not be
+    shared between threads), and the tree goes to trafilatura; its metadata pass is
+    skipped (a third of the cost) because the meta tags below say the same.
+    """
+    import trafilatura
+    from trafilatura.settings import Document
+
+    tree = _parse(html)
     if tree is None:
         raise ExtractError("no article text found")
     metas = _meta_values(tree)
-    published = _meta_date(tree, metas)
+    ld = _json_ld(tree)
+    published = _meta_date(metas, ld)
     images = [metas[k] for k in _IMAGE_META if k in metas]
     images += [str(h) for h in tree.xpath("//link[@rel='image_src']/@href")]
+    images += [v for v in _find_key(ld, "image") if isinstance(v, str)]
+    # Page titles are as untrusted as feed titles: no markup, controls or bidi tricks.
+    title = one_line(plain_text(_page_title(tree, metas, ld)), TITLE_LIMIT) or None
+    author = _clean_author(_page_author(metas, ld))
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
-        favor_precision=True,
+        fast=True,
         include_comments=False,
-        include_tables=False,
-        with_metadata=True,
-        # Guessing a date from body text ("in January 2021") is worse than no date.
-        date_extraction_params={"extensive_search": False, "original_date": True},
+        include_tables=True,
     )
     if not isinstance(doc, Document):
         raise ExtractError("no article text found")
-    # Page titles are as untrusted as feed titles: no markup, controls or bidi tricks.
-    title = one_line(plain_text(doc.title or ""), TITLE_LIMIT) or None
-    author = _clean_author(doc.author)
-    if published is None and doc.date:
-        published = _parse_date(doc.date)
-    image = _first_url([doc.image or "", *images], url)
-    lines = clean_lines((doc.text or "").splitlines(), author=author, title=title)
+    image = _first_url(images, url)
+    lines = clean_lines((doc.text or "").splitlines(), author=author, title=title, rules=rules)
     if not lines:
         raise ExtractError("no article text found")
     return Page(
@@ -146,26 +172,38 @@ def extract_page(html: str | bytes, url: str) -> Page:
 
 
 def clean_lines(
-    lines: Iterable[str], *, author: str | None = None, title: str | None = None
+    lines: Iterable[str],
+    *,
+    author: str | None = None,
+    title: str | None = None,
+    rules: Collection[str] = RULES,
 ) -> list[str]:
-    """Return the article lines of `lines`, without page furniture and trailing bylines."""
+    """Return the article lines of `lines`, without page furniture and trailing bylines.
+
+    `rules` names the clean-up rules to apply (all by default; see `RULES`).
+    """
     out: list[str] = []
     names = {n.casefold() for n in (author,) if n} | _GENERIC_AUTHORS
+    furniture = [p for name, p in _FURNITURE.items() if name in rules]
     for raw in lines:
         line = _clean(raw)
         if not line:
             continue
-        if _CUT_LINES.match(line):
+        if "cut-tail" in rules and _CUT_LINES.match(line):
             break
-        if _BOILERPLATE_LINES.match(line) or line.casefold() in names:
+        if any(p.match(line) for p in furniture):
+            continue
+        if "author-line" in rules and line.casefold() in names:
             continue
         # trafilatura sometimes repeats the headline as the first line of the text.
-        if not out and title and line.casefold() == title.casefold():
+        if "title-repeat" in rules and not out and title and line.casefold() == title.casefold():
             continue
         out.append(line)
+    if "menu-run" in rules:
+        out = _drop_menu_runs(out)
     # An unpunctuated stub after the last paragraph is a byline or a label ("admin",
     # "John Smith", "Share this"), never the end of the story.
-    while out and _is_stub(out[-1]):
+    while "trailing-stub" in rules and out and _is_stub(out[-1]):
         out.pop()
     return out
 
@@ -176,6 +214,9 @@ def html_paragraphs(fragment: str) -> list[str]:
         return []
     if "<" not in fragment:
         return [p for p in (_clean(x) for x in re.split(r"\n\s*\n", fragment)) if p]
+    import lxml.html
+    from lxml import etree
+
     try:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
     except (etree.ParserError, ValueError):
@@ -306,8 +347,38 @@ def _clean(s: str | None) -> str:
     return _SPACE.sub(" ", s or "").strip()
 
 
+def _drop_menu_runs(lines: list[str], run: int = _MENU_RUN) -> list[str]:
+    """Drop every run of `run` or more labels in a row: a menu, not a list in the story."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and _is_label(lines[j]):
+            j += 1
+        if j - i >= run:
+            i = j
+            continue
+        out.extend(lines[i : max(j, i + 1)])
+        i = max(j, i + 1)
+    return out
+
+
+def _is_label(line: str) -> bool:
+    """Return True for a menu-like line: a few words, no punctuation, not a list item.
+
+    (trafilatura writes the items of a real <ul>/<ol> list as "- item"; menus it lets
+    through come out as bare lines.)
+    """
+    return (
+        len(line.split()) <= _LABEL_WORDS
+        and not line.startswith("- ")
+        and not _SENTENCE_MARK.search(line)
+    )
+
+
 def _is_stub(line: str) -> bool:
-    return len(line.split()) < 4 and not _SENTENCE_END.search(line)
+    # Short in words and in characters: a line of Chinese or Japanese is one "word".
+    return len(line.split()) < 4 and len(line) < 40 and not _SENTENCE_END.search(line)
 
 
 def _clean_author(author: str | None) -> str | None:
@@ -331,19 +402,92 @@ def _meta_values(tree: Any) -> dict[str, str]:
     return out
 
 
-def _meta_date(tree: Any, metas: dict[str, str]) -> datetime | None:
+def _parser() -> Any:
+    """Return this thread's own lxml HTML parser (one parser used by two threads crashes)."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        import lxml.html
+
+        # The options trafilatura's own (module-wide, shared) parser uses.
+        parser = lxml.html.HTMLParser(
+            collect_ids=False,
+            default_doctype=False,
+            encoding="utf-8",
+            remove_comments=True,
+            remove_pis=True,
+        )
+        _PARSERS.parser = parser
+    return parser
+
+
+def _parse(html: str | bytes) -> Any:
+    """Parse a page as trafilatura's `load_html` would, but with this thread's parser."""
+    if not html:
+        return None
+    import lxml.html
+    from trafilatura.utils import decode_file, is_dubious_html, repair_faulty_html
+
+    text = decode_file(html)
+    beginning = text[:50].lower()
+    dubious = is_dubious_html(beginning)
+    text = repair_faulty_html(text, beginning)
+    data = text.encode("utf-8", "surrogatepass")
+    try:
+        tree = lxml.html.fromstring(data, parser=_parser())
+    except Exception:  # lxml raises several types on garbage; it is simply no page
+        return None
+    if tree is None or (dubious and len(tree) < 2):
+        return None
+    return tree
+
+
+def _json_ld(tree: Any) -> list[Any]:
+    """Return the page's parsed JSON-LD blocks (the unreadable ones are skipped)."""
+    out = []
+    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
+        try:
+            out.append(json.loads(str(script)))
+        except ValueError:
+            continue
+    return out
+
+
+def _meta_date(metas: dict[str, str], ld: list[Any]) -> datetime | None:
     """Return the publication time the page states precisely (meta tags or JSON-LD)."""
     for key in _DATE_META:
         if key in metas and (when := _parse_date(metas[key])):
             return when
-    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
-        try:
-            data = json.loads(str(script))
-        except ValueError:
-            continue
-        for value in _find_key(data, "datePublished"):
-            if isinstance(value, str) and (when := _parse_date(value)):
-                return when
+    for value in _find_key(ld, "datePublished"):
+        if isinstance(value, str) and (when := _parse_date(value)):
+            return when
+    return None
+
+
+def _page_title(tree: Any, metas: dict[str, str], ld: list[Any]) -> str:
+    """Return the headline: og/twitter title, JSON-LD headline, a lone <h1>, or <title>."""
+    for key in ("og:title", "twitter:title"):
+        if metas.get(key):
+            return metas[key]
+    for value in _find_key(ld, "headline"):
+        if isinstance(value, str) and value.strip():
+            return value
+    h1 = tree.xpath("//h1")
+    if len(h1) == 1 and (text := _clean(h1[0].text_content())):
+        return text
+    return _clean(" ".join(tree.xpath("//head/title//text()")))
+
+
+def _page_author(metas: dict[str, str], ld: list[Any]) -> str | None:
+    """Return the byline the page states in its meta tags or JSON-LD, if any."""
+    for key in ("author", "article:author", "dc.creator", "parsely-author", "sailthru.author"):
+        value = metas.get(key, "")
+        if value and not value.startswith(("http://", "https://")):
+            return value
+    for value in _find_key(ld, "author"):
+        for person in value if isinstance(value, list) else [value]:
+            name = person.get("name") if isinstance(person, dict) else person
+            if isinstance(name, str) and name.strip():
+                return name
     return None
 
 

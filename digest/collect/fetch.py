@@ -11,8 +11,10 @@ FetchError with a one-line reason. `collect` runs many fetches at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import http
+import ipaddress
 import logging
 import mimetypes
 import socket
@@ -96,6 +98,7 @@ class Fetcher:
         if client is None:  # a caller's own client keeps only the check before each request
             guard_client(self._client, resolve)
         self._semaphore = asyncio.Semaphore(cfg.concurrency)
+        self._per_host: dict[str, asyncio.Semaphore] = {}
         # Retry-After waits must fit into what is left of the run.
         self._ends = time.monotonic() + (cfg.deadline if deadline is None else deadline)
 
@@ -129,7 +132,7 @@ class Fetcher:
         retried = False
         while True:
             try:
-                async with self._semaphore:
+                async with self._host_slot(url), self._semaphore:
                     return await self._fetch_once(
                         url,
                         etag=etag,
@@ -150,6 +153,18 @@ class Fetcher:
                 retried = True
                 log.info("%s: %s; retrying in %s", url, later.status, secs(later.wait))
                 await asyncio.sleep(later.wait)
+
+    def _host_slot(self, url: str) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+        """Return what bounds requests to `url`'s host: `per_host` of them at once.
+
+        Politeness is for other people's servers: a host on this machine is not held to it.
+        """
+        host = (urlsplit(url).hostname or "").lower()
+        if not host or _is_loopback(host):
+            return contextlib.nullcontext()
+        if host not in self._per_host:
+            self._per_host[host] = asyncio.Semaphore(self.cfg.per_host)
+        return self._per_host[host]
 
     async def _fetch_once(
         self,
@@ -280,6 +295,15 @@ class Fetcher:
             chunks.append(chunk)
             size += len(chunk)
         return b"".join(chunks), False
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _phrase(code: int) -> str:

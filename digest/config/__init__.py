@@ -77,7 +77,8 @@ class CollectConfig:
 
     timeout: float = 15.0  # seconds per request (connect, read, whole body)
     deadline: float = 120.0  # seconds for a whole collection run
-    concurrency: int = 8  # requests in flight at once
+    concurrency: int = 64  # requests in flight at once
+    per_host: int = 4  # requests in flight to one host (servers on this machine: no limit)
     max_bytes: int = 5_000_000  # larger bodies are cut off and reported
     max_redirects: int = 5
     user_agent: str = DEFAULT_USER_AGENT

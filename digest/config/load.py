@@ -293,7 +293,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
     store = _resolve_store(loader, loader.table(StoreConfig, data.get("store", {}), "store"))
     collect = loader.table(CollectConfig, data.get("collect", {}), "collect")
-    for name in ("timeout", "deadline", "concurrency", "max_bytes", "lookback_hours"):
+    for name in ("timeout", "deadline", "concurrency", "per_host", "max_bytes", "lookback_hours"):
         if getattr(collect, name) <= 0:
             raise loader.fail(f"collect.{name}", "must be greater than 0")
     if collect.flag_after_failures < 1:
