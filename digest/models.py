@@ -26,6 +26,7 @@ class Entry:
     published: datetime | None = None
     author: str | None = None
     image: str | None = None
+    feed_title: str = ""  # the feed's own title, to strip from item titles
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Page:
     date: datetime | None = None
     image: str | None = None
     text: str = ""
+    image_width: int | None = None  # the size the page declares (og:image:width/height)
+    image_height: int | None = None
+    site_name: str | None = None  # og:site_name, to strip from titles
 
 
 @dataclass(frozen=True)
@@ -56,24 +60,38 @@ class Article:
     image: str | None = None
     language: str | None = None
     id: int | None = None
+    image_width: int | None = None  # declared by the page; None when it said nothing
+    image_height: int | None = None
 
 
 @dataclass(frozen=True)
 class Story:
-    """An article with its summary, ready for the template."""
+    """One event: the article shown (with its summary) and the same story from other sources."""
 
     article: Article
     sentences: tuple[str, ...]
+    also: tuple[Article, ...] = ()  # other articles on the same event, best first
+    section: str = ""  # the roundup section ([[sources]].section of the shown article)
 
     @property
     def summary(self) -> str:
         """Return the summary as one paragraph."""
         return " ".join(self.sentences)
 
+    @property
+    def articles(self) -> tuple[Article, ...]:
+        """Return every article of the story, the shown one first."""
+        return (self.article, *self.also)
+
+    @property
+    def outlets(self) -> int:
+        """Return how many distinct sources cover the story."""
+        return len({a.source for a in self.articles})
+
 
 @dataclass(frozen=True)
 class Issue:
-    """One day's digest: a lead story and a roundup."""
+    """One day's digest: a lead story, a roundup, and the rest of the day's stories."""
 
     site_name: str
     site_url: str
@@ -81,11 +99,17 @@ class Issue:
     created_at: datetime
     lead: Story
     roundup: tuple[Story, ...] = ()
+    more: tuple[Story, ...] = ()  # collected but not in the email: listed in the web archive
 
     @property
     def stories(self) -> tuple[Story, ...]:
-        """Return the lead followed by the roundup."""
+        """Return the lead followed by the roundup (what the email shows)."""
         return (self.lead, *self.roundup)
+
+    @property
+    def articles(self) -> tuple[Article, ...]:
+        """Return every article the issue accounts for: shown, "also" and "more"."""
+        return tuple(a for s in (*self.stories, *self.more) for a in s.articles)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ test with a fixed clock) can drive a whole run from Python.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,7 +26,8 @@ from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
 from digest.collect.netguard import is_public_address
 from digest.collect.pool import ExtractPool
-from digest.compose import compose_issue
+from digest.compose import Rules, compose_issue, make_stories
+from digest.compose.document import issue_document
 from digest.config import Config, SourceConfig
 from digest.errors import EmptyIssueError
 from digest.models import (
@@ -63,11 +66,22 @@ class CollectReport:
 
 
 def cutoff_for(config: Config, store: Store, now: datetime) -> datetime:
-    """Return the start of 'today's articles': the last issue, or the look-back window."""
+    """Return the start of 'today's articles': the last earlier issue, or the look-back window.
+
+    Today's own issue counts only once deliveries started: until then it can be redone.
+    """
+    date = today(config, now)
     last = store.last_issue()
+    if last is not None and last.date >= date and not is_frozen(store, last):
+        last = store.last_issue(before=date)
     if last is not None:
         return last.created_at
     return now - timedelta(hours=config.collect.lookback_hours)
+
+
+def is_frozen(store: Store, issue: StoredIssue) -> bool:
+    """Return True once deliveries of an issue started: from then on it never changes."""
+    return bool(store.ledger.delivery_counts(issue.id))
 
 
 def _source_trust(src: SourceConfig) -> frozenset[str]:
@@ -96,7 +110,9 @@ def _keep_entries(
         if e.published is not None and e.published < cutoff:
             continue  # undated items count as new the first time they are seen
         url = canonical_url(e.url) if e.url else ""
-        key = title_key(e.title)
+        # Near-identical titles are the same article only when they link somewhere:
+        # link-less items (status feeds) often share a title and differ in their text.
+        key = title_key(e.title) if url else ""
         if e.guid in guids or (url and url in urls) or (key and key in titles):
             continue
         guids.add(e.guid)
@@ -240,6 +256,7 @@ async def _collect_with(
                 page,
                 language=src.language or config.summary.language,
                 repeated=repeated.get(name, frozenset()),
+                source_name=name,
             )
             art = replace(art, first_seen=now)
             articles.append((art, title_key(art.title)))
@@ -279,26 +296,39 @@ def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, .
     return out
 
 
+def rules(config: Config) -> Rules:
+    """Return the ranking rules the configuration asks for."""
+    return Rules(
+        language=config.summary.language,
+        priorities={s.name: s.priority for s in config.sources},
+        pin=config.compose.pin,
+        max_roundup=config.compose.max_roundup,
+        max_per_source=config.compose.max_per_source,
+        sections={s.name: s.section for s in config.sources if s.section},
+        section_order=config.compose.sections,
+    )
+
+
 def compose_articles(config: Config, articles: Sequence[Article], *, now: datetime) -> Issue | None:
-    """Summarize articles and compose the issue; None when there is nothing to send."""
+    """Group, rank and summarize articles into the issue; None when there is nothing to send."""
     if len(articles) < max(config.compose.min_articles, 1):
         return None
-    stories = [Story(article=a, sentences=()) for a in articles]
+    how = rules(config)
     issue = compose_issue(
-        stories,
+        make_stories(articles, how),
         site_name=config.site.name,
         site_url=config.site.url,
         now=now,
         tz=config.site.tz,
-        priorities={s.name: s.priority for s in config.sources},
-        pin=config.compose.pin,
-        max_roundup=config.compose.max_roundup,
+        rules=how,
     )
     if issue is None:
         return None
     lead = _summarized(config, issue.lead, config.summary.lead_sentences)
     roundup = tuple(_summarized(config, s, config.summary.roundup_sentences) for s in issue.roundup)
-    return replace(issue, lead=lead, roundup=roundup)
+    # The archive lists these with one line each.
+    more = tuple(_summarized(config, s, 1) for s in issue.more)
+    return replace(issue, lead=lead, roundup=roundup, more=more)
 
 
 def _summarized(config: Config, story: Story, sentences: int) -> Story:
@@ -327,6 +357,7 @@ def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssu
         unsubscribe_url=unsubscribe_url(config.site.url),
         view_url=archive_url(config.site.url, issue.date),
         preferences_url=preferences_url(config.site.url),
+        postal_address=config.site.postal_address,
     )
 
 
@@ -336,9 +367,20 @@ def today(config: Config, now: datetime) -> str:
 
 
 def build_issue(config: Config, store: Store, *, now: datetime) -> Issue | None:
-    """Compose today's issue from the stored, not-yet-issued articles."""
-    articles = store.unissued_articles(cutoff_for(config, store, now))
+    """Compose today's issue afresh from the stored articles no earlier issue took.
+
+    The articles of today's stored issue count as free while it has no deliveries,
+    so a preview or a test send shows what a redone issue would be.
+    """
+    stored = store.issue_for_date(today(config, now))
+    redo = stored.id if stored is not None and not is_frozen(store, stored) else None
+    articles = store.unissued_articles(cutoff_for(config, store, now), redo=redo)
     return compose_articles(config, articles, now=now)
+
+
+def document(config: Config, issue: Issue, rendered: RenderedIssue) -> dict[str, Any]:
+    """Return the issue as the JSON document of `digest preview --json` and the archive."""
+    return issue_document(issue, subject=rendered.subject, language=config.summary.language)
 
 
 def ensure_issue(
@@ -357,6 +399,7 @@ def ensure_issue(
             f" from {len(config.sources)} source(s); nothing to send today"
         )
     rendered = render_email(config, issue, now=now)
+    # Every article composed into the issue is claimed, shown or not: none comes back tomorrow.
     return store.create_issue(
         date=date,
         created_at=now,
@@ -364,5 +407,6 @@ def ensure_issue(
         html=rendered.html,
         text=rendered.text,
         preheader=rendered.preheader,
-        article_ids=[s.article.id for s in issue.stories if s.article.id is not None],
+        article_ids=[a.id for a in issue.articles if a.id is not None],
+        doc=json.dumps(document(config, issue, rendered), ensure_ascii=False),
     )

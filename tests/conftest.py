@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from digest.store import Store
+from tests.chromium import INSTALL_HINT, Chromium, find_chromium
 from tests.httpserver import LocalHTTPServer
 from tests.pgserver import LocalPostgres
 
@@ -38,3 +39,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Chromium]:
+    """One headless Chromium for the whole session (started on first use); never skipped."""
+    binary = find_chromium()
+    if binary is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    browser = Chromium(binary).start()
+    yield browser
+    browser.stop()

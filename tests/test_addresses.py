@@ -14,7 +14,7 @@ from digest.cli import cli
 from digest.mail import subscribers
 from digest.mail.deliver import send_issue
 from digest.store import Store, address_key
-from digest.store.schema import deliveries
+from digest.store.schema import MIGRATIONS, deliveries, issues
 from digest.store.schema import subscribers as subscribers_table
 from tests import configfile
 from tests.smtpserver import LocalSMTPServer
@@ -100,15 +100,15 @@ _OLD_COLUMNS = ("id", "email", "name", "status", "token", "created_at", "updated
 
 
 def _issue(store: Store, date: str) -> int:
-    return store.create_issue(
-        date=date,
-        created_at=NOW,
-        subject=f"Issue {date}",
-        html="<p>news</p>",
-        text="news\n",
-        preheader="",
-        article_ids=[],
-    ).id
+    # Written as the code of schema 3 wrote it (no columns of later migrations).
+    with store.db.begin() as conn:
+        res = conn.execute(
+            issues.insert().values(
+                date=date, created_at=NOW, subject=f"Issue {date}", html="<p>news</p>",
+                text="news\n", preheader="", article_ids="[]",
+            )
+        )  # fmt: skip
+        return int(res.inserted_primary_key[0])  # type: ignore[index]
 
 
 def _row(conn: sa.Connection, issue_id: int, sub_id: int, status: str, email: str) -> None:
@@ -154,11 +154,12 @@ def test_upgrading_merges_duplicates_keeping_the_strictest_status_and_the_ledger
         config = configfile.write_config(tmp_path, store_url=url)
         result = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
         assert result.exit_code == 0, result.output
-        assert "(applied 4)" in result.output  # the merge step, whatever else is current
+        applied = ", ".join(str(v) for v in sorted(MIGRATIONS) if v > 3)
+        assert f"(applied {applied})" in result.output
         out = result.stdout
     else:
         store = Store.open(url, migrate=False)
-        assert store.migrate() == [4]
+        assert store.migrate() == [v for v in sorted(MIGRATIONS) if v > 3]
         out = "\n".join(store.db.migration_notes)
         store.close()
     # It says what it merged: into the reader who signed up first, strictest status.

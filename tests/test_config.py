@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,26 @@ def test_config_errors_name_key_and_fix(
     assert "\n" not in msg
 
 
+def test_render_and_site_defaults_agree_with_the_lint(tmp_path: Path) -> None:
+    from digest.render import DEFAULT_MAX_SUBJECT, DEFAULT_SUBJECT
+    from digest.render.lint import SUBJECT_SHOWN
+
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.render.subject == DEFAULT_SUBJECT == "{headlines}"
+    assert cfg.render.max_subject == DEFAULT_MAX_SUBJECT == SUBJECT_SHOWN == 70
+    assert cfg.site.postal_address == ""  # existing configs keep working without one
+    text = GOOD.replace(
+        'timezone = "Europe/Berlin"', 'timezone = "UTC"\npostal_address = "1 Main St"'
+    )
+    assert load_config(write(tmp_path, text)).site.postal_address == "1 Main St"
+    for bad, key in (
+        ("[render]\nmax_subject = 5\n", "render.max_subject"),
+        ('[render]\nsubject = "{site} {nope}"\n', "render.subject"),
+    ):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config(write(tmp_path, GOOD + bad))
+
+
 def test_smtp_table_validated(tmp_path: Path) -> None:
     text = GOOD + '\n[smtp]\nhost = "localhost"\nport = 587\nsecurity = "tls"\n'
     with pytest.raises(ConfigError, match=r"smtp\.security"):
@@ -139,3 +160,22 @@ def test_cli_reads_digest_config_env(tmp_path: Path) -> None:
     res = run_cli("collect", cwd=ROOT, env={"DIGEST_CONFIG": str(cfg)})
     assert res.returncode == 2
     assert "sources[0].url" in res.stderr
+
+
+def test_compose_sections_and_cap_validated(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'url = "https://news.example.com/feed/"',
+        'url = "https://news.example.com/feed/"\nsection = " Technology "',
+    )
+    config = load_config(
+        write(tmp_path, text + '\n[compose]\nsections = ["World", "Technology"]\n')
+    )
+    assert config.sources[0].section == "Technology"
+    assert config.compose.sections == ("World", "Technology") and config.compose.max_per_source == 3
+    for extra, key, hint in [
+        ('sections = ["World"]', "sources[0].section", "add it there"),
+        ('sections = ["Technology", "Technology"]', "compose.sections", "once"),
+        ("max_per_source = 0", "compose.max_per_source", "at least 1"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"{re.escape(key)}: .*{hint}"):
+            load_config(write(tmp_path, text + f"\n[compose]\n{extra}\n"))

@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -444,3 +444,44 @@ def test_plan_shows_what_a_send_would_do_without_writing(
         "reader9@example.org": "send",
     }
     assert len(store.ledger.list_deliveries(issue.id)) == 3
+
+
+def test_story_times_are_worded_when_the_message_is_sent(
+    tmp_path: Path, store: Store, server: LocalSMTPServer
+) -> None:
+    """An issue rendered at 07:30 and sent two hours later says "2 hours ago", in both parts."""
+    from dataclasses import replace as dc_replace
+
+    from tests.test_golden import NOW as RENDERED
+    from tests.test_golden import render_sample, sample_issue
+
+    issue = sample_issue()
+    undated = dc_replace(issue.roundup[2].article, published=None, first_seen=RENDERED)
+    rendered = render_sample(
+        dc_replace(
+            issue, roundup=(*issue.roundup[:2], dc_replace(issue.roundup[2], article=undated))
+        )
+    )
+    stored = store.create_issue(
+        date=rendered.date, created_at=RENDERED, subject=rendered.subject, html=rendered.html,
+        text=rendered.text, preheader=rendered.preheader, article_ids=[],
+    )  # fmt: skip
+    subscribe(store, 2)
+    sent_at = RENDERED + timedelta(hours=2)
+    report = send_issue(
+        store, stored, config(tmp_path, server.port), now=sent_at, clock=lambda: sent_at
+    )
+    assert report.sent == 2
+    for received in server.messages:
+        text, html = (p.get_content().replace("\r\n", "\n") for p in received.parse().iter_parts())
+        for part in (text, html):
+            assert "just now" not in part and "DIGESTXTIMEX" not in part
+            assert "Jane Doe · 2 hours ago" in part  # the lead, published 10 minutes before
+            assert "Science Daily · 2 hours ago" in part and "Sport &" in part
+        # The undated story shows no time at all (its source, nothing after it).
+        assert "   City Desk\n" in text and "City Desk</p>" in html
+    # A test copy is worded at its own send time too.
+    later = RENDERED + timedelta(days=1, hours=2)
+    send_test(config(tmp_path, server.port), stored, "me@example.org", now=later)
+    text = server.messages[-1].parse().get_body(("plain",))
+    assert text is not None and "Jane Doe · yesterday" in text.get_content()

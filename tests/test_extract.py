@@ -409,6 +409,66 @@ def test_merge_short_everything_keeps_the_longest() -> None:
     assert art.text == "A page text of seven words here."
 
 
+@pytest.mark.parametrize(
+    ("head", "size"),
+    [
+        (
+            '<meta property="og:image" content="/img/a.jpg">'
+            '<meta property="og:image:width" content="1200">'
+            '<meta property="og:image:height" content="630">',
+            (1200, 630),
+        ),
+        # Half a size, a nonsense size, or a size of another picture: unknown.
+        (
+            '<meta property="og:image" content="/a.jpg">'
+            '<meta property="og:image:width" content="9">',
+            (None, None),
+        ),
+        (
+            '<meta property="og:image" content="/a.jpg">'
+            '<meta property="og:image:width" content="wide">'
+            '<meta property="og:image:height" content="630">',
+            (None, None),
+        ),
+        (
+            '<meta name="twitter:image" content="https://a.example/t.jpg">'
+            '<meta property="og:image:width" content="1200">'
+            '<meta property="og:image:height" content="630">',
+            (None, None),
+        ),
+    ],
+)
+def test_the_og_image_size_is_read_when_declared(
+    head: str, size: tuple[int | None, int | None]
+) -> None:
+    page = extract_page(article_html(head), "https://a.example/x")
+    assert page.image is not None
+    assert (page.image_width, page.image_height) == size
+
+
+def test_merge_keeps_the_image_size_only_with_the_pages_own_image() -> None:
+    page = Page(
+        url="https://a.example/story",
+        image="https://a.example/page.jpg",
+        text=LONG,
+        image_width=1200,
+        image_height=630,
+    )
+    art = merge_article(entry(), page, language="english")
+    assert (art.image, art.image_width, art.image_height) == (
+        "https://a.example/page.jpg",
+        1200,
+        630,
+    )
+    no_image = Page(url=page.url, text=LONG, image_width=1200, image_height=630)
+    art = merge_article(entry(image="https://a.example/feed.jpg"), no_image, language="english")
+    assert (art.image, art.image_width, art.image_height) == (
+        "https://a.example/feed.jpg",
+        None,
+        None,
+    )
+
+
 # --- feed-text fallback: what repeats across a source's items, or repeats the title -----
 
 SIGNATURE = "Die wichtigsten Nachrichten aus der SPIEGEL-Redaktion."

@@ -526,7 +526,9 @@ def test_hostile_sources_fail_alone_once_with_reason_and_the_issue_is_clean(
 ) -> None:
     now = datetime.now(tz=UTC)
     expected = hostile_routes(server, now)
-    config = load_config(write_config(tmp_path, server))
+    # Both good pages say the same; the lead with the hostile title is pinned.
+    pin = f'[compose]\npin = "{server.url("/good/lead")}"\n'
+    config = load_config(write_config(tmp_path, server, extra=pin))
     store = Store.open(config.store.url)
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="digest"):
@@ -567,7 +569,8 @@ def test_hostile_sources_fail_alone_once_with_reason_and_the_issue_is_clean(
         assert needle not in rendered.html, needle
         assert needle not in rendered.text, needle
         assert needle not in rendered.subject, needle
-    assert rendered.subject == "Hostile Digest — Hello world"
+    lead, *more = rendered.subject.split(" · ")  # the lead, then one more story if it fits
+    assert lead == "Hello world" and len(more) <= 1 and len(rendered.subject) <= 70
     assert "Hello world" in rendered.html and "Evil page" in rendered.html
     assert ARTICLE[0][:60] in rendered.html  # the evil page's text is used, as text
     store.close()
@@ -727,7 +730,7 @@ def test_a_nasty_title_becomes_a_clean_one_line_subject(
     assert issue is not None
     rendered = pipeline.render_email(config, issue, now=now)
     subject = rendered.subject
-    assert subject.startswith("D — Breaking Bcc: victim@example.com gnp.exe news long")
+    assert subject.startswith("Breaking Bcc: victim@example.com gnp.exe news long")
     assert len(subject) <= config.render.max_subject and subject.endswith("…")
     assert not any(c in subject for c in "\r\n\x00\u202e\u2066<>")
     assert check_email_html(rendered.html) == []

@@ -16,12 +16,13 @@ from digest.cli import cli
 from digest.config import Config, SiteConfig, SmtpConfig
 from digest.mail.message import build_template, format_date
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
-from digest.render import make_environment, render_issue
+from digest.render import DEFAULT_MAX_SUBJECT, DEFAULT_SUBJECT, make_environment, render_issue
 from digest.render.lint import Finding, check_issue, lint_issue, lint_message
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 ROOT = Path(__file__).parent.parent
-SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com")
+ADDRESS = "Example News Ltd\n1 Main Street, Springfield"
+SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com", postal_address=ADDRESS)
 UNSUB = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
 SMTP = SmtpConfig(
     host="127.0.0.1",
@@ -31,7 +32,12 @@ SMTP = SmtpConfig(
 )
 
 
-def rendered(roundup: int = 3, title: str = "Council approves the budget") -> RenderedIssue:
+def rendered(
+    roundup: int = 3,
+    title: str = "Council approves the budget",
+    postal_address: str = "",
+    subject: tuple[str, int] = ("{site}: {lead}", 120),
+) -> RenderedIssue:
     def story(i: int, text: str) -> Story:
         article = Article(
             source="City Desk",
@@ -57,9 +63,11 @@ def rendered(roundup: int = 3, title: str = "Council approves the budget") -> Re
         env=make_environment(None),
         now=NOW,
         tz=ZoneInfo("Europe/Berlin"),
-        subject_template="{site}: {lead}",
+        subject_template=subject[0],
+        max_subject=subject[1],
         unsubscribe_url=UNSUB,
         view_url="https://news.example.com/archive/2026-11-25",
+        postal_address=postal_address,
     )
 
 
@@ -87,7 +95,7 @@ def test_size_near_and_over_gmail_clip() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "code", "needle"),
     [
-        ('alt="Council approves the budget"', "", "image", "no alt"),
+        ('alt=""', "", "image", "no alt"),
         ('width="560"', "", "image", "no width"),
         ("display:block", "display:inline", "image", "not display:block"),
         ('href="https://news.example.com/1"', 'href="/1"', "link", "absolute http(s)"),
@@ -123,6 +131,10 @@ def test_subject_and_preheader() -> None:
     assert finding.code == "subject" and f"is {len(issue.subject)} characters" in finding.message
     assert "readers see 'The Daily Digest: A long headline" in finding.message
     assert lint_issue(issue, subject_shown=120) == []
+    # The default subject never trips the lint: max_subject defaults to what inboxes show.
+    title = "A long headline that goes on and on about the city budget " * 3
+    default = rendered(title=title, subject=(DEFAULT_SUBJECT, DEFAULT_MAX_SUBJECT))
+    assert lint_issue(default) == [] and default.subject.startswith("A long headline")
     assert codes(lint_issue(replace(rendered(), subject=" "))) == ["subject"]
     assert codes(lint_issue(replace(rendered(), preheader=""))) == ["preheader"]
     assert str(Finding("subject", "x")) == "subject: x"
@@ -163,13 +175,26 @@ def test_html_only_message_lacks_a_text_part() -> None:
 
 
 def test_check_issue_adds_the_message_checks_when_smtp_is_set(tmp_path: Path) -> None:
-    issue = rendered()
+    issue = rendered(postal_address=ADDRESS)
     config = Config(path=tmp_path / "config.toml", site=SITE, sources=())
     assert check_issue(config, issue, now=NOW) == []
     assert check_issue(replace(config, smtp=SMTP), issue, now=NOW) == []
     bad = replace(config, smtp=replace(SMTP, unsubscribe_mailto="not an address"))
     (finding,) = check_issue(bad, issue, now=NOW)
     assert finding.code == "headers" and "unsubscribe_mailto" in finding.message
+
+
+def test_postal_address_is_asked_for_while_unset_and_checked_when_set(tmp_path: Path) -> None:
+    unset = replace(SITE, postal_address="")
+    config = Config(path=tmp_path / "config.toml", site=unset, sources=())
+    (finding,) = check_issue(config, rendered(), now=NOW)
+    assert finding.code == "address" and "commercial mail" in finding.message
+    assert "[site].postal_address" in finding.message
+    # Set, and a template that dropped it from the text part: named.
+    issue = rendered(postal_address=ADDRESS)
+    no_text = replace(issue, text=issue.text.replace("1 Main Street", "somewhere"))
+    (finding,) = check_issue(Config(path=config.path, site=SITE, sources=()), no_text, now=NOW)
+    assert finding.code == "address" and "missing from the text part" in finding.message
 
 
 def test_preview_prints_the_lint_and_strict_fails(tmp_path: Path) -> None:
@@ -185,11 +210,24 @@ def test_preview_prints_the_lint_and_strict_fails(tmp_path: Path) -> None:
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
-    assert "lint: subject: the subject is" in flat and "Lint: 1 warning(s)." in flat
+    for written in (tmp_path / "p.html", tmp_path / "p.txt"):  # times worded as of now
+        assert "DIGESTXTIMEX" not in written.read_text("utf-8")
+    # The shipped config sets no postal address: the one warning asks for it.
+    assert "lint: address: no postal address" in flat and "Lint: 1 warning(s)." in flat
+    assert "commercial mail" in flat
     strict = runner.invoke(cli, [*args, "--strict"])
-    assert strict.exit_code == 1 and "lint: subject" in strict.output
-    # A short subject leaves nothing to warn about.
-    cfg.write_text(text.replace('subject = "{site} — {lead}"', 'subject = "{site}"'), "utf-8")
+    assert strict.exit_code == 1 and "lint: address" in strict.output
+    # The old default subject repeated the site's name and ran past what inboxes show.
+    long_subject = text.replace('subject = "{headlines}"', 'subject = "{site} — {lead}"').replace(
+        "max_subject = 70", "max_subject = 120"
+    )
+    cfg.write_text(long_subject, "utf-8")
+    res = runner.invoke(cli, args)
+    assert "lint: subject: the subject is" in " ".join(res.output.split())
+    # With an address, the shipped defaults leave nothing to warn about.
+    address = '# postal_address = "Example News Ltd, 1 Main Street, Springfield"'
+    assert address in text
+    cfg.write_text(text.replace(address, address[2:]), "utf-8")
     clean = runner.invoke(cli, [*args, "--strict"])
     assert clean.exit_code == 0, clean.output
     assert "Lint: no problems found." in clean.output

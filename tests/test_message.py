@@ -265,3 +265,37 @@ def test_sender_without_address_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="smtp.from"):
         build_template(issue(), smtp=SmtpConfig(from_="Just a name"), site=SITE)
     assert parseaddr(SMTP.from_)[1] == "digest@News.Example.com"
+
+
+def test_story_times_are_slots_worded_per_send_within_line_limits() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from digest.storytime import time_placeholder
+
+    published = datetime(2026, 2, 3, 6, 20, tzinfo=UTC)
+    ph = time_placeholder(published)
+    # At every offset of a QP line, at the start of a line (an absolute "Feb 3, …" there
+    # must not become an mbox "From"-like line), and in HTML.
+    text = "\n".join("y" * i + f"x · {ph}" for i in range(80)) + f"\n{ph}\n"
+    html = "<p>" + "\n".join("z" * i + f"<span>{ph}</span>" for i in range(80)) + "</p>"
+    template = build_template(issue(text=text + UNSUB, html=html + UNSUB), smtp=SMTP, site=SITE)
+    assert len(template.times) == 161 and TOKEN_PLACEHOLDER.encode() not in b"".join(
+        template.segments
+    )
+    sent = published + timedelta(hours=2)
+    for times, words in ((template.times_at(sent), "2 hours ago"), (None, "Feb 3, 06:20")):
+        raw = template.render(
+            to="<a@example.org>",
+            date="Wed, 03 Feb 2026 08:20:00 +0000",
+            message_id="<1@news.example.com>",
+            token="tok",
+            times=times,
+        )
+        assert b"DIGESTXTIME" not in raw
+        encoded_body = raw.split(b"\r\n\r\n", 1)[1]
+        assert all(len(line) <= 76 for line in encoded_body.split(b"\r\n")), "QP line too long"
+        body = parse(raw)
+        plain, rich = (p.get_content() for p in body.iter_parts())
+        assert plain.count(words) == 81 and rich.count(words) == 80
+    with pytest.raises(ValueError, match="times_at"):
+        template.render(to="<a@example.org>", date="x", message_id="<1@x>", token="tok", times=())

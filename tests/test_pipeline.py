@@ -180,7 +180,9 @@ def test_collect_compose_render(site: tuple[LocalHTTPServer, Path]) -> None:
     assert check_email_html(rendered.html) == []
     assert TOKEN_PLACEHOLDER in rendered.html and TOKEN_PLACEHOLDER in rendered.text
     assert "Council doubles transport budget" in rendered.text
-    assert rendered.subject.startswith("Test Digest — ")
+    # The lead's headline (and one more when both fit); the site's name is in From only.
+    assert rendered.subject.startswith(issue.lead.article.title)
+    assert "Test Digest" not in rendered.subject and len(rendered.subject) <= 70
     assert "First! Great article" not in rendered.html
 
 
@@ -234,9 +236,11 @@ def test_preview_on_shipped_config_offline(tmp_path: Path) -> None:
     text = text.replace('url = "digest/sample/feed.xml"', f'url = "{ROOT}/digest/sample/feed.xml"')
     cfg.write_text(text, encoding="utf-8")
     out = tmp_path / "preview.html"
+    doc_path = tmp_path / "issue.json"
     env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
     res = subprocess.run(
-        [sys.executable, "-m", "digest", "--config", str(cfg), "preview", "--out", str(out)],
+        [sys.executable, "-m", "digest", "--config", str(cfg), "preview", "--out", str(out)]
+        + ["--json", str(doc_path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -246,7 +250,13 @@ def test_preview_on_shipped_config_offline(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr + res.stdout
     html = out.read_text(encoding="utf-8")
     assert "Xiaomi" in html
-    assert "lithium-sulfur" in html
+    # One source, six stories: three in the email (max_per_source), three more in the archive.
+    assert "and 3 more stories" in html and "/archive/" in html
+    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    assert len(doc["stories"]) == 2 and len(doc["more"]) == 3
+    urls = [s["url"] for s in [doc["lead"], *doc["stories"], *doc["more"]]]
+    assert len(set(urls)) == 6 and any("lithium-sulfur" in u for u in urls)
+    assert "Why this lead" in res.stdout and "runner-up" in res.stdout
     assert check_email_html(html) == []
     assert "https://news.example.com/sample/xiaomi-ev-us-sanctions.html" in html
     text_part = out.with_suffix(".txt").read_text(encoding="utf-8")

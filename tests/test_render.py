@@ -15,6 +15,7 @@ from digest.errors import RenderError
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
 from digest.render import make_environment, render_issue, safe_url
 from digest.render.emailsafety import check_email_html
+from digest.storytime import fill_times
 from digest.textclean import html_to_text
 from tests.httpserver import LocalHTTPServer, Response
 
@@ -88,8 +89,9 @@ def big_issue(roundup: int = 30) -> Issue:
 def render(
     issue: Issue,
     templates: Path | None = None,
-    subject_template: str = "{site} — {lead}",
-    max_subject: int = 120,
+    subject_template: str = "{headlines}",
+    max_subject: int = 70,
+    postal_address: str = "",
 ) -> RenderedIssue:
     return render_issue(
         issue,
@@ -100,7 +102,13 @@ def render(
         max_subject=max_subject,
         unsubscribe_url=UNSUBSCRIBE,
         view_url=VIEW,
+        postal_address=postal_address,
     )
+
+
+def at_send(text: str, minutes_later: float = 0, *, html: bool = False) -> str:
+    """Return rendered text as a reader gets it when it is sent `minutes_later` than NOW."""
+    return fill_times(text, BERLIN, now=NOW + timedelta(minutes=minutes_later), html=html)
 
 
 def flat(s: str) -> str:
@@ -124,20 +132,20 @@ def test_full_issue_is_email_safe_and_inlined() -> None:
     outside_comments = re.sub(r"<!--.*?-->", "", html, flags=re.S)
     styles = re.findall(r"<style>(.*?)</style>", outside_comments, re.S)
     assert len(styles) == 1
-    assert "@media (max-width: 620px)" in styles[0]
+    assert "@media (max-width: 479px)" in styles[0]  # a 600px reading pane is not a phone
     assert "@media (prefers-color-scheme: dark)" in styles[0]
     assert ".lead-title {" in styles[0] and "!important" in styles[0]
     assert html.count('class="item-title"') == 30
-    assert "Recent posts" in html and "Science Daily · 40 minutes ago" in html
-    assert "City Desk · 1 hour ago" in html and "City Desk · 3 hours ago" in html
+    sent = at_send(html, html=True)
+    assert "Recent posts" in sent and "Science Daily · 40 minutes ago" in sent
+    assert "City Desk · 1 hour ago" in sent and "City Desk · 3 hours ago" in sent
     assert "Sport &amp; Leisure" in html  # source names are escaped text too
     assert "Wednesday, November 25, 2026" in html
     assert f'href="{UNSUBSCRIBE}"' in html and f'href="{VIEW}"' in html
     assert out.preheader.startswith("The city council approved a new budget")
     assert out.preheader in html and len(out.preheader) <= 150
-    assert out.subject == (
-        "The Daily Digest — Council approves a budget that doubles transport spending"
-    )
+    # The lead's title alone: a second one would not fit in 70; the site is in From.
+    assert out.subject == "Council approves a budget that doubles transport spending"
     assert out.date == "2026-11-25"
 
 
@@ -211,7 +219,7 @@ def test_subject_is_one_capped_line() -> None:
 
 
 def test_bad_subject_placeholder_is_a_render_error() -> None:
-    with pytest.raises(RenderError, match=r"\{site\}, \{lead\} and \{date\}"):
+    with pytest.raises(RenderError, match=r"\{headlines\}, \{lead\}, \{site\} and \{date\}"):
         render(big_issue(1), subject_template="{site} {nope}")
 
 
@@ -348,3 +356,102 @@ def test_render_time_for_thirty_items() -> None:
     print(f"\nrender+inline, 1 lead + 30 roundup: best {min(runs) * 1000:.1f} ms, "
           f"{len(out.html.encode()) / 1024:.1f} KB HTML")  # fmt: skip
     assert out.html.count('class="item-title"') == 30
+
+
+def test_long_tokens_get_break_opportunities_after_escaping() -> None:
+    from digest.render import BREAK_EVERY, breakable
+
+    MARK = "\ue000"
+
+    assert (
+        str(breakable("short words & <b>tags</b>")) == "short words &amp; &lt;b&gt;tags&lt;/b&gt;"
+    )
+    token = "<&>" + "x" * 100
+    out = str(breakable(f"a {token} b"))
+    assert out.startswith("a &lt;&amp;&gt;") and out.endswith(" b")
+    pieces = out[2:-2].split(MARK)  # the mark becomes <wbr> once premailer is done
+    assert "".join(pieces) == "&lt;&amp;&gt;" + "x" * 100  # nothing lost, nothing split mid-entity
+    assert all(
+        len(p.replace("&lt;", "<").replace("&amp;", "&").replace("&gt;", ">")) <= BREAK_EVERY
+        for p in pieces
+    )
+    url = "https://example.com/a-very/long/path/that/goes/on?and=on&on=and"
+    assert "/" + MARK in str(breakable(url)) and "&amp;" in str(breakable(url))
+    # A time placeholder is one token that delivery replaces: never broken.
+    from digest.storytime import time_placeholder
+
+    ph = time_placeholder(NOW)
+    assert str(breakable(f"City Desk · {ph}")) == f"City Desk · {ph}"
+    assert str(breakable(MARK * 5 + "ok")) == "ok"  # the mark cannot be smuggled in
+
+
+def test_long_tokens_break_in_shown_text_but_never_in_links() -> None:
+    token = "https://example.com/" + "segment/" * 40
+    lead = replace(big_issue(1).lead.article, title=f"See {token}", url=token)
+    issue = replace(big_issue(1), lead=Story(lead, (f"Summary with {token} inside.",)))
+    html = render(issue).html
+    assert f'href="{token}"' in html  # the link target is untouched
+    title = re.search(r'<h1 class="lead-title"[^>]*>(.*?)</h1>', html, re.S)
+    assert title is not None and title[1].count("<wbr>") >= len(token) // 16
+    assert "</wbr>" not in html and check_email_html(html) == []
+    assert token in render(issue).text  # the text part stays copyable
+
+
+def test_default_subject_is_the_headlines_within_70() -> None:
+    issue = big_issue(3)
+    # Lead 57 characters: a second headline would not fit.
+    assert render(issue).subject == issue.lead.article.title
+    short = replace(issue.lead.article, title="Budget passes")
+    second = replace(issue.roundup[0].article, title="Cup final goes to extra time")
+    issue = replace(
+        issue,
+        lead=Story(short, issue.lead.sentences),
+        roundup=(Story(second, ("x",)), *issue.roundup[1:]),
+    )
+    assert render(issue).subject == "Budget passes · Cup final goes to extra time"
+    long = replace(issue.lead.article, title="A headline that goes on " * 8)
+    cut = render(replace(issue, lead=Story(long, issue.lead.sentences))).subject
+    assert len(cut) <= 70 and cut.endswith("…") and "Daily Digest" not in cut
+
+
+def test_postal_address_in_both_parts_only_when_set() -> None:
+    address = "Example News Ltd\n1 Main Street, 10115 Berlin"
+    out = render(big_issue(2), postal_address=address)
+    shown = "Example News Ltd, 1 Main Street, 10115 Berlin"
+    assert shown in out.text and shown in out.html
+    assert 'class="postal-address"' in out.html.split("</style>")[-1]
+    bare = render(big_issue(2))
+    assert "Main Street" not in bare.text and "postal-address" not in bare.html
+
+
+def test_view_in_browser_comes_first_and_times_only_for_dated_stories() -> None:
+    issue = big_issue(2)
+    undated = replace(issue.roundup[0].article, published=None, first_seen=NOW)
+    issue = replace(issue, roundup=(Story(undated, ("An undated story.",)), *issue.roundup[1:]))
+    out = render(issue)
+    body = out.html.split("<body", 1)[1]
+    assert body.index("View in browser") < body.index('class="site-name"')
+    sent = at_send(out.text, 120)
+    assert "just now" not in sent and "2 hours ago" in sent
+    item = sent.split("1. ", 1)[1].split("\n\n", 1)[0]
+    assert "ago" not in item and "just now" not in item  # no time when undated
+    assert 'alt=""' in out.html  # the headline follows the image: no second headline
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [
+        ((1200, 630), (560, 294)),  # landscape: full width, height from its ratio
+        ((1000, 2400), (150, 360)),  # portrait: narrower rather than taller than 360
+        ((300, 200), (300, 200)),  # small: never enlarged
+        ((None, None), (560, 0)),  # unknown: width only, CSS caps the height
+        ((0, 500), (560, 0)),
+    ],
+)
+def test_lead_image_box(size: tuple[int | None, int | None], box: tuple[int, int]) -> None:
+    art = replace(big_issue(1).lead.article, image_width=size[0], image_height=size[1])
+    html = render(replace(big_issue(1), lead=Story(art, ("Text.",)))).html
+    img = re.search(r'<img class="lead-image"[^>]*>', html)
+    assert img is not None and f'width="{box[0]}"' in img[0]
+    assert (f'height="{box[1]}"' in img[0]) if box[1] else ("height=" not in img[0])
+    assert "max-height:360px" in img[0] and "object-fit:cover" in img[0]

@@ -31,11 +31,38 @@ def undo_migration_4(conn: sa.Connection) -> None:
     conn.exec_driver_sql("DROP TABLE bounces")
 
 
+def undo_migration_5(conn: sa.Connection) -> None:
+    """Take out what migration 5 added (the issues' JSON document)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 5))
+    conn.exec_driver_sql("ALTER TABLE issues DROP COLUMN doc")
+
+
+def undo_migration_7(conn: sa.Connection) -> None:
+    """Take out what migration 7 added (readers' preferences and opt-in, settings, variants)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 7))
+    conn.exec_driver_sql("DROP INDEX ix_subscribers_confirm")
+    for column in ("timezone", "send_at", "sections", "confirm_token", "confirm_sent_at"):
+        conn.exec_driver_sql(f"ALTER TABLE subscribers DROP COLUMN {column}")
+    conn.exec_driver_sql("ALTER TABLE subscribers DROP COLUMN confirm_expires")
+    conn.exec_driver_sql("DROP TABLE settings")
+    conn.exec_driver_sql("DROP TABLE issue_variants")
+
+
+def undo_migration_9(conn: sa.Connection) -> None:
+    """Take out what migration 9 added (the lead image's declared size)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 9))
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_width")
+    conn.exec_driver_sql("ALTER TABLE articles DROP COLUMN image_height")
+
+
 def make_version_3(url: str) -> None:
     """Turn a new database into one made by the code before address keys (schema 3)."""
     Store.open(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        undo_migration_9(conn)
+        undo_migration_7(conn)
+        undo_migration_5(conn)
         undo_migration_4(conn)
     engine.dispose()
 
@@ -53,12 +80,13 @@ def make_version_2(db: Path) -> None:
 
 
 def columns(db: Path) -> set[str]:
-    """Return the names of the deliveries table's columns and indexes."""
+    """Return the names of the deliveries and articles tables' columns and indexes."""
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         names = {c["name"] for c in inspector.get_columns("deliveries")}
         names |= {str(i["name"]) for i in inspector.get_indexes("deliveries")}
+        names |= {f"articles.{c['name']}" for c in inspector.get_columns("articles")}
     engine.dispose()
     return names
 
@@ -88,6 +116,11 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
     later = ", ".join(str(v) for v in sorted(MIGRATIONS) if v > 2)
     assert f"schema 2 -> {SCHEMA_VERSION} (applied {later})" in upgrade.output
     assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(db)
+    assert {"articles.image_width", "articles.image_height"} <= columns(db)  # migration 9
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:  # migration 5: the composed issue's JSON
+        assert "doc" in {c["name"] for c in sa.inspect(conn).get_columns("issues")}
+    engine.dispose()
     store = Store.open(f"sqlite:///{db}")
     assert store.version() == SCHEMA_VERSION
     store.close()

@@ -273,11 +273,19 @@ def test_links_with_a_merged_spelling_token_reach_the_merged_reader(
     store: Store, client: httpx.Client
 ) -> None:
     from tests.test_addresses import _insert_old_reader  # an old store's duplicate rows
-    from tests.test_schema import undo_migration_4
+    from tests.test_schema import (
+        undo_migration_4,
+        undo_migration_5,
+        undo_migration_7,
+        undo_migration_9,
+    )
 
     store.close()
     url = store.db.engine.url.render_as_string(hide_password=False)
     with sa.create_engine(url).begin() as conn:
+        undo_migration_9(conn)  # the schema of before migration 4 had neither 5, 7 nor 9
+        undo_migration_7(conn)
+        undo_migration_5(conn)
         undo_migration_4(conn)
         _insert_old_reader(conn, "Ann@example.org", "active", 9)
         _insert_old_reader(conn, "ann@example.org", "active", 2)
@@ -311,6 +319,9 @@ def test_archive_lists_issues_and_shows_them_without_tokens(
     assert page.status_code == 200
     assert "Council approves the budget" in page.text
     assert TOKEN_PLACEHOLDER not in page.text and "token=" not in page.text
+    # Read at any later time (and cached): the story's time is a local clock time.
+    local = NOW.astimezone(SITE.tz)
+    assert f"City Desk · {local:%H:%M}</p>" in page.text and "DIGESTXTIMEX" not in page.text
     for sub in subs:
         assert sub.token not in page.text
     assert 'href="https://news.example.com/unsubscribe"' in page.text

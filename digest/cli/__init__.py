@@ -64,6 +64,7 @@ for _command in (
     pipeline.summarize_cmd,
     mail.subscribers_group,
     mail.send,
+    mail.issue_group,
     run.status_cmd,
     run.run_cmd,
     web.serve,

@@ -284,6 +284,33 @@ def subscribers_export(app: App, status: str | None) -> None:
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
 
 
+@click.group(name="issue")
+def issue_group() -> None:
+    """Manage stored issues."""
+
+
+@issue_group.command(name="discard")
+@click.option("--date", "date", required=True, metavar="YYYY-MM-DD", help="The issue's date.")
+@click.pass_obj
+def issue_discard(app: App, date: str) -> None:
+    """Remove a stored issue nothing was delivered from; its articles are free again.
+
+    The next `digest send` or scheduled send composes the day's issue afresh. An issue
+    with deliveries is frozen (everyone gets the same issue) and is never removed.
+    """
+    try:
+        datetime.strptime(date, "%Y-%m-%d")  # noqa: DTZ007 (a calendar date, not a time)
+    except ValueError:
+        raise DigestError(f"--date {date!r}: write the date as YYYY-MM-DD") from None
+    gone = app.store.discard_issue(date)
+    if gone is None:
+        raise DigestError(f"no issue stored for {date}; see `digest status`")
+    console.print(
+        escape(f"{date}: discarded {gone.subject!r}; {len(gone.article_ids)} article(s) freed"),
+        soft_wrap=True,
+    )
+
+
 def _interrupt() -> None:
     """Let SIGTERM stop a send gracefully (messages in flight finish) like Ctrl-C."""
     raise KeyboardInterrupt
@@ -352,6 +379,9 @@ def send(
     as_json: bool,
 ) -> None:
     """Create today's issue if needed and mail it to every active subscriber once.
+
+    `--to` sends one test copy of today's issue as `digest preview` would show it
+    (composed afresh until real deliveries start) and stores nothing.
 
     Exit code: 0 all done; 1 a problem stopped the send (e.g. login refused);
     3 deliveries remain to retry (run again later); 4 some deliveries are
@@ -459,6 +489,18 @@ def _send_due(app: App, now: datetime, *, resend_uncertain: bool) -> None:
         sys.exit(code)
 
 
+def _send_test_copy(app: App, now: datetime, to: str) -> None:
+    """Send a test copy of today's issue, composed afresh until deliveries start; store nothing."""
+    from digest.cli.pipeline import build_preview
+    from digest.mail import subscribers
+    from digest.mail.deliver import send_test
+
+    address = subscribers.normalize_address(to)
+    shown = build_preview(app, now, collect=True)
+    message_id = send_test(app.config, shown.rendered, address, now=now)
+    console.print(escape(f"test copy of {shown.rendered.date} sent to {address} {message_id}"))
+
+
 def _send(
     app: App,
     now: datetime,
@@ -479,6 +521,9 @@ def _send(
     store = app.store
     day = date or pipeline.today(config, now)
     issue: StoredIssue | None
+    if to and not date and not dry_run:
+        _send_test_copy(app, now, to)
+        return
     if date or dry_run:
         issue = store.issue_for_date(day)
         if issue is None and not dry_run:

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import webbrowser
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +21,16 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from digest.cli.app import App, console
+from digest.compose import article_language, rank, story_value
 from digest.config import SUMMARY_METHODS, CollectConfig, SummaryConfig
 from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
-from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
+from digest.models import TOKEN_PLACEHOLDER, Issue, RenderedIssue
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from digest.pipeline import CollectReport
+    from digest.store import StoredIssue
 
 
 def _now() -> datetime:
@@ -79,34 +83,120 @@ def _print_report(report: CollectReport) -> None:
             console.print(escape(f"  {s.source}: page skipped: {warning}"), soft_wrap=True)
 
 
-def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssue:
-    """Return today's issue: the stored one if it was sent, else freshly composed."""
+@dataclass(frozen=True)
+class Preview:
+    """What `digest preview` shows: the rendered issue, its JSON, and the composed issue."""
+
+    rendered: RenderedIssue
+    doc: dict[str, Any]
+    issue: Issue | None = None  # None when the stored, frozen issue is shown
+
+
+def frozen_issue(app: App, now: datetime) -> StoredIssue | None:
+    """Return today's stored issue if deliveries started (it never changes then), else None."""
+    from digest import pipeline
+
+    stored = app.store.issue_for_date(pipeline.today(app.config, now))
+    if stored is not None and pipeline.is_frozen(app.store, stored):
+        return stored
+    return None
+
+
+def build_preview(app: App, now: datetime, *, collect: bool, quiet: bool = False) -> Preview:
+    """Return today's issue: the stored one once deliveries started, else composed afresh."""
     from digest import pipeline
 
     config, store = app.config, app.store
+
+    def say(text: str) -> None:
+        if not quiet:
+            console.print(text)
+
+    frozen = frozen_issue(app, now)
+    if frozen is not None:
+        say(
+            f"Today's issue is frozen: it was created at {frozen.created_at:%H:%M} UTC and "
+            "deliveries have started, so everyone gets the same issue; showing it."
+        )
+        return Preview(frozen.rendered(), json.loads(frozen.doc) if frozen.doc else {})
     stored = store.issue_for_date(pipeline.today(config, now))
     if stored is not None:
-        console.print(
-            f"Today's issue was already created at {stored.created_at:%H:%M} UTC; showing it."
+        say(
+            f"Today's issue was stored at {stored.created_at:%H:%M} UTC but nothing was "
+            "delivered yet; this preview is composed afresh. `digest send` sends the stored "
+            f"one unless you run `digest issue discard --date {stored.date}` first."
         )
-        return stored.rendered()
     if collect:
         report = _collect_with_progress(app, now)
-        _print_report(report)
+        if not quiet:
+            _print_report(report)
     issue = pipeline.build_issue(config, store, now=now)
     if issue is None:
         raise EmptyIssueError(
             "no new articles today from "
             f"{len(config.sources)} source(s); nothing to preview (see the table above)"
         )
-    return pipeline.render_email(config, issue, now=now)
+    rendered = pipeline.render_email(config, issue, now=now)
+    return Preview(rendered, pipeline.document(config, issue, rendered), issue)
 
 
-def _write_preview(rendered: RenderedIssue, out: Path) -> Path:
+def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssue:
+    return build_preview(app, now, collect=collect, quiet=True).rendered
+
+
+def _why_table(app: App, issue: Issue, now: datetime) -> Table:
+    """Return the lead and the runner-up side by side, signal by signal, in ranking order."""
+    from digest import pipeline
+
+    rules = pipeline.rules(app.config)
+    pair = [issue.lead, *rank([*issue.roundup, *issue.more], rules)[:1]]
+    table = Table(title="Why this lead (signals in ranking order)", title_justify="left")
+    table.add_column("signal")
+    for label in ("lead", "runner-up")[: len(pair)]:
+        table.add_column(label)
+    values = [story_value(s, rules) for s in pair]
+
+    def row(name: str, cells: list[str]) -> None:
+        table.add_row(name, *(escape(c) for c in cells))
+
+    row("story", [s.article.title[:60] for s in pair])
+    row("pinned", ["yes" if v.pinned else "no" for v in values])
+    row(
+        "language",
+        [
+            article_language(s.article, rules.language)
+            + ("" if v.in_language else " (never leads)")
+            for s, v in zip(pair, values, strict=True)
+        ],
+    )
+    row("priority", [str(v.priority) for v in values])
+    row("outlets", [str(v.outlets) for v in values])
+    row(
+        "image + substance",
+        [f"{v.quality} ({'image, ' if v.image else ''}{v.words} words)" for v in values],
+    )
+    row(
+        "published",
+        [
+            f"{(now - s.article.published).total_seconds() / 3600:.1f} h ago"
+            if s.article.published
+            else "undated"
+            for s in pair
+        ],
+    )
+    return table
+
+
+def _write_preview(rendered: RenderedIssue, out: Path, *, now: datetime, tz: ZoneInfo) -> Path:
+    """Write the preview as a reader would get it now: a token, story times worded now."""
+    from digest.storytime import fill_times
+
     token = "preview-token"
-    out.write_text(rendered.html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    html = fill_times(rendered.html, tz, now=now, html=True)
+    out.write_text(html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
     txt = out.with_suffix(".txt")
-    txt.write_text(rendered.text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    text = fill_times(rendered.text, tz, now=now)
+    txt.write_text(text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
     return txt
 
 
@@ -143,7 +233,9 @@ def _serve(app: App, out: Path, port: int) -> None:
             if mtime != seen:
                 seen = mtime
                 try:
-                    _write_preview(_preview_rendered(app, _now(), collect=False), out)
+                    now = _now()
+                    rendered = _preview_rendered(app, now, collect=False)
+                    _write_preview(rendered, out, now=now, tz=app.config.site.tz)
                     console.print(f"{datetime.now(tz=UTC):%H:%M:%S} templates changed; re-rendered")
                 except DigestError as exc:
                     console.print(f"[red]re-render failed:[/] {exc}")
@@ -168,14 +260,42 @@ def _serve(app: App, out: Path, port: int) -> None:
 )
 @click.option("--no-collect", is_flag=True, help="Use only articles already collected.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when the lint finds anything.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the composed issue as JSON (see the README for the format).",
+)
 @click.pass_obj
 def preview(
-    app: App, out: Path, open_: bool, serve: bool, port: int, no_collect: bool, strict: bool
+    app: App,
+    out: Path,
+    open_: bool,
+    serve: bool,
+    port: int,
+    no_collect: bool,
+    strict: bool,
+    json_out: Path | None,
 ) -> None:
     """Collect and render today's issue to a local HTML file, then lint it."""
     now = _now()
-    rendered = _preview_rendered(app, now, collect=not no_collect)
-    txt = _write_preview(rendered, out)
+    shown = build_preview(app, now, collect=not no_collect)
+    rendered = shown.rendered
+    txt = _write_preview(rendered, out, now=now, tz=app.config.site.tz)
+    if shown.issue is not None:
+        console.print(_why_table(app, shown.issue, now))
+        console.print(
+            f"{len(shown.issue.articles)} article(s) in {1 + len(shown.issue.roundup)} "
+            f"stories shown and {len(shown.issue.more)} more in the archive."
+        )
+    if json_out is not None:
+        if not shown.doc:
+            raise DigestError("today's stored issue predates the JSON format; nothing to write")
+        json_out.write_text(
+            json.dumps(shown.doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        console.print(f"Wrote {json_out}")
     console.print(f"Subject: {rendered.subject}")
     console.print(f"Wrote {out} ({len(rendered.html.encode()) / 1024:.1f} KB) and {txt}")
     from digest.render.lint import check_issue

@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from digest.collect.titles import best_title
 from digest.errors import ExtractError
 from digest.models import Article, Entry, Page
 from digest.textclean import one_line, plain_text
@@ -119,6 +120,7 @@ _SENTENCE_END = re.compile(r"[.!?…:;\"'”’»)\]。！？」』）]$")
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w", re.UNICODE)
 TITLE_LIMIT = 300  # as for feed titles
+_MAX_IMAGE_SIDE = 20_000  # pixels: a larger declared size is a typo, not a picture
 
 # The clean-up rules `clean_lines` applies, by name.
 RULES: frozenset[str] = frozenset(
@@ -163,11 +165,21 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     if not isinstance(doc, Document):
         raise ExtractError("no article text found")
     image = _first_url(images, url)
+    width, height = _image_size(metas, image, url)
     lines = clean_lines((doc.text or "").splitlines(), author=author, title=title, rules=rules)
     if not lines:
         raise ExtractError("no article text found")
+    site_name = one_line(plain_text(metas.get("og:site_name", "")), 200) or None
     return Page(
-        url=url, title=title, author=author, date=published, image=image, text="\n\n".join(lines)
+        url=url,
+        title=title,
+        author=author,
+        date=published,
+        image=image,
+        text="\n\n".join(lines),
+        site_name=site_name,
+        image_width=width,
+        image_height=height,
     )
 
 
@@ -279,6 +291,7 @@ def merge_article(
     min_words: int = 40,
     language: str | None,
     repeated: frozenset[str] = frozenset(),
+    source_name: str = "",
 ) -> Article:
     """Merge a feed entry with its extracted page into the article we summarize.
 
@@ -297,17 +310,25 @@ def merge_article(
     else:
         # Nothing is long enough: keep whichever says the most, the feed summary included.
         text = max((page_text, content_text, summary), key=_words)
+    image = (page.image if page and page.image else None) or entry.image
     return Article(
         source=entry.source,
         guid=entry.guid,
         url=entry.url,
-        title=entry.title or (page.title if page and page.title else ""),
+        title=best_title(
+            entry.title,
+            page.title if page else None,
+            (source_name or entry.source, page.site_name if page else None, entry.feed_title),
+        ),
         text=text,
         feed_summary=summary,
         published=entry.published or (page.date if page else None),
         author=entry.author or (page.author if page else None),
-        image=(page.image if page and page.image else None) or entry.image,
+        image=image,
         language=language,
+        # The page's declared size only describes the page's own picture.
+        image_width=page.image_width if page and image == page.image else None,
+        image_height=page.image_height if page and image == page.image else None,
     )
 
 
@@ -520,6 +541,22 @@ def _parse_date(value: str) -> datetime | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
+
+
+def _image_size(
+    metas: dict[str, str], image: str | None, base: str
+) -> tuple[int | None, int | None]:
+    """Return the og:image's declared (width, height) when `image` is that og:image."""
+    og = [metas[k] for k in ("og:image", "og:image:url", "og:image:secure_url") if k in metas]
+    if image is None or image not in {_first_url([u], base) for u in og}:
+        return None, None  # the size describes a different picture
+    sizes = []
+    for key in ("og:image:width", "og:image:height"):
+        value = metas.get(key, "").strip().removesuffix("px")
+        sizes.append(int(value) if value.isdigit() and 0 < int(value) <= _MAX_IMAGE_SIDE else None)
+    if None in sizes:
+        return None, None
+    return sizes[0], sizes[1]
 
 
 def _first_url(candidates: Iterable[str], base: str) -> str | None:

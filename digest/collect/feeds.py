@@ -16,6 +16,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -185,11 +186,13 @@ def _parse_xml_feed(
     elif bozo is not None:
         log.info("%s: %s", source, bozo)
     allow_file = urlsplit(base_url).scheme == "file"
+    feed = parsed.get("feed")
+    feed_title = one_line(plain_text(_text_of(feed.get("title"))), 200) if feed else ""
     entries: list[Entry] = []
     for raw in raw_entries:
         entry = _xml_entry(raw, source=source, base_url=base_url, allow_file=allow_file, now=now)
         if entry is not None:
-            entries.append(entry)
+            entries.append(replace(entry, feed_title=feed_title) if feed_title else entry)
     if not entries and bozo is not None and not isinstance(bozo, _ENCODING_NOTES):
         # Broken before its first usable item (an unclosed CDATA swallows the rest):
         # that is a failure to report, not a quiet day.
@@ -316,6 +319,7 @@ def _parse_json_feed(body: bytes, *, source: str, base_url: str, now: datetime) 
     if not isinstance(items, list):
         raise FetchError('not a feed: JSON Feed without an "items" list')
     feed_author = _json_author(doc)
+    feed_title = one_line(plain_text(_str(doc.get("title"))), 200)
     allow_file = urlsplit(base_url).scheme == "file"
     entries: list[Entry] = []
     for i, item in enumerate(items):
@@ -331,7 +335,7 @@ def _parse_json_feed(body: bytes, *, source: str, base_url: str, now: datetime) 
             now=now,
         )
         if entry is not None:
-            entries.append(entry)
+            entries.append(replace(entry, feed_title=feed_title) if feed_title else entry)
     return entries
 
 
@@ -422,7 +426,10 @@ def _make_entry(
     if len(guid) > 500:
         guid = "sha1:" + hashlib.sha1(guid.encode("utf-8")).hexdigest()
     if not guid:
-        guid = url or "sha1:" + hashlib.sha1(clean_title.encode("utf-8")).hexdigest()
+        # Without a guid or a link, the item's words are its identity: two status
+        # updates titled alike but saying different things stay two items.
+        words = "\n".join((clean_title, summary, content_html[:CONTENT_LIMIT]))
+        guid = url or "sha1:" + hashlib.sha1(words.encode("utf-8")).hexdigest()
     return Entry(
         source=source,
         guid=guid,

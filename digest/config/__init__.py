@@ -30,11 +30,14 @@ DEFAULT_USER_AGENT = "digest/0.1 (+https://github.com/digest-newsletter/digest; 
 
 @dataclass(frozen=True)
 class SiteConfig:
-    """The publication: its name, public URL and time zone."""
+    """The publication: its name, public URL, time zone and postal address."""
 
     name: str
     url: str
     timezone: str = "UTC"
+    # The sender's physical address for the footer of both parts: CAN-SPAM requires it
+    # in commercial mail, many EU senders print an imprint. "" prints none.
+    postal_address: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -50,13 +53,11 @@ class SourceConfig:
     url: str
     language: str = ""
     priority: int = 0
+    section: str = ""  # roundup heading for this source's stories ("" = none)
     fetch_pages: bool = True
     # For a local feed file: the web address its relative links are published under.
     # Pages below it are read from the feed's folder; links in the email use it.
     public_url: str = ""
-    # The roundup section the source's stories go in ("" = the first of [compose].sections,
-    # or no section); readers choose sections on their preferences page.
-    section: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -105,10 +106,10 @@ class ComposeConfig:
     """How the lead story and the roundup are chosen."""
 
     max_roundup: int = 20
+    max_per_source: int = 3  # stories per source in the email (the lead counts)
+    sections: tuple[str, ...] = ()  # order of the roundup's section headings
     pin: str = ""  # URL of an article that must be the lead story
     min_articles: int = 1
-    # Section order in the issue; sections named by [[sources]].section but not here follow.
-    sections: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,9 @@ class RenderConfig:
     """Templates and the subject line."""
 
     templates: str = ""  # folder overriding the shipped templates ("" = shipped)
-    subject: str = "{site} — {lead}"
-    max_subject: int = 120
+    # The lead's title, plus one more story's when both fit: the site's name is in From.
+    subject: str = "{headlines}"
+    max_subject: int = 70  # what inbox lists show; `digest preview` warns above 70
 
 
 @dataclass(frozen=True)

@@ -318,6 +318,21 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     compose = replace(compose, sections=tuple(s.strip() for s in compose.sections))
     if compose.max_roundup < 0:
         raise loader.fail("compose.max_roundup", "must be 0 or more")
+    if compose.max_per_source < 1:
+        raise loader.fail("compose.max_per_source", "must be at least 1; e.g. 3")
+    order = tuple(s.strip() for s in compose.sections)
+    if len(set(order)) != len(order) or not all(order):
+        raise loader.fail("compose.sections", "write each section name once, none empty")
+    compose = replace(compose, sections=order)
+    for i, src in enumerate(sources):
+        if src.section.strip() != src.section:
+            sources[i] = src = replace(src, section=src.section.strip())
+        if order and src.section and src.section not in order:
+            raise loader.fail(
+                f"sources[{i}].section",
+                f"{src.section!r} is not in [compose].sections; add it there "
+                f"(sections: {', '.join(order)})",
+            )
     render = loader.table(RenderConfig, data.get("render", {}), "render")
     if render.templates:
         tdir = Path(render.templates).expanduser()
@@ -329,11 +344,14 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             )
         render = replace(render, templates=str(tdir.resolve()))
     try:
-        render.subject.format(site="", lead="", date="")
+        render.subject.format(site="", lead="", headlines="", date="")
     except (KeyError, IndexError, ValueError) as exc:
         raise loader.fail(
-            "render.subject", f"bad placeholder ({exc}); use only {{site}}, {{lead}} and {{date}}"
+            "render.subject",
+            f"bad placeholder ({exc}); use only {{headlines}}, {{lead}}, {{site}} and {{date}}",
         ) from None
+    if render.max_subject < 10:
+        raise loader.fail("render.max_subject", "must be at least 10 characters; e.g. 70")
 
     smtp = None
     if "smtp" in data:

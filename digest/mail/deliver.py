@@ -56,7 +56,7 @@ from digest.mail.smtp import (
     Temporary,
     Uncertain,
 )
-from digest.models import Subscriber
+from digest.models import RenderedIssue, Subscriber
 from digest.store import LedgerWriter, Store, StoredIssue
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,10 @@ class _Sender:
     Readers who chose sections get the template of their choice, built once per
     choice by `variants`; everyone else (and every reader when the config names no
     sections) gets the issue's own template with no extra work per message.
+
+    Story times are worded against the send time once per batch: every message sent
+    within the same minute shares one wording ("2 hours ago"), at most a minute off the
+    exact gap.
     """
 
     def __init__(
@@ -180,6 +184,8 @@ class _Sender:
         self.variants = variants
         self._by_choice: dict[tuple[str, ...], MessageTemplate | None] = {}
         self._lock = threading.Lock()
+        self._times_lock = threading.Lock()
+        self._times: dict[int, tuple[datetime, tuple[bytes, ...]]] = {}
 
     def template_for(self, sub: Subscriber) -> MessageTemplate | None:
         """Return the template for a reader's sections (None: no story for them)."""
@@ -193,6 +199,17 @@ class _Sender:
                     self._by_choice[sub.sections] = self.variants(sub.sections)
                 return self._by_choice[sub.sections]
 
+    def times(self, now: datetime, template: MessageTemplate | None = None) -> tuple[bytes, ...]:
+        """Return a template's story times worded for messages sent at `now` (per minute)."""
+        template = template or self.template
+        minute = now.replace(second=0, microsecond=0)
+        with self._times_lock:
+            cached = self._times.get(id(template))
+            if cached is None or cached[0] != minute:
+                cached = (minute, template.times_at(now))
+                self._times[id(template)] = cached
+            return cached[1]
+
     def envelope_from(self, token: str) -> str:
         """Return the envelope sender: the VERP bounce address with `token`, else From."""
         if self.smtp.bounce_address:
@@ -205,15 +222,17 @@ class _Sender:
         if template is None:
             raise NoStories(sub.email)
         message_id = template.new_message_id()
+        now = self.clock()
         data = template.render(
             to=mailbox(sub.email, sub.name),
-            date=format_date(self.clock()),
+            date=format_date(now),
             message_id=message_id,
             token=token,
+            times=self.times(now, template),
         )
         if self.key is not None:
             data = dkim_sign(
-                data, selector=self.smtp.dkim_selector, domain=self.template.domain, key=self.key
+                data, selector=self.smtp.dkim_selector, domain=template.domain, key=self.key
             )
         return message_id, data
 
@@ -526,10 +545,13 @@ def open_issue(store: Store, *, now: datetime) -> StoredIssue | None:
     return issue if issue is not None and now - issue.created_at <= OPEN_FOR else None
 
 
-def send_test(config: Config, issue: StoredIssue, address: str, *, now: datetime) -> str:
+def send_test(
+    config: Config, issue: StoredIssue | RenderedIssue, address: str, *, now: datetime
+) -> str:
     """Send one copy of an issue to `address` without touching the ledger; return its Message-ID."""
     smtp = config.require_smtp()
-    template = build_template(issue.rendered(), smtp=smtp, site=config.site)
+    rendered = issue.rendered() if isinstance(issue, StoredIssue) else issue
+    template = build_template(rendered, smtp=smtp, site=config.site)
     sender = _Sender(template, smtp, lambda: now)
     client = SmtpClient(smtp, password=_password(smtp), local_hostname=socket.getfqdn())
     message_id, data = sender.message(Subscriber(email=address), TEST_TOKEN)

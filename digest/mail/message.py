@@ -1,11 +1,14 @@
 """Build an issue's MIME message once, then personalize it per subscriber by substitution.
 
 The stored issue carries `TOKEN_PLACEHOLDER` wherever a subscriber's unsubscribe token
-goes. `build_template` encodes headers and both bodies once (quoted-printable, CRLF,
-no line over 76 octets, the placeholder never split by a soft line break) and keeps
+goes, and a time placeholder (digest.storytime) wherever a story's time is shown.
+`build_template` encodes headers and both bodies once (quoted-printable, CRLF,
+no line over 76 octets, a placeholder never split by a soft line break) and keeps
 the result as literal byte segments with slots between them for To, Date,
-Message-ID and the token. `MessageTemplate.render` joins segments and per-subscriber
-values: no MIME is rebuilt, no body re-encoded.
+Message-ID, the token and the story times. `MessageTemplate.render` joins segments
+and per-subscriber values: no MIME is rebuilt, no body re-encoded. The times are
+worded once per batch (`times_at(now)`, "2 hours ago" as of the send) and reused for
+every message of the batch.
 
 The output is also already "dot-safe" for SMTP: no line starts with ".", so the
 sender can write it after DATA without a per-message dot-stuffing pass.
@@ -19,16 +22,21 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from html import escape
+from zoneinfo import ZoneInfo
 
 from digest.config import SiteConfig, SmtpConfig
 from digest.errors import ConfigError, DeliveryError
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
+from digest.storytime import PLACEHOLDER_LEN, TIME_PLACEHOLDER, placeholder_time, word_time
 from digest.textclean import one_line
 from digest.tokens import unsubscribe_url, valid_token
 
-# Slots in a template, in the order `render` takes their values.
+# Slots in a template, in the order `render` takes their values; a slot numbered
+# FIRST_TIME + k holds the wording of `MessageTemplate.times[k]`.
 TO, DATE, MESSAGE_ID, TOKEN = range(4)
+FIRST_TIME = 4
 
 MAX_LINE = 998  # RFC 5322 hard limit, without CRLF
 _QP_WIDTH = 76  # RFC 2045 limit for an encoded line, the soft-break "=" included
@@ -36,6 +44,9 @@ _WORD_BYTES = 45  # UTF-8 bytes per encoded word: 60 base64 chars, 75 in total w
 _CTRL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ATEXT_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _PLACEHOLDER = TOKEN_PLACEHOLDER.encode("ascii")
+# What a soft line break must never split: the token and the time placeholders.
+_KEEP = re.compile(re.escape(_PLACEHOLDER) + rb"|" + TIME_PLACEHOLDER.pattern.encode("ascii"))
+_TIME_BYTES = re.compile(TIME_PLACEHOLDER.pattern.encode("ascii"))
 
 
 def _encoded_words(text: str) -> list[str]:
@@ -100,8 +111,8 @@ def mailbox(address: str, name: str = "") -> str:
     return f"{shown} <{address}>" if shown else f"<{address}>"
 
 
-def qp_encode(text: str, keep: bytes = _PLACEHOLDER) -> bytes:
-    """Quoted-printable encode text as UTF-8 with CRLF lines, never splitting `keep`."""
+def qp_encode(text: str, keep: re.Pattern[bytes] = _KEEP) -> bytes:
+    """Quoted-printable encode text as UTF-8 with CRLF lines, never splitting a `keep` match."""
     out: list[bytes] = []
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     for line in text.split("\n"):
@@ -110,9 +121,9 @@ def qp_encode(text: str, keep: bytes = _PLACEHOLDER) -> bytes:
         i = 0
         n = len(raw)
         while i < n:
-            if keep and raw.startswith(keep, i):
-                atoms.append(keep)
-                i += len(keep)
+            if raw[i] == 68 and (m := keep.match(raw, i)):  # 68: "D", as in DIGESTX…
+                atoms.append(m[0])
+                i = m.end()
                 continue
             b = raw[i]
             if (33 <= b <= 126 and b != 61) or b == 32 or b == 9:
@@ -138,27 +149,89 @@ def qp_encode(text: str, keep: bytes = _PLACEHOLDER) -> bytes:
     return b"\r\n".join(out) + b"\r\n"
 
 
+def _qp_inline(text: str, *, line_start: bool) -> bytes:
+    """Quoted-printable encode a value that goes mid-line into an encoded body."""
+    out = bytearray()
+    raw = text.encode("utf-8")
+    for i, b in enumerate(raw):
+        # A space is literal inside the value; a last one could end up trailing a line.
+        safe = (33 <= b <= 126 and b != 61) or (b == 32 and i < len(raw) - 1)
+        if safe and not (i == 0 and line_start and b in b".F"):
+            out.append(b)
+        else:
+            out += b"=%02X" % b
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class TimeSlot:
+    """A story time in the finished message: when, and how to encode its wording."""
+
+    when: datetime
+    html: bool  # in the HTML part: escape the wording
+    line_start: bool  # first on its encoded line: "." and "From" need encoding
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
     """A finished message as literal segments with per-subscriber slots between them."""
 
     segments: tuple[bytes, ...]  # len(slots) + 1 literal pieces
-    slots: tuple[int, ...]  # TO, DATE, MESSAGE_ID or TOKEN, one between each two segments
+    slots: tuple[int, ...]  # TO, DATE, MESSAGE_ID, TOKEN or FIRST_TIME + k, between segments
     sender: str  # envelope sender (MAIL FROM)
     domain: str  # the From domain: Message-IDs and DKIM use it
     issue_date: str
+    times: tuple[TimeSlot, ...] = ()
+    timezone: str = "UTC"  # the site's: "yesterday" and clock times are local
 
-    def render(self, *, to: str, date: str, message_id: str, token: str) -> bytes:
-        """Return the complete message for one recipient; values are header-safe strings."""
+    def times_at(self, now: datetime | None) -> tuple[bytes, ...]:
+        """Return every story time worded for a reader at `now` (None: absolute times).
+
+        A wording longer than its placeholder (possible in some languages once encoded)
+        falls back to the absolute time, so encoded lines stay within 76 octets.
+        """
+        tz = ZoneInfo(self.timezone)
+        day = date.fromisoformat(self.issue_date)
+        out: list[bytes] = []
+        for slot in self.times:
+            for moment in (now, None):
+                words = word_time(slot.when, tz, now=moment, day=day)
+                encoded = _qp_inline(
+                    escape(words) if slot.html else words, line_start=slot.line_start
+                )
+                if len(encoded) <= PLACEHOLDER_LEN:
+                    break
+            out.append(encoded)
+        return tuple(out)
+
+    def render(
+        self,
+        *,
+        to: str,
+        date: str,
+        message_id: str,
+        token: str,
+        times: tuple[bytes, ...] | None = None,
+    ) -> bytes:
+        """Return the complete message for one recipient; values are header-safe strings.
+
+        `times` comes from `times_at(send time)`, once per batch; without it story times
+        are absolute ("07:42"), never a relative wording nobody checked.
+        """
         if not valid_token(token):
             raise ValueError("unsubscribe token must be 1-64 URL-safe characters")
         if "\n" in to or "\r" in to or "\n" in message_id or "\r" in message_id:
             raise ValueError("header values must not contain line breaks")
+        if times is None:
+            times = self.times_at(None) if self.times else ()
+        if len(times) != len(self.times):
+            raise ValueError("times must come from this template's times_at()")
         values = (
             to.encode("ascii"),
             date.encode("ascii"),
             message_id.encode("ascii"),
             token.encode(),
+            *times,
         )
         pieces = [self.segments[0]]
         for slot, segment in zip(self.slots, self.segments[1:], strict=True):
@@ -270,15 +343,12 @@ def build_template(
         "--{b}\r\nContent-Type: text/{kind}; charset=utf-8\r\n"
         "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
     )
-    body = b"".join(
-        [
-            part.format(b=boundary, kind="plain").encode("ascii"),
-            qp_encode(issue.text),
-            part.format(b=boundary, kind="html").encode("ascii"),
-            qp_encode(issue.html),
-            f"--{boundary}--\r\n".encode("ascii"),
-        ]
-    )
+    times: list[TimeSlot] = []
+    body: list[bytes | int] = [part.format(b=boundary, kind="plain").encode("ascii")]
+    body += _time_slots(qp_encode(issue.text), html=False, times=times)
+    body.append(part.format(b=boundary, kind="html").encode("ascii"))
+    body += _time_slots(qp_encode(issue.html), html=True, times=times)
+    body.append(f"--{boundary}--\r\n".encode("ascii"))
     pieces: list[bytes | int] = [head]
     for marker, slot in (
         (b"\x00TO\x00", TO),
@@ -295,7 +365,11 @@ def build_template(
         for p in pieces
         for q in ([p] if isinstance(p, int) else _split_slots(p, _PLACEHOLDER, TOKEN))
     ]
-    pieces.extend(_split_slots(body, _PLACEHOLDER, TOKEN))
+    pieces.extend(
+        q
+        for p in body
+        for q in ([p] if isinstance(p, int) else _split_slots(p, _PLACEHOLDER, TOKEN))
+    )
     # Merge adjacent literal pieces so `render` joins as few as possible.
     segments: list[bytes] = [b""]
     slots: list[int] = []
@@ -311,9 +385,25 @@ def build_template(
         sender=sender,
         domain=domain,
         issue_date=issue.date,
+        times=tuple(times),
+        timezone=site.timezone,
     )
     _check(template)
     return template
+
+
+def _time_slots(encoded: bytes, *, html: bool, times: list[TimeSlot]) -> list[bytes | int]:
+    """Split an encoded part at its time placeholders, appending a `TimeSlot` for each."""
+    pieces: list[bytes | int] = []
+    start = 0
+    for m in _TIME_BYTES.finditer(encoded):
+        pieces.append(encoded[start : m.start()])
+        line_start = m.start() == 0 or encoded[m.start() - 2 : m.start()] == b"\r\n"
+        times.append(TimeSlot(when=placeholder_time(m), html=html, line_start=line_start))
+        pieces.append(FIRST_TIME + len(times) - 1)
+        start = m.end()
+    pieces.append(encoded[start:])
+    return pieces
 
 
 def _check(template: MessageTemplate) -> None:

@@ -8,6 +8,7 @@ quoted-printable and safe to send after DATA as is.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import socket
 import time
@@ -20,6 +21,8 @@ from digest.mail.smtp import Fatal, Rejected, SmtpClient, Temporary, Uncertain
 from digest.models import Subscriber
 
 log = logging.getLogger(__name__)
+
+_NOTHING = re.compile(rb"(?!)")  # a plain mail has no placeholders to keep whole
 
 
 def confirmation_message(
@@ -42,7 +45,7 @@ def confirmation_message(
             "\r\n",
         ]
     ).encode("ascii")
-    return sender, head + qp_encode(text, keep=b"")
+    return sender, head + qp_encode(text, keep=_NOTHING)
 
 
 def send_opt_in(config: Config, sub: Subscriber, token: str, *, now: datetime) -> None:

@@ -6,12 +6,24 @@ Templates see only plain, already-cleaned values (never a model object):
     subject, preheader, lang ("en"), unsubscribe_url, view_url,
     preferences_url ("" when there is no preferences page to link to),
     lead      StoryView: n, title, url, summary, source, author, when, meta, image
+    postal_address  the sender's postal address, one line ("" when not configured)
+    lead      StoryView: n, title, url, summary, source, author, when, meta, image,
+              image_width, image_height (the lead image's box in px; height 0 = unknown),
+              also (list of AlsoView: source, url, title: the same story elsewhere),
+              heading (a roundup section title to show above this story, else "")
     roundup   list of StoryView, numbered from 1
     links     list of LinkView (n, url): the roundup links, for the text part's list
+    more      how many more stories the archive lists ("and N more stories")
+    more_url  where they are listed: the archive page of this issue
 
 `url` and `image` are "" unless they are http(s), so a template cannot link to
 `javascript:`; every other string is one line of plain text that autoescape escapes
 in .html templates (.txt templates are not escaped: plain text needs no escaping).
+`when` (and so `meta`) holds a time placeholder that delivery words at send time
+(see digest.storytime); it is "" for an undated story.
+
+The `breakable` filter escapes a string and adds line-break opportunities (<wbr>)
+inside long tokens, for text shown in HTML; never use it on a URL in an attribute.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import logging
 import re
 import textwrap
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -39,11 +52,12 @@ from jinja2 import (
     TemplateSyntaxError,
     select_autoescape,
 )
+from markupsafe import Markup, escape
 
-from digest.compose import relative_time, story_time
 from digest.errors import RenderError
 from digest.models import Issue, RenderedIssue, Story
 from digest.render.emailsafety import GMAIL_CLIP_BYTES
+from digest.storytime import TIME_PLACEHOLDER, time_placeholder
 from digest.textclean import one_line
 
 log = logging.getLogger(__name__)
@@ -66,9 +80,29 @@ TEXT_TEMPLATE = "digest.txt"
 
 MAX_TITLE = 300
 MAX_LEAD_SUMMARY = 900
-MAX_ITEM_SUMMARY = 400
+MAX_ITEM_SUMMARY = 220  # about four lines on a phone: roundup items stay one glance each
 MAX_NAME = 80
 MAX_PREHEADER = 150
+MAX_ADDRESS = 200
+DEFAULT_SUBJECT = "{headlines}"
+DEFAULT_MAX_SUBJECT = 70  # what a desktop inbox list shows (the lint's SUBJECT_SHOWN)
+SUBJECT_JOIN = " · "
+
+# Yahoo Mail and Outlook.com drop `word-break`, so one long word or URL would widen the
+# whole layout: tokens longer than LONG_TOKEN get a <wbr> at least every BREAK_EVERY
+# characters (sooner after URL punctuation). 16 characters of a 26px bold headline
+# still fit a 320px phone.
+LONG_TOKEN = 30
+BREAK_EVERY = 16
+_BREAK_AFTER = frozenset("/?&=#-_.,;:")
+# Stands for <wbr> until premailer is done: lxml's HTML parser does not know <wbr> is
+# void and would wrap the rest of the text in it. A private-use character no feed sends
+# on purpose; any that do arrive are removed before marking.
+_WBR_MARK = "\ue000"
+# Lead image: the template's box is LEAD_WIDTH wide; a tall (portrait) image is shown
+# narrower rather than taller than LEAD_MAX_HEIGHT, so the headline stays on the first screen.
+LEAD_WIDTH = 560
+LEAD_MAX_HEIGHT = 360
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = (
@@ -86,6 +120,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s")
 
 
 @dataclass(frozen=True)
+class AlsoView:
+    """The same story at another source: "Also: Source B"."""
+
+    source: str
+    url: str
+    title: str
+
+
+@dataclass(frozen=True)
 class StoryView:
     """One story as the templates see it: plain one-line strings."""
 
@@ -98,6 +141,10 @@ class StoryView:
     when: str
     meta: str
     image: str = ""
+    image_width: int = LEAD_WIDTH
+    image_height: int = 0  # 0: unknown, let the client size it (CSS caps it)
+    also: tuple[AlsoView, ...] = ()
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,7 +208,32 @@ def make_environment(templates_dir: str | Path | None) -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["wrap"] = wrap_text
+    env.filters["breakable"] = breakable
     return env
+
+
+def _break_token(token: str) -> list[str]:
+    """Split a long token into pieces no longer than BREAK_EVERY characters."""
+    if len(token) <= LONG_TOKEN or TIME_PLACEHOLDER.fullmatch(token):
+        return [token]
+    pieces: list[str] = []
+    start = 0
+    for i, ch in enumerate(token):
+        run = i + 1 - start
+        if i + 1 < len(token) and (run >= BREAK_EVERY or (ch in _BREAK_AFTER and run >= 4)):
+            pieces.append(token[start : i + 1])
+            start = i + 1
+    pieces.append(token[start:])
+    return pieces
+
+
+def breakable(text: object) -> Markup:
+    """Escape text for HTML and let long tokens (URLs, compounds) wrap anywhere in them."""
+    value = str(text).replace(_WBR_MARK, "")
+    words = value.split(" ")
+    return Markup(" ").join(
+        Markup(_WBR_MARK).join(escape(piece) for piece in _break_token(word)) for word in words
+    )
 
 
 def long_date(iso: str, *, weekday: bool = True) -> str:
@@ -180,14 +252,41 @@ def _summary(story: Story) -> str:
     return story.summary or story.article.feed_summary
 
 
+def _lead_box(width: int | None, height: int | None) -> tuple[int, int]:
+    """Return the (width, height) to show the lead image at; height 0 when unknown."""
+    if not width or not height or width <= 0 or height <= 0:
+        return LEAD_WIDTH, 0
+    shown_w = min(width, LEAD_WIDTH)
+    shown_h = round(height * shown_w / width)
+    if shown_h > LEAD_MAX_HEIGHT:  # portrait: narrower, never cropped or squashed
+        shown_w = max(round(shown_w * LEAD_MAX_HEIGHT / shown_h), 1)
+        shown_h = LEAD_MAX_HEIGHT
+    return shown_w, max(shown_h, 1)
+
+
 def _story_view(
-    story: Story, n: int, *, now: datetime, summary_limit: int, with_author: bool = False
+    story: Story,
+    n: int,
+    *,
+    summary_limit: int,
+    with_author: bool = False,
+    heading: str = "",
 ) -> StoryView:
     art = story.article
     source = one_line(art.source, MAX_NAME)
     author = one_line(art.author or "", MAX_NAME)
-    when = story_time(story)
-    ago = relative_time(when, now) if when is not None else ""
+    # Only a date the source stated: when we happened to fetch it says nothing to readers.
+    when = time_placeholder(art.published) if art.published is not None else ""
+    image = safe_url(art.image)
+    width, height = _lead_box(art.image_width, art.image_height) if image else (LEAD_WIDTH, 0)
+    also = tuple(
+        AlsoView(
+            source=one_line(a.source, MAX_NAME),
+            url=safe_url(a.url),
+            title=one_line(a.title, MAX_TITLE),
+        )
+        for a in story.also
+    )
     return StoryView(
         n=n,
         title=one_line(art.title, MAX_TITLE) or "(untitled)",
@@ -195,9 +294,13 @@ def _story_view(
         summary=one_line(_summary(story), summary_limit),
         source=source,
         author=author,
-        when=ago,
-        meta=" · ".join(p for p in (source, author if with_author else "", ago) if p),
-        image=safe_url(art.image),
+        when=when,
+        meta=" · ".join(p for p in (source, author if with_author else "", when) if p),
+        image=image,
+        image_width=width,
+        image_height=height,
+        also=also,
+        heading=one_line(heading, MAX_NAME),
     )
 
 
@@ -273,40 +376,68 @@ def _check_link(name: str, url: str) -> str:
     raise RenderError(f"{name} {url!r} is not an http(s) or mailto: URL; check [site].url")
 
 
+def subject_line(
+    template: str, *, site: str, lead: str, more: Sequence[str], day: str, limit: int
+) -> str:
+    """Return the subject: `template` filled in, one line, at most `limit` characters.
+
+    {headlines} is the lead's title, followed by one more story's title when both fit
+    in `limit`; the site's name is already in From, so the default leaves it out.
+    """
+    headlines = lead
+    if more and len(lead + SUBJECT_JOIN + more[0]) <= limit:
+        headlines = lead + SUBJECT_JOIN + more[0]
+    try:
+        raw = template.format(site=site, lead=lead, headlines=headlines, date=day)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise RenderError(
+            f"subject template {template!r}: bad placeholder ({exc}); "
+            "use only {headlines}, {lead}, {site} and {date}"
+        ) from None
+    return one_line(raw, limit)
+
+
 def render_issue(
     issue: Issue,
     *,
     env: Environment,
     now: datetime,
     tz: ZoneInfo,
-    subject_template: str = "{site} — {lead}",
-    max_subject: int = 120,
+    subject_template: str = DEFAULT_SUBJECT,
+    max_subject: int = DEFAULT_MAX_SUBJECT,
     unsubscribe_url: str,
     view_url: str,
     preferences_url: str = "",
+    postal_address: str = "",
 ) -> RenderedIssue:
-    """Render an issue to inlined HTML, plain text, subject and preheader, once."""
-    local_now = now.astimezone(tz)
-    lead = _story_view(
-        issue.lead, 0, now=local_now, summary_limit=MAX_LEAD_SUMMARY, with_author=True
-    )
+    """Render an issue to inlined HTML, plain text, subject and preheader, once.
+
+    Story times are placeholders, worded when the issue is sent (digest.storytime);
+    `now` and `tz` only date the issue's own log lines.
+    """
+    lead = _story_view(issue.lead, 0, summary_limit=MAX_LEAD_SUMMARY, with_author=True)
     roundup = [
-        _story_view(s, i, now=local_now, summary_limit=MAX_ITEM_SUMMARY)
+        _story_view(
+            s,
+            i,
+            summary_limit=MAX_ITEM_SUMMARY,
+            # A heading above the first story of each section.
+            heading=s.section
+            if s.section != (issue.roundup[i - 2].section if i > 1 else "")
+            else "",
+        )
         for i, s in enumerate(issue.roundup, start=1)
     ]
     date_long = long_date(issue.date)
     site_name = one_line(issue.site_name, MAX_NAME)
-
-    try:
-        raw_subject = subject_template.format(
-            site=site_name, lead=lead.title, date=long_date(issue.date, weekday=False)
-        )
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise RenderError(
-            f"subject template {subject_template!r}: bad placeholder ({exc}); "
-            "use only {site}, {lead} and {date}"
-        ) from None
-    subject = one_line(raw_subject, max_subject)
+    subject = subject_line(
+        subject_template,
+        site=site_name,
+        lead=lead.title,
+        more=[v.title for v in roundup],
+        day=long_date(issue.date, weekday=False),
+        limit=max_subject,
+    )
     lead_sentence = (
         issue.lead.sentences[0] if issue.lead.sentences else _first_sentence(lead.summary)
     )
@@ -328,9 +459,13 @@ def render_issue(
         "preferences_url": _check_link("preferences_url", preferences_url)
         if preferences_url
         else "",
+        "postal_address": one_line(", ".join(postal_address.splitlines()), MAX_ADDRESS),
+        "more": len(issue.more),
+        "more_url": _check_link("view_url", view_url) + "#more",
     }
     html = inline_css(_render_template(env, HTML_TEMPLATE, context))
-    text = _render_template(env, TEXT_TEMPLATE, context)
+    html = html.replace(_WBR_MARK, "<wbr>")
+    text = _render_template(env, TEXT_TEMPLATE, context).replace(_WBR_MARK, "")
     text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
     size = len(html.encode("utf-8"))
     if size > GMAIL_CLIP_BYTES:
@@ -340,7 +475,13 @@ def render_issue(
             size,
             GMAIL_CLIP_BYTES,
         )
-    log.debug("rendered issue %s: %d bytes HTML, %d chars text", issue.date, size, len(text))
+    log.debug(
+        "rendered issue %s at %s: %d bytes HTML, %d chars text",
+        issue.date,
+        now.astimezone(tz).isoformat(timespec="minutes"),
+        size,
+        len(text),
+    )
     return RenderedIssue(
         date=issue.date, subject=subject, html=html, text=text, preheader=preheader
     )

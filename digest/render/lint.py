@@ -9,6 +9,7 @@ both for `digest preview`. Safety problems come from `emailsafety.check_email_ht
 from __future__ import annotations
 
 import email.policy
+import html
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,13 +37,15 @@ _SAFETY_CODES = (
 )
 _TAG = re.compile(r"</?(p|a|div|td|tr|table|span|br|img|h[1-6])\b[^>]*>", re.I)
 _DISPLAY_BLOCK = re.compile(r"display\s*:\s*block", re.I)
+_WBR = re.compile(r"<wbr\s*/?>", re.I)
 
 
 @dataclass(frozen=True)
 class Finding:
     """One lint warning: a short code and what to do about it."""
 
-    code: str  # size, image, link, style, text, unsubscribe, subject, preheader, headers, unsafe
+    # size, image, link, style, text, unsubscribe, subject, preheader, headers, address, unsafe
+    code: str
     message: str
 
     def __str__(self) -> str:
@@ -237,9 +240,38 @@ def lint_message(raw: bytes) -> list[Finding]:
     return out
 
 
+def _postal_address(issue: RenderedIssue, address: str) -> list[Finding]:
+    """Warn while no postal address is configured, or when a template leaves it out."""
+    if not address.strip():
+        return [
+            Finding(
+                "address",
+                "no postal address in the footer; commercial mail needs the sender's "
+                "physical postal address (CAN-SPAM; an imprint in the EU): set "
+                "[site].postal_address",
+            )
+        ]
+    # The templates print it on one line, its lines joined with ", ".
+    shown = " ".join(", ".join(address.splitlines()).split())
+    missing = [
+        part
+        for part, body in (("HTML", html.unescape(_WBR.sub("", issue.html))), ("text", issue.text))
+        if shown not in " ".join(body.split())
+    ]
+    if missing:
+        return [
+            Finding(
+                "address",
+                f"[site].postal_address is set but missing from the {' and '.join(missing)} "
+                "part; keep {{ postal_address }} in your templates' footer",
+            )
+        ]
+    return []
+
+
 def check_issue(config: Config, issue: RenderedIssue, *, now: datetime) -> list[Finding]:
     """Lint an issue and, when [smtp] is configured, the message `digest send` would build."""
-    findings = lint_issue(issue)
+    findings = lint_issue(issue) + _postal_address(issue, config.site.postal_address)
     if config.smtp is None:
         return findings
     from digest.mail.message import build_template, format_date  # only senders need the MIME side
@@ -253,5 +285,6 @@ def check_issue(config: Config, issue: RenderedIssue, *, now: datetime) -> list[
         date=format_date(now),
         message_id=template.new_message_id("lint"),
         token=PREVIEW_TOKEN,
+        times=template.times_at(now),
     )
     return findings + lint_message(raw)

@@ -96,6 +96,7 @@ class StoredIssue:
     text: str
     preheader: str
     article_ids: tuple[int, ...]
+    doc: str = ""  # the composed issue as JSON ("" for issues stored before migration 5)
 
     def rendered(self) -> RenderedIssue:
         """Return the stored issue as the renderer gave it (for building messages)."""
@@ -269,11 +270,11 @@ class Store(Readers):
         added: list[Article] = []
         with self.db.begin() as conn:
             for art, key in items:
-                exists = conn.execute(
-                    sa.select(articles.c.id).where(
-                        (articles.c.guid == art.guid) | (articles.c.url == art.url)
-                    )
-                ).first()
+                # Items without a link share the URL "": only their guid identifies them.
+                same: sa.ColumnElement[bool] = articles.c.guid == art.guid
+                if art.url:
+                    same = same | (articles.c.url == art.url)
+                exists = conn.execute(sa.select(articles.c.id).where(same)).first()
                 if exists is not None:
                     continue
                 res = conn.execute(
@@ -289,6 +290,8 @@ class Store(Readers):
                         first_seen=art.first_seen or _now(),
                         author=art.author,
                         image=art.image,
+                        image_width=art.image_width,
+                        image_height=art.image_height,
                         language=art.language,
                     )
                 )
@@ -296,14 +299,20 @@ class Store(Readers):
                 added.append(_replace_id(art, int(pk[0]) if pk else None))
         return added
 
-    def unissued_articles(self, since: datetime) -> list[Article]:
-        """Return articles in no issue yet, published (or first seen if undated) since `since`."""
+    def unissued_articles(self, since: datetime, *, redo: int | None = None) -> list[Article]:
+        """Return articles in no issue yet, published (or first seen if undated) since `since`.
+
+        `redo` names an issue being composed again: its articles count as unissued.
+        """
         when = sa.func.coalesce(articles.c.published, articles.c.first_seen, type_=UTCDateTime)
+        free: sa.ColumnElement[bool] = articles.c.issue_id.is_(None)
+        if redo is not None:
+            free = free | (articles.c.issue_id == redo)
         with self.db.begin() as conn:
             rows = (
                 conn.execute(
                     sa.select(articles)
-                    .where(articles.c.issue_id.is_(None))
+                    .where(free)
                     .where(when >= since)
                     .order_by(when.desc(), articles.c.id)
                 )
@@ -321,15 +330,39 @@ class Store(Readers):
 
     # -- issues ---------------------------------------------------------------
 
-    def last_issue(self) -> StoredIssue | None:
-        """Return the most recent issue, if any."""
+    def last_issue(self, *, before: str | None = None) -> StoredIssue | None:
+        """Return the most recent issue, if any (only those dated before `before` if given)."""
+        q = sa.select(issues).order_by(issues.c.created_at.desc()).limit(1)
+        if before is not None:
+            q = q.where(issues.c.date < before)
         with self.db.begin() as conn:
-            row = (
-                conn.execute(sa.select(issues).order_by(issues.c.created_at.desc()).limit(1))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(q).mappings().first()
         return _issue(row) if row else None
+
+    def discard_issue(self, date: str) -> StoredIssue | None:
+        """Delete the issue of `date` and free its articles, unless it has deliveries.
+
+        Returns the discarded issue, or None when there is none. Raises StoreError when
+        deliveries exist: everyone must get the same issue once sending has started.
+        """
+        with self.db.begin() as conn:
+            row = conn.execute(sa.select(issues).where(issues.c.date == date)).mappings().first()
+            if row is None:
+                return None
+            sent = conn.execute(
+                sa.select(sa.func.count()).where(deliveries.c.issue_id == row["id"])
+            ).scalar()
+            if sent:
+                raise StoreError(
+                    f"the issue of {date} has {sent} delivery(ies) and is frozen (everyone "
+                    "must get the same issue); finish it with `digest send --date "
+                    f"{date}` instead"
+                )
+            conn.execute(
+                articles.update().where(articles.c.issue_id == row["id"]).values(issue_id=None)
+            )
+            conn.execute(issues.delete().where(issues.c.id == row["id"]))
+        return _issue(row)
 
     def issue_for_date(self, date: str) -> StoredIssue | None:
         """Return the issue of a given ISO date, if it was created."""
@@ -357,6 +390,7 @@ class Store(Readers):
         text: str,
         preheader: str,
         article_ids: Sequence[int],
+        doc: str = "",
     ) -> StoredIssue:
         """Freeze an issue and claim its articles, or return the one already stored that day."""
         try:
@@ -370,6 +404,7 @@ class Store(Readers):
                         text=text,
                         preheader=preheader,
                         article_ids=json.dumps(list(article_ids)),
+                        doc=doc or None,
                     )
                 )
                 issue_id = int(res.inserted_primary_key[0])  # type: ignore[index]
@@ -781,4 +816,6 @@ def _article(r: Any) -> Article:
 
 
 def _issue(r: Any) -> StoredIssue:
-    return from_row(StoredIssue, r, article_ids=tuple(json.loads(r["article_ids"])))
+    return from_row(
+        StoredIssue, r, article_ids=tuple(json.loads(r["article_ids"])), doc=r["doc"] or ""
+    )

@@ -97,6 +97,8 @@ articles = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("author", sa.Text),
     sa.Column("image", sa.Text),
+    sa.Column("image_width", sa.Integer),  # migration 9: the size the page declares
+    sa.Column("image_height", sa.Integer),
     sa.Column("language", sa.String(40)),
     sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id")),
     sa.UniqueConstraint("guid", name="uq_articles_guid"),
@@ -116,6 +118,8 @@ issues = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("preheader", sa.Text, nullable=False, default=""),
     sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
+    # Migration 5: the composed issue as JSON (digest.compose.document), for the archive.
+    sa.Column("doc", sa.Text),
 )
 
 subscribers = sa.Table(
@@ -435,6 +439,8 @@ MIGRATIONS: dict[int, Migration] = {
         _merge_duplicate_addresses,
         _create_indexes(ix_subscribers_email_key),
     ),
+    5: _add_columns(issues, "doc"),
+    9: _add_columns(articles, "image_width", "image_height"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -7,7 +7,9 @@
     GET  /unsubscribe            (no token) how to unsubscribe: the archive's link lands here
     POST /resubscribe?token=T    undo an unsubscribe
     GET  /archive                past issues, newest first
-    GET  /archive/YYYY-MM-DD     an issue as sent, with no subscriber's token in it
+    GET  /archive/YYYY-MM-DD     an issue as sent, with no subscriber's token in it, then
+                                 "More stories today": the day's stories the email left out
+    GET  /archive/YYYY-MM-DD.json  the composed issue as JSON (digest.compose.document)
     GET  /healthz                "ok" when the database answers
 
 RFC 8058 asks that the one-click POST work without cookies and without redirects, so
@@ -23,25 +25,28 @@ so a proxy that maps https://example.com/news/ to this app's root keeps them wor
 from __future__ import annotations
 
 import email.policy
+import json
 import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from html import escape
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from digest.config import Config
 from digest.errors import StoreError
 from digest.models import Subscriber
 from digest.store import Store, StoredIssue
+from digest.storytime import fill_times
 from digest.tokens import strip_tokens, valid_token
 from digest.web.readers import ReaderPages
 
@@ -252,7 +257,26 @@ class WebApp:
             issue = await run_in_threadpool(lambda: self.store.issue_for_date(date))
         if issue is None:
             return self.page("Not found", "<p>There is no issue for that date.</p>", 404)
-        return HTMLResponse(strip_tokens(issue.html), headers=_ARCHIVE_HEADERS)
+        # Cached and read at any time later: story times are absolute ("07:42").
+        day = datetime.fromisoformat(date).date()
+        html = fill_times(issue.html, self.config.site.tz, now=None, day=day, html=True)
+        html = strip_tokens(html)
+        more = more_stories_html(json.loads(issue.doc)) if issue.doc else ""
+        if more:
+            cut = html.rfind("</body>")
+            html = html[:cut] + more + html[cut:] if cut >= 0 else html + more
+        return HTMLResponse(html, headers=_ARCHIVE_HEADERS)
+
+    async def archived_json(self, request: Request) -> Response:
+        """Return one issue as composed, in the JSON format of `digest preview --json`."""
+        date = request.path_params["date"]
+        issue = None
+        if _DATE.fullmatch(date):
+            issue = await run_in_threadpool(lambda: self.store.issue_for_date(date))
+        if issue is None or not issue.doc:
+            return JSONResponse({"error": "no issue for that date"}, status_code=404)
+        headers = {**_ARCHIVE_HEADERS, "Content-Type": "application/json; charset=utf-8"}
+        return Response(issue.doc, headers=headers)
 
     async def healthz(self, request: Request) -> Response:
         """Answer "ok" when the database answers, 503 otherwise."""
@@ -262,6 +286,45 @@ class WebApp:
             log.warning("health check failed: %s", exc)
             return PlainTextResponse("database unavailable\n", status_code=503)
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+
+
+def _http(url: object) -> str:
+    text = url if isinstance(url, str) else ""
+    return text if urlsplit(text).scheme in ("http", "https") and "\n" not in text else ""
+
+
+def _story_item(story: dict[str, Any]) -> str:
+    title = escape(str(story.get("title") or "(untitled)"))
+    url = _http(story.get("url"))
+    head = f'<a href="{escape(url)}">{title}</a>' if url else f"<strong>{title}</strong>"
+    summary = " ".join(str(x) for x in story.get("summary") or ())
+    also = [
+        f'<a href="{escape(u)}">{escape(str(a.get("source", "")))}</a>'
+        if (u := _http(a.get("url")))
+        else escape(str(a.get("source", "")))
+        for a in story.get("also") or ()
+    ]
+    return (
+        f"<li>{head}<br><small>{escape(str(story.get('source', '')))}"
+        + (f" · Also: {', '.join(also)}" if also else "")
+        + "</small>"
+        + (f"<br>{escape(summary)}" if summary else "")
+        + "</li>"
+    )
+
+
+def more_stories_html(doc: dict[str, Any]) -> str:
+    """Return the archive's "More stories today" list for an issue document, or ""."""
+    more = [s for s in doc.get("more") or () if isinstance(s, dict)]
+    if not more:
+        return ""
+    items = "".join(_story_item(s) for s in more)
+    return (
+        '<div id="more" style="max-width:600px;margin:0 auto;padding:8px 20px 32px;'
+        "font:15px/1.5 -apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,"
+        'sans-serif"><h2 style="font-size:18px">More stories today</h2>'
+        f'<ul style="padding-left:18px">{items}</ul></div>'
+    )
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -291,6 +354,7 @@ def create_app(config: Config, store: Store, *, clock: Clock | None = None) -> S
         Route("/resubscribe", web.resubscribe, methods=["POST"]),
         Route("/archive", web.archive, methods=["GET"]),
         Route("/archive/", web.archive, methods=["GET"]),
+        Route("/archive/{date}.json", web.archived_json, methods=["GET"]),
         Route("/archive/{date}", web.archived_issue, methods=["GET"]),
         Route("/healthz", web.healthz, methods=["GET"]),
         Route("/subscribe", web.readers.subscribe_form, methods=["GET"]),
