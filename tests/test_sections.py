@@ -27,6 +27,52 @@ TEXT = (
 )
 
 
+WORDS = [
+    "harbour",
+    "lantern",
+    "orchard",
+    "quarry",
+    "meadow",
+    "glacier",
+    "canyon",
+    "prairie",
+    "tundra",
+    "lagoon",
+    "falcon",
+    "otter",
+    "badger",
+    "heron",
+    "salmon",
+    "walrus",
+    "beetle",
+    "cricket",
+    "lizard",
+    "pigeon",
+    "violin",
+    "trumpet",
+    "cello",
+    "banjo",
+    "flute",
+    "organ",
+    "drum",
+    "harp",
+    "oboe",
+    "tuba",
+]
+
+
+def text_for(topic: str, i: int) -> str:
+    """Return a distinct article text (stories that read alike would be grouped as one)."""
+    seed = sum(map(ord, topic)) * 7 + i * 13
+    words = [WORDS[(seed + k * 5) % len(WORDS)] for k in range(12)]
+    return (
+        f"The {topic} report {i} describes the {words[0]} near the {words[1]} in detail. "
+        f"Officials said the {words[2]} and the {words[3]} changed after the {words[4]} study. "
+        f"Residents compared the {words[5]} with the {words[6]} and the {words[7]} last week. "
+        f"A {words[8]} survey of the {words[9]} follows, with the {words[10]} and {words[11]}."
+    )
+
+
 def config_with_sections(tmp_path: Path, port: int):  # type: ignore[no-untyped-def]
     return replace(
         make_config(tmp_path, port),
@@ -54,7 +100,7 @@ def make_issue(store: Store, config) -> StoredIssue:  # type: ignore[no-untyped-
                         guid=f"{source}-{i}",
                         url=f"https://{topic}.example/{i}",
                         title=f"{topic.title()} story {i}",
-                        text=TEXT.format(topic=topic),
+                        text=text_for(topic, i),
                         published=NOW - timedelta(hours=i + 1),
                         first_seen=NOW,
                     ),
