@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -39,9 +40,7 @@ from digest.models import (
     SourceReport,
     Story,
 )
-from digest.render import make_environment, render_issue
-from digest.store import Store, StoredIssue
-from digest.summarize import summarize
+from digest.store import SourceResult, Store, StoredIssue
 from digest.tokens import archive_url, preferences_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
@@ -176,16 +175,16 @@ async def _collect_with(
     kept: dict[str, list[Entry]] = {}
     repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
     reports: dict[str, SourceReport] = {}
+    states_now = store.record_source_results(
+        [
+            SourceResult(r.source.name, r.source.url, r.error, r.etag, r.last_modified)
+            for r in results
+        ],
+        now=now,
+    )
     for res in results:
         name = res.source.name
-        state = store.record_source_result(
-            name,
-            res.source.url,
-            now=now,
-            error=res.error,
-            etag=res.etag,
-            last_modified=res.last_modified,
-        )
+        state = states_now[name]
         if res.error:
             streak = state.consecutive_failures
             flagged = streak >= config.collect.flag_after_failures
@@ -239,10 +238,11 @@ async def _collect_with(
         on_page=extract_now,
     )
 
+    to_add: list[tuple[Article, str]] = []
+    warned: dict[str, list[str]] = {}
     for name, entries in kept.items():
         src = by_name[name]
-        warnings: list[str] = []
-        articles: list[tuple[Article, str]] = []
+        warnings = warned.setdefault(name, [])
         for e in entries:
             fetched = pages.get(e.url)
             page = extracted.get(e.url)
@@ -259,11 +259,13 @@ async def _collect_with(
                 source_name=name,
             )
             art = replace(art, first_seen=now)
-            articles.append((art, title_key(art.title)))
-        added = store.add_articles(articles)
+            to_add.append((art, title_key(art.title)))
+    # One transaction for the whole run, not one per source.
+    added = Counter(a.source for a in store.add_articles(to_add))
+    for name, warnings in warned.items():
         for w in warnings:
             log.info("source %s: page skipped: %s", name, w)
-        reports[name] = replace(reports[name], new_articles=len(added), warnings=tuple(warnings))
+        reports[name] = replace(reports[name], new_articles=added[name], warnings=tuple(warnings))
     ordered = tuple(reports[s.name] for s in config.sources if s.name in reports)
     return CollectReport(sources=ordered, cutoff=cutoff)
 
@@ -276,6 +278,8 @@ def collect_articles(
 
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
+    from digest.summarize import summarize
+
     cfg = config.summary
     language = article.language or cfg.language
     out: tuple[str, ...] = ()
@@ -346,6 +350,8 @@ def _summarized(config: Config, story: Story, sentences: int) -> Story:
 
 def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssue:
     """Render and inline an issue once, with the token placeholder for delivery."""
+    from digest.render import make_environment, render_issue
+
     env = make_environment(config.render.templates or None)
     return render_issue(
         issue,

@@ -290,7 +290,7 @@ def test_end_to_end_a_bounce_for_the_verp_sender_stops_the_next_send(tmp_path: P
 
 
 def test_the_complaint_command_end_to_end(tmp_path: Path) -> None:
-    config = configfile.write_config(tmp_path, smtp_port=25, smtp={"bounce_address": BOUNCES})
+    config = configfile.write_config(tmp_path)  # no [smtp] on this machine: still works
     assert run(config, "subscribers", "add", "reader@example.net").exit_code == 0
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
     token = store.list_subscribers()[0].token
@@ -314,3 +314,62 @@ def test_adding_a_bounced_reader_again_starts_the_soft_count_afresh(store: Store
     done = process_report(store, fixture("exim-delayed.eml", reader.token), smtp=SMTP, now=NOW)
     assert done.outcome is not None and done.outcome.streak == 1
     assert done.subscriber.status == "active"
+
+
+def test_reports_that_quote_no_message_id_count_as_separate_issues(
+    store: Store, tmp_path: Path
+) -> None:
+    reader, other = readers(store, 2)
+    with LocalSMTPServer() as server:
+        cfg = smtp_config(tmp_path, server.port, bounce_address=BOUNCES)
+        send_issue(store, make_issue(store, 25), cfg, now=NOW)
+        # One issue sent: however many notices come, that is one issue's soft bounce.
+        for _ in range(3):
+            done = process_report(
+                store, fixture("postfix-delayed.eml", other.token, "<?@x>"), smtp=SMTP, now=NOW
+            )
+            assert done.outcome is not None and done.outcome.streak == 1
+        for day in (26, 27):
+            send_issue(store, make_issue(store, day), cfg, now=NOW)
+    # Three issues sent, three notices naming none of them: three issues in a row.
+    streaks = []
+    for _ in range(3):
+        done = process_report(
+            store, fixture("postfix-delayed.eml", reader.token, "<?@x>"), smtp=SMTP, now=NOW
+        )
+        assert done.outcome is not None
+        streaks.append(done.outcome.streak)
+    assert streaks == [1, 2, 3]
+    assert store.get_subscriber(token=reader.token).status == "bounced"  # type: ignore[union-attr]
+
+
+def test_bounces_and_complaints_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    store = Store.open(pg_url)
+    try:
+        soft, hard, spam, fine = readers(store, 4)
+        with LocalSMTPServer() as server:
+            cfg = smtp_config(tmp_path, server.port, bounce_address=BOUNCES)
+            sent: dict[str, list[str]] = {}
+            for day in (25, 26, 27):
+                send_issue(store, make_issue(store, day), cfg, now=NOW)
+                for m in server.messages[-4:]:
+                    sent.setdefault(m.rcpt_tos[0], []).append(str(m.parse()["Message-ID"]))
+            assert {m.mail_from for m in server.messages} == {
+                f"bounces+{s.token}@news.example.com" for s in (soft, hard, spam, fine)
+            }
+        for message_id in sent[soft.email]:
+            process_report(
+                store, fixture("exim-delayed.eml", soft.token, message_id), smtp=SMTP, now=NOW
+            )
+        process_report(store, fixture("gmail-bounce.eml", hard.token), smtp=SMTP, now=NOW)
+        redacted = fixture("arf-redacted.eml", message_id=sent[spam.email][1])
+        assert process_report(store, redacted, smtp=SMTP, now=NOW).subscriber.id == spam.id
+        assert {s.email: s.status for s in store.list_subscribers()} == {
+            soft.email: "bounced",
+            hard.email: "bounced",
+            spam.email: "complained",
+            fine.email: "active",
+        }
+        assert store.subscriber_counts() == {"active": 1, "bounced": 2, "complained": 1}
+    finally:
+        store.close()

@@ -69,6 +69,16 @@ def test_the_cli_starts_without_the_heavy_libraries() -> None:
     assert out.stdout.strip() == "", f"imported at start-up: {out.stdout.strip()}"
 
 
+def test_collecting_does_not_load_the_summarizer_or_renderer() -> None:
+    """`digest collect` imports the pipeline: it must not pay for nltk, sumy or premailer."""
+    later = ("nltk", "sumy", "numpy", "premailer")
+    code = f"import sys, digest.pipeline; print(','.join(m for m in {later!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "", f"imported with the pipeline: {out.stdout.strip()}"
+
+
 def test_public_api_names_resolve_and_no_name_shadows_a_module() -> None:
     import digest
 

@@ -141,3 +141,19 @@ def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:
         newer = f"schema version {SCHEMA_VERSION + 1}, newer than this digest knows"
         assert f"{newer} ({SCHEMA_VERSION})" in result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_migration_that_landed_out_of_order_is_still_applied(tmp_path: Path) -> None:
+    """A store that has migration 9 but not 5 (numbered on parallel branches) gets 5."""
+    url = f"sqlite:///{tmp_path / 'digest.db'}"
+    Store.open(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        undo_migration_5(conn)
+    engine.dispose()
+    with pytest.raises(StoreError, match="older than this digest needs"):
+        Store.open(url)
+    store = Store.open(url, migrate=False)
+    assert store.migrate() == [5]
+    store.close()
+    Store.open(url).close()  # now complete: opens without complaint

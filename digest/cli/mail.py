@@ -223,9 +223,12 @@ def _envelope_recipients() -> list[str]:
 
 
 def _report(app: App, file: BinaryIO, only: str | None) -> None:
+    from digest.config import SmtpConfig
     from digest.mail import bounces
 
-    smtp = app.config.require_smtp()
+    # Without [smtp] (mail sent by another machine's config) the defaults still read
+    # tokens from any `+TOKEN@` address and from the quoted headers.
+    smtp = app.config.smtp or SmtpConfig()
     done = bounces.process_report(
         app.store,
         file.read(bounces.MAX_REPORT),

@@ -493,18 +493,13 @@ class Database:
                 f"{self.where} has schema version {current}, newer than this digest "
                 f"knows ({SCHEMA_VERSION}); upgrade digest on this machine"
             )
-        missing = self.missing_migrations() if current == SCHEMA_VERSION else []
+        with self.begin() as conn:
+            missing = set(MIGRATIONS) - _applied(conn)
         if current < SCHEMA_VERSION or missing:
-            lacks = f" (lacks migration {', '.join(map(str, missing))})" if missing else ""
             raise StoreError(
-                f"{self.where} has schema version {current}{lacks}, older than this digest "
+                f"{self.where} has schema version {current}, older than this digest "
                 f"needs ({SCHEMA_VERSION}); back it up, then run `digest db upgrade`"
             )
-
-    def missing_migrations(self) -> list[int]:
-        """Return the known migrations this database has not applied (numbers may have gaps)."""
-        with self.begin() as conn:
-            return sorted(set(MIGRATIONS) - _applied(conn))
 
     def migrate(self) -> list[int]:
         """Apply pending numbered migrations; return the versions applied.
@@ -526,11 +521,11 @@ class Database:
                     conn.commit()
                     if current > SCHEMA_VERSION:
                         self.check_schema()
-                    # Every known step not yet applied, not only those above the highest:
-                    # branches numbered their migrations apart, so a lower one may land later.
+                    # Every migration not yet recorded, not just those above the highest:
+                    # migrations numbered on parallel branches may land out of order.
                     done = _applied(conn)
                     conn.commit()
-                    for version in sorted(v for v in MIGRATIONS if v not in done):
+                    for version in sorted(set(MIGRATIONS) - done):
                         with conn.begin():
                             notes = MIGRATIONS[version](conn) or []
                             conn.execute(

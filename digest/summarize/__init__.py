@@ -364,7 +364,7 @@ def _candidates(
                 continue
             if fallback is None:
                 fallback = (index, sent)
-            if count > max_words or not _TERMINAL.search(sent):
+            if len(sent.split()) > max_words or not _TERMINAL.search(sent):
                 continue
             obj = Sentence(sent, lang.tokenizer)
             words = obj.words  # cached on the object, so rankers do not split it again

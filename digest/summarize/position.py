@@ -272,7 +272,8 @@ class PositionSummarizer(AbstractSummarizer):  # type: ignore[misc]
                 ("quote-fragment", is_quote_only(text) or continues_quote(text)),
             )
         last: tuple[tuple[str, bool], ...] = (
-            ("too-long", cap is not None and count > cap),
+            # Counted as a reader (or `len(text.split())`) would: "--" is a word here.
+            ("too-long", cap is not None and len(text.split()) > cap),
             ("unterminated", not _ends_like_a_sentence(text)),
             ("teaser", is_teaser(text)),
             ("caption", is_caption(text) if single else is_marked_caption(text)),

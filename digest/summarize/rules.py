@@ -88,6 +88,7 @@ _DATELINE = re.compile(
         )\s*""",
     re.VERBOSE,
 )
+_CALENDAR_NEXT = _set("this last next today tonight yesterday tomorrow in on")
 _FIRST_WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 
 # Sentences that are page furniture or newsroom boilerplate. Kept short and
@@ -230,6 +231,8 @@ def opens_mid_thought(sentence: str, language: str = "english") -> bool:
         first, second = second, words[2].casefold() if len(words) > 2 else ""
     elif first not in openers:
         return False
+    if first in {"earlier", "later"} and second in _CALENDAR_NEXT:
+        return False  # "Earlier this month, NASA …" dates the news; "Earlier, …" points back
     return not (first in {"this", "that", "these", "those"} and second in _TIME_WORDS)
 
 
