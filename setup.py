@@ -22,6 +22,9 @@ class BuildPyWithTemplates(build_py):
         for path in sorted(Path(__file__).parent.joinpath("templates").iterdir()):
             if path.is_file():
                 shutil.copy2(path, dest / path.name)
+        # `digest init` writes the commented config.toml of the repository.
+        config = Path(self.build_lib) / "digest" / "config" / "sample.toml"
+        shutil.copy2(Path(__file__).parent / "config.toml", config)
 
 
 setup(cmdclass={"build_py": BuildPyWithTemplates})

@@ -182,7 +182,7 @@ def collect_now(config: Config, store: Store, *, now: datetime) -> pipeline.Coll
     report = pipeline.collect_articles(config, store, now=now)
     for s in report.sources:
         if s.ok:  # failures are logged by the pipeline
-            skipped = f", {len(s.warnings)} page(s) skipped" if s.warnings else ""
+            skipped = f", {s.pages_skipped} page(s) skipped" if s.pages_skipped else ""
             log.info(
                 "collected %s: %d new of %d item(s)%s", s.source, s.new_articles, s.entries, skipped
             )

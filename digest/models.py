@@ -123,6 +123,11 @@ class RenderedIssue:
     preheader: str = ""
 
 
+# A log record carrying this attribute (`extra={REPORTED: True}`) says something the
+# run's report says too: a CLI that prints the report leaves it out of stderr.
+REPORTED = "digest_reported"
+
+
 @dataclass(frozen=True)
 class SourceReport:
     """How one source fared during a collection run."""
@@ -132,9 +137,11 @@ class SourceReport:
     entries: int = 0
     new_articles: int = 0
     error: str | None = None
+    # One line per distinct reason a page was skipped ("N pages (…): reason" when shared).
     warnings: tuple[str, ...] = field(default_factory=tuple)
     failures_in_a_row: int = 0  # this run included; 0 when it worked
     flagged: bool = False  # failed [collect].flag_after_failures runs in a row or more
+    pages_skipped: int = 0  # pages whose text could not be had (see warnings)
 
     @property
     def ok(self) -> bool:

@@ -32,6 +32,7 @@ from digest.compose.document import issue_document
 from digest.config import Config, SourceConfig
 from digest.errors import EmptyIssueError
 from digest.models import (
+    REPORTED,
     Article,
     Entry,
     Issue,
@@ -194,6 +195,7 @@ async def _collect_with(
                 name,
                 res.error,
                 f" (failed {streak} runs in a row; fix or remove the source)" if flagged else "",
+                extra={REPORTED: True},  # a CLI printing the report drops it from stderr
             )
             reports[name] = SourceReport(
                 source=name,
@@ -239,17 +241,17 @@ async def _collect_with(
     )
 
     to_add: list[tuple[Article, str]] = []
-    warned: dict[str, list[str]] = {}
+    warned: dict[str, dict[str, list[str]]] = {}  # source -> reason -> pages
     for name, entries in kept.items():
         src = by_name[name]
-        warnings = warned.setdefault(name, [])
+        skipped = warned.setdefault(name, {})  # reason -> pages, in order of first sight
         for e in entries:
             fetched = pages.get(e.url)
             page = extracted.get(e.url)
             if isinstance(fetched, str):
-                warnings.append(f"{e.url}: {fetched}")
+                skipped.setdefault(fetched, []).append(e.url)
             if isinstance(page, str):
-                warnings.append(f"{e.url}: {page}")
+                skipped.setdefault(page, []).append(e.url)
                 page = None
             art = merge_article(
                 e,
@@ -262,12 +264,29 @@ async def _collect_with(
             to_add.append((art, title_key(art.title)))
     # One transaction for the whole run, not one per source.
     added = Counter(a.source for a in store.add_articles(to_add))
-    for name, warnings in warned.items():
+    for name, skipped in warned.items():
+        warnings = _skipped_lines(skipped)
         for w in warnings:
             log.info("source %s: page skipped: %s", name, w)
-        reports[name] = replace(reports[name], new_articles=added[name], warnings=tuple(warnings))
+        reports[name] = replace(
+            reports[name],
+            new_articles=added[name],
+            warnings=warnings,
+            pages_skipped=sum(len(urls) for urls in skipped.values()),
+        )
     ordered = tuple(reports[s.name] for s in config.sources if s.name in reports)
     return CollectReport(sources=ordered, cutoff=cutoff)
+
+
+def _skipped_lines(skipped: dict[str, list[str]]) -> tuple[str, ...]:
+    """Say each reason once: eight pages refused for one loopback host are one line."""
+    lines = []
+    for reason, urls in skipped.items():
+        if len(urls) == 1:
+            lines.append(f"{urls[0]}: {reason}")
+        else:
+            lines.append(f"{len(urls)} pages ({urls[0]}, …): {reason}")
+    return tuple(lines)
 
 
 def collect_articles(

@@ -260,3 +260,36 @@ def check_archive(client: httpx.Client, date: str) -> None:
     urls = [s["url"] for s in [doc["lead"], *doc["stories"], *doc["more"]]]
     assert len(urls) == len(set(urls)) == 6
     assert client.get("/archive/2001-01-01.json").status_code == 404
+
+
+def test_the_email_shows_section_headings_also_links_and_more_stories() -> None:
+    def art(title: str, source: str) -> Article:
+        slug = title.lower().replace(" ", "-")
+        return Article(
+            source=source, guid=slug, url=f"https://{source.lower()}.example.com/{slug}",
+            title=title, text=TEXT, published=NOW - timedelta(hours=2),
+        )  # fmt: skip
+
+    lead = Story(
+        art("Ferry terminal opens", "Harbour"), ("x.",), also=(art("Terminal", "Gazette"),)
+    )
+    roundup = (
+        Story(art("Vote on budget", "City"), ("y.",), section="World"),
+        Story(art("Mayor resigns", "Herald"), ("z.",), section="World"),
+        Story(art("Chip plant", "Tech"), ("w.",), section="Technology"),
+    )
+    more = (Story(art("Minor note", "City"), ()), Story(art("Other note", "Tech"), ()))
+    issue = Issue(
+        site_name="S", site_url="https://s.example.com", date=NOW.date().isoformat(),
+        created_at=NOW, lead=lead, roundup=roundup, more=more,
+    )  # fmt: skip
+    out = render_issue(
+        issue, env=make_environment(None), now=NOW, tz=UTC,
+        unsubscribe_url="https://s.example.com/u", view_url="https://s.example.com/archive/d",
+    )  # fmt: skip
+    assert out.html.count('class="section-heading"') == 2
+    assert out.html.index(">World</h3>") < out.html.index(">Technology</h3>")
+    assert 'href="https://gazette.example.com/terminal"' in out.html and "Also:" in out.html
+    assert "and 2 more stories" in out.html and "https://s.example.com/archive/d#more" in out.html
+    assert "WORLD" in out.text and "Also: Gazette" in out.text
+    assert "and 2 more stories: https://s.example.com/archive/d#more" in out.text

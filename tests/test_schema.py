@@ -31,6 +31,12 @@ def undo_migration_4(conn: sa.Connection) -> None:
     conn.exec_driver_sql("DROP TABLE bounces")
 
 
+def undo_migration_8(conn: sa.Connection) -> None:
+    """Take out what migration 8 added (deliveries.retry_since)."""
+    conn.execute(schema_version.delete().where(schema_version.c.version == 8))
+    conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN retry_since")
+
+
 def undo_migration_5(conn: sa.Connection) -> None:
     """Take out what migration 5 added (the issues' JSON document)."""
     conn.execute(schema_version.delete().where(schema_version.c.version == 5))
@@ -62,6 +68,7 @@ def make_version_3(url: str) -> None:
     with engine.begin() as conn:
         undo_migration_9(conn)
         undo_migration_7(conn)
+        undo_migration_8(conn)
         undo_migration_5(conn)
         undo_migration_4(conn)
     engine.dispose()
@@ -115,7 +122,7 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
     assert upgrade.exit_code == 0, upgrade.output
     later = ", ".join(str(v) for v in sorted(MIGRATIONS) if v > 2)
     assert f"schema 2 -> {SCHEMA_VERSION} (applied {later})" in upgrade.output
-    assert {"claimed_by", "claimed_until", "ix_deliveries_pending"} <= columns(db)
+    assert {"claimed_by", "claimed_until", "ix_deliveries_pending", "retry_since"} <= columns(db)
     assert {"articles.image_width", "articles.image_height"} <= columns(db)  # migration 9
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:  # migration 5: the composed issue's JSON
@@ -127,6 +134,20 @@ def test_an_older_schema_is_refused_until_db_upgrade(tmp_path: Path) -> None:
     again = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
     assert again.exit_code == 0
     assert f"schema {SCHEMA_VERSION}, already up to date" in again.output
+
+
+def test_a_database_without_migration_8_gains_retry_since(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    db = tmp_path / "digest.db"
+    Store.open(f"sqlite:///{db}").close()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        undo_migration_8(conn)
+    engine.dispose()
+    assert "retry_since" not in columns(db)
+    upgrade = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert upgrade.exit_code == 0 and "schema 9 -> 9 (applied 8)" in upgrade.output
+    assert "retry_since" in columns(db)
 
 
 def test_a_newer_schema_is_refused_even_by_db_upgrade(tmp_path: Path) -> None:

@@ -422,3 +422,46 @@ def test_digest_serve_answers_on_loopback(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=10)
         store.close()
     assert b"Serving https://news.example.com" in out, err
+
+
+SECURITY = ("referrer-policy", "x-content-type-options", "content-security-policy", "cache-control")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("GET", "/archive/2026-11-25/", 404),
+        ("GET", "/unsubscribe/", 404),
+        ("GET", "/healthz/", 404),
+        ("GET", "/no/such/page", 404),
+        ("DELETE", "/unsubscribe", 405),
+        ("PUT", "/archive", 405),
+    ],
+)
+def test_no_redirect_and_every_answer_has_the_security_headers(
+    store: Store, client: httpx.Client, method: str, path: str, code: int
+) -> None:
+    """A trailing slash once answered 307 to http://<Host header>/…, carrying the token."""
+    rendered_issue(store)
+    res = client.request(
+        method, f"{path}?token=secret-token-value-1234", headers={"Host": "evil.example"}
+    )
+    assert res.status_code == code and not res.is_redirect, (res.status_code, res.headers)
+    assert "location" not in res.headers
+    assert "evil.example" not in res.text and "secret-token" not in res.text
+    for name in SECURITY:
+        assert name in res.headers, (name, res.headers)
+    assert res.headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_usual_answers_keep_their_own_headers(store: Store, client: httpx.Client) -> None:
+    rendered_issue(store)
+    page = client.get("/archive/2026-11-25")
+    assert (
+        page.status_code == 200
+        and "img-src https: http:" in page.headers["content-security-policy"]
+    )
+    assert page.headers.get_list("content-security-policy") == [
+        page.headers["content-security-policy"]
+    ]
+    assert client.get("/healthz").headers["x-content-type-options"] == "nosniff"

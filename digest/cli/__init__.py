@@ -7,18 +7,17 @@ bug and keeps its traceback. Commands are added to the group explicitly below.
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from digest.cli import db, mail, pipeline, run, web, worker
-from digest.cli.app import App, DigestGroup
+from digest.cli import db, init, mail, pipeline, run, sources, web, worker
+from digest.cli.app import App, DigestGroup, setup_logging
 from digest.config.load import default_config_path
 
 STANDALONE = ("extract", "summarize")
+NO_CONFIG = ("init",)  # writes the config: never reads one
 
 
 @click.group(cls=DigestGroup)
@@ -34,11 +33,7 @@ STANDALONE = ("extract", "summarize")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """Collect, summarize and email a daily news digest."""
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(verbose)
     app = App(
         config_path or default_config_path(),
         verbose,
@@ -48,6 +43,8 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     ctx.call_on_close(app.close)
     # Every command validates the whole file up front, so mistakes surface at once;
     # the single-page tools (extract, summarize) also run where no config exists.
+    if ctx.invoked_subcommand in NO_CONFIG:
+        return
     if app.config_available() or ctx.invoked_subcommand not in STANDALONE:
         _ = app.config
 
@@ -58,10 +55,12 @@ def main() -> None:
 
 
 for _command in (
+    init.init_cmd,
     pipeline.preview,
     pipeline.collect_cmd,
     pipeline.extract,
     pipeline.summarize_cmd,
+    sources.sources_group,
     mail.subscribers_group,
     mail.send,
     mail.issue_group,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date as date_cls
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +20,66 @@ from rich.markup import escape
 from digest.config import Config
 from digest.config.load import load_config
 from digest.errors import DigestError
+from digest.models import REPORTED
 
 if TYPE_CHECKING:
     from digest.store import Store
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+# Libraries that log their own judgement of pages we handle ourselves (trafilatura's
+# "discarding data" for every short page): quiet unless -vv.
+CHATTY_LIBRARIES = ("trafilatura", "htmldate", "courlan", "justext")
+
+
+class _InReport(logging.Filter):
+    """Drop log lines that the running command prints in its own report (the sources table)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.active and getattr(record, REPORTED, False))
+
+
+IN_REPORT = _InReport()
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log to whatever sys.stderr is now (click's test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def setup_logging(verbose: int) -> None:
+    """Log to stderr at WARNING (-v INFO, -vv DEBUG), as logging.basicConfig would."""
+    root = logging.getLogger()
+    if not root.handlers:  # like basicConfig: an embedding program's handlers win
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(IN_REPORT)
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING - 10 * min(verbose, 2) if verbose else logging.WARNING)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose >= 2 else logging.ERROR)
+
+
+@contextmanager
+def report_printed() -> Iterator[None]:
+    """Within the block, failures the command's own table shows are not logged to stderr too."""
+    IN_REPORT.active = True
+    try:
+        yield
+    finally:
+        IN_REPORT.active = False
 
 
 class App:
@@ -39,6 +95,16 @@ class App:
     def config(self) -> Config:
         """Return the validated config (loaded on first use)."""
         return load_config(self.config_path)
+
+    def reload_config(self) -> Config:
+        """Read the config file again (preview --serve); on a mistake keep the old one."""
+        old = self.__dict__.pop("config", None)
+        try:
+            return self.config
+        except DigestError:
+            if old is not None:
+                self.__dict__["config"] = old
+            raise
 
     def config_available(self) -> bool:
         """Return True when a config file exists (tools like `extract` work without one)."""
@@ -68,6 +134,19 @@ class DigestGroup(click.Group):
             message = " ".join(str(exc).split())  # always one line
             err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
             sys.exit(exc.exit_code)
+
+
+def iso_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Accept only YYYY-MM-DD (a real date), at parse time: not "yesterday" or "11/28"."""
+    if value is None:
+        return None
+    try:
+        day = date_cls.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != 10:
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-11-28")
+    return day.isoformat()
 
 
 @contextmanager

@@ -14,12 +14,16 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 from rich.markup import escape
 
-from digest.cli.app import App, console, err_console, on_signals
+from digest.cli.app import App, console, err_console, iso_date, on_signals
 from digest.errors import DeliveryError, DigestError
 from digest.models import SUBSCRIBER_STATUSES
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from digest.mail.deliver import SendReport
+    from digest.models import Delivery
     from digest.store import StoredIssue
     from digest.store.locks import LockInfo
 
@@ -323,6 +327,49 @@ def _summary(issue: StoredIssue, report: SendReport) -> str:
     return f"{issue.date}: {report}"
 
 
+def uncertain_text(rows: list[Delivery]) -> str:
+    """Explain deliveries left "sending": why the server may or may not have them, what to do."""
+    lost = sum(1 for d in rows if (d.last_error or "").startswith("uncertain:"))
+    stopped = len(rows) - lost
+    why = []
+    if lost:
+        why.append(
+            f"{lost} lost the connection (or the server's answer) after the whole message "
+            "had been sent"
+        )
+    if stopped:
+        why.append(
+            f"{stopped} were being sent by a process that stopped before the server answered"
+        )
+    return (
+        f"{len(rows)} delivery(ies) may or may not have been accepted: {'; '.join(why)}. "
+        "They are not resent. Check the mail server's log, then "
+        "`digest send --resend-uncertain` if they never arrived."
+    )
+
+
+def send_progress(where: Console) -> Progress:
+    """Return the send's progress bar: done/total and the time left (terminals only)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=where,
+        transient=True,
+        disable=not where.is_terminal,
+    )
+
+
 def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     if issue is None:
         console.print(
@@ -340,10 +387,19 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
 
 
 @click.command()
-@click.option("--to", "to", metavar="ADDRESS", help="Send one test copy; the ledger is untouched.")
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    multiple=True,
+    help="Send a test copy to ADDRESS (repeat for more); the ledger is untouched.",
+)
 @click.option("--dry-run", is_flag=True, help="Show who would receive what; send nothing.")
 @click.option(
-    "--date", metavar="YYYY-MM-DD", help="Finish an earlier stored issue instead of today's."
+    "--date",
+    metavar="YYYY-MM-DD",
+    callback=iso_date,
+    help="Finish an earlier stored issue instead of today's.",
 )
 @click.option(
     "--resend-uncertain",
@@ -372,7 +428,7 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
 @click.pass_obj
 def send(
     app: App,
-    to: str | None,
+    to: tuple[str, ...],
     dry_run: bool,
     date: str | None,
     resend_uncertain: bool,
@@ -492,16 +548,17 @@ def _send_due(app: App, now: datetime, *, resend_uncertain: bool) -> None:
         sys.exit(code)
 
 
-def _send_test_copy(app: App, now: datetime, to: str) -> None:
-    """Send a test copy of today's issue, composed afresh until deliveries start; store nothing."""
+def _send_test_copy(app: App, now: datetime, to: tuple[str, ...]) -> None:
+    """Send test copies of today's issue, composed afresh until deliveries start; store nothing."""
     from digest.cli.pipeline import build_preview
     from digest.mail import subscribers
     from digest.mail.deliver import send_test
 
-    address = subscribers.normalize_address(to)
+    addresses = [subscribers.normalize_address(a) for a in to]  # all checked first
     shown = build_preview(app, now, collect=True)
-    message_id = send_test(app.config, shown.rendered, address, now=now)
-    console.print(escape(f"test copy of {shown.rendered.date} sent to {address} {message_id}"))
+    for address in dict.fromkeys(addresses):
+        message_id = send_test(app.config, shown.rendered, address, now=now)
+        console.print(escape(f"test copy of {shown.rendered.date} sent to {address} {message_id}"))
 
 
 def _send(
@@ -510,12 +567,10 @@ def _send(
     date: str | None,
     *,
     dry_run: bool,
-    to: str | None,
+    to: tuple[str, ...],
     resend_uncertain: bool,
     n_workers: int = 0,
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from digest import pipeline
     from digest.mail import subscribers, workers
     from digest.mail.deliver import send_issue, send_test
@@ -540,22 +595,19 @@ def _send(
         return
     assert issue is not None
     if to:
-        address = subscribers.normalize_address(to)
-        message_id = send_test(config, issue, address, now=now)
-        console.print(escape(f"test copy of {issue.date} sent to {address} {message_id}"))
+        addresses = [subscribers.normalize_address(a) for a in to]  # all checked first
+        for address in dict.fromkeys(addresses):
+            message_id = send_test(config, issue, address, now=now)
+            console.print(escape(f"test copy of {issue.date} sent to {address} {message_id}"))
         return
+    store.ledger.ensure_deliveries(issue.id, now=now)  # (send_issue does too) to know the total
+    counts = store.ledger.delivery_counts(issue.id)
+    total = counts.get("pending", 0) + (counts.get("sending", 0) if resend_uncertain else 0)
     with (
-        Progress(
-            TextColumn("sending"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err_console,
-            transient=True,
-            disable=not err_console.is_terminal,
-        ) as bar,
+        send_progress(err_console) as bar,
         on_signals(_interrupt, (signal.SIGTERM,)),
     ):
-        task = bar.add_task("send", total=None)
+        task = bar.add_task("send", total=total)
         if n_workers:
             report = workers.send_with_workers(
                 store,
@@ -576,11 +628,22 @@ def _send(
                 progress=lambda _address, _outcome: bar.advance(task),
             )
     console.print(escape(_summary(issue, report)), soft_wrap=True)
-    if report.uncertain:
+    for line in report.gave_up:
         err_console.print(
-            f"{report.uncertain} delivery(ies) may or may not have been accepted (the process "
-            "stopped between end-of-data and the reply); they are not resent. Check the mail "
-            "server's log, then `digest send --resend-uncertain` if they never arrived."
+            escape(
+                f"gave up on {line} (refused for {config.require_smtp().give_up_hours:g} h, "
+                "[smtp].give_up_hours); it counts as failed for this issue"
+            ),
+            soft_wrap=True,
+        )
+    if report.uncertain:
+        rows = store.ledger.list_deliveries(issue.id, "sending")
+        err_console.print(escape(uncertain_text(rows)), soft_wrap=True)
+    if report.interrupted:
+        err_console.print(
+            f"interrupted: {report.to_retry} delivery(ies) not sent yet; run `digest send` "
+            "again to deliver them (nobody gets a copy twice)",
+            soft_wrap=True,
         )
     if report.error:
         raise DeliveryError(report.error)

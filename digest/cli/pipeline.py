@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import json
 import sys
-import threading
 import time
 import webbrowser
 from dataclasses import asdict, dataclass
@@ -20,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from digest.cli.app import App, console
+from digest.cli.app import App, console, report_printed
 from digest.compose import article_language, rank, story_value
 from digest.config import SUMMARY_METHODS, CollectConfig, SummaryConfig
 from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
@@ -55,7 +53,8 @@ def _collect_with_progress(app: App, now: datetime) -> CollectReport:
         def tick(what: str) -> None:
             bar.update(task, advance=1, description=f"collecting {what[:60]}")
 
-        return pipeline.collect_articles(app.config, app.store, now=now, progress=tick)
+        with report_printed():
+            return pipeline.collect_articles(app.config, app.store, now=now, progress=tick)
 
 
 def _report_table(report: CollectReport) -> Table:
@@ -69,8 +68,8 @@ def _report_table(report: CollectReport) -> Table:
         status = "[green]ok[/]" if s.ok else f"[red]failed:[/] {escape(s.error or '')}"
         if s.flagged:
             status += f" [bold red]({s.failures_in_a_row} runs in a row)[/]"
-        if s.ok and s.warnings:
-            status += f" [yellow]({len(s.warnings)} page(s) skipped)[/]"
+        if s.ok and s.pages_skipped:
+            status += f" [yellow]({s.pages_skipped} page(s) skipped)[/]"
         table.add_row(escape(s.source), str(s.entries), str(s.new_articles), status)
     return table
 
@@ -187,62 +186,100 @@ def _why_table(app: App, issue: Issue, now: datetime) -> Table:
     return table
 
 
-def _write_preview(rendered: RenderedIssue, out: Path, *, now: datetime, tz: ZoneInfo) -> Path:
-    """Write the preview as a reader would get it now: a token, story times worded now."""
+PREVIEW_TOKEN = "preview-token"
+
+
+def _as_read(rendered: RenderedIssue, *, now: datetime, tz: ZoneInfo) -> tuple[str, str]:
+    """Return (html, text) as a reader would get them now: a token, story times worded now."""
     from digest.storytime import fill_times
 
-    token = "preview-token"
     html = fill_times(rendered.html, tz, now=now, html=True)
-    out.write_text(html.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
-    txt = out.with_suffix(".txt")
     text = fill_times(rendered.text, tz, now=now)
-    txt.write_text(text.replace(TOKEN_PLACEHOLDER, token), encoding="utf-8")
+    return html.replace(TOKEN_PLACEHOLDER, PREVIEW_TOKEN), text.replace(
+        TOKEN_PLACEHOLDER, PREVIEW_TOKEN
+    )
+
+
+def _write_preview(rendered: RenderedIssue, out: Path, *, now: datetime, tz: ZoneInfo) -> Path:
+    """Write the preview (HTML, and the text part beside it), creating the folder."""
+    html, text = _as_read(rendered, now=now, tz=tz)
+    txt = out.with_suffix(".txt")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+        txt.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DigestError(
+            f"cannot write the preview to {out}: {exc.strerror or exc}; pick another --out"
+        ) from None
     return txt
 
 
-def _template_mtime(app: App) -> float:
+def _watched(app: App) -> tuple[tuple[str, float, int], ...]:
+    """Return what a change of which re-renders the preview: the config and the templates."""
     from digest.render import SHIPPED_TEMPLATES
 
+    files = [app.config_path]
     folders = [SHIPPED_TEMPLATES]
     if app.config.render.templates:
         folders.append(Path(app.config.render.templates))
-    return max((p.stat().st_mtime for f in folders for p in f.glob("*") if p.is_file()), default=0)
+    files += sorted(p for f in folders if f.is_dir() for p in f.iterdir() if p.is_file())
+    out: list[tuple[str, float, int]] = []
+    for path in files:
+        try:
+            st = path.stat()
+            out.append((str(path), st.st_mtime, st.st_size))
+        except OSError:
+            out.append((str(path), 0.0, -1))
+    return tuple(out)
 
 
-def _serve(app: App, out: Path, port: int) -> None:
-    """Serve the preview on 127.0.0.1 and re-render when a template changes."""
-    folder = out.resolve().parent
+def _serve(app: App, out: Path, port: int, rendered: RenderedIssue, poll: float = 0.3) -> None:
+    """Serve the preview on 127.0.0.1; re-render and reload the page on template or config edits."""
+    from digest.cli.previewserver import PreviewServer
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(folder), **kwargs)
+    def publish(r: RenderedIssue) -> None:
+        server.publish(*_as_read(r, now=_now(), tz=app.config.site.tz))
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        server = PreviewServer(port)
+    except OSError as exc:
+        raise DigestError(
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; "
+            "leave out --port to take any free one"
+        ) from None
+    publish(rendered)
+    server.start()
     console.print(
-        f"Serving on http://127.0.0.1:{httpd.server_address[1]}/{out.name} (Ctrl-C stops)"
+        f"Serving the preview on {server.url} "
+        "(it reloads on template or config changes; Ctrl-C stops)",
+        soft_wrap=True,
     )
-    seen = _template_mtime(app)
+    seen = _watched(app)
     try:
         while True:
-            time.sleep(1.0)
-            mtime = _template_mtime(app)
-            if mtime != seen:
-                seen = mtime
-                try:
-                    now = _now()
-                    rendered = _preview_rendered(app, now, collect=False)
-                    _write_preview(rendered, out, now=now, tz=app.config.site.tz)
-                    console.print(f"{datetime.now(tz=UTC):%H:%M:%S} templates changed; re-rendered")
-                except DigestError as exc:
-                    console.print(f"[red]re-render failed:[/] {exc}")
+            time.sleep(poll)
+            try:
+                now_seen = _watched(app)
+            except DigestError:
+                continue
+            if now_seen == seen:
+                continue
+            seen = now_seen
+            try:
+                app.reload_config()
+                now = _now()
+                fresh = _preview_rendered(app, now, collect=False)
+                _write_preview(fresh, out, now=now, tz=app.config.site.tz)
+                publish(fresh)
+                console.print(f"{datetime.now(tz=UTC):%H:%M:%S} changed; re-rendered")
+            except DigestError as exc:
+                message = " ".join(str(exc).split())
+                console.print(f"[red]re-render failed:[/] {escape(message)}", soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:
-        httpd.shutdown()
+        server.stop()
 
 
 @click.command()
@@ -254,9 +291,17 @@ def _serve(app: App, out: Path, port: int) -> None:
     help="Where to write the HTML (the text part goes beside it as .txt).",
 )
 @click.option("--open", "open_", is_flag=True, help="Open the preview in a browser.")
-@click.option("--serve", is_flag=True, help="Serve on 127.0.0.1, re-rendering on template changes.")
 @click.option(
-    "--port", default=8000, show_default=True, help="Port for --serve (0: any free port)."
+    "--serve",
+    is_flag=True,
+    help="Serve the preview on 127.0.0.1, reloading it on template or config changes.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port for --serve (0: any free port).",
 )
 @click.option("--no-collect", is_flag=True, help="Use only articles already collected.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when the lint finds anything.")
@@ -309,16 +354,48 @@ def preview(
     if open_:
         webbrowser.open(out.resolve().as_uri())
     if serve:
-        _serve(app, out, port)
+        _serve(app, out, port, rendered)
+
+
+def report_json(report: CollectReport) -> dict[str, object]:
+    """Return a collection report as JSON-ready data (`digest collect --json`)."""
+    return {
+        "new_articles": report.new_articles,
+        "cutoff": report.cutoff.isoformat(),
+        "failed": len(report.failures),
+        "sources": [
+            {
+                "name": s.source,
+                "url": s.url,
+                "ok": s.ok,
+                "items": s.entries,
+                "new": s.new_articles,
+                "error": s.error,
+                "failures_in_a_row": s.failures_in_a_row,
+                "flagged": s.flagged,
+                "pages_skipped": s.pages_skipped,
+                "warnings": list(s.warnings),
+            }
+            for s in report.sources
+        ],
+    }
 
 
 @click.command(name="collect")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.pass_obj
-def collect_cmd(app: App) -> None:
+def collect_cmd(app: App, as_json: bool) -> None:
     """Fetch all sources now and store new articles."""
-    report = _collect_with_progress(app, _now())
-    _print_report(report)
-    console.print(f"{report.new_articles} new article(s).")
+    if as_json:
+        from digest import pipeline
+
+        with report_printed():
+            report = pipeline.collect_articles(app.config, app.store, now=_now())
+        click.echo(json.dumps(report_json(report), ensure_ascii=False, indent=2))
+    else:
+        report = _collect_with_progress(app, _now())
+        _print_report(report)
+        console.print(f"{report.new_articles} new article(s).")
     if report.failures and len(report.failures) == len(report.sources):
         sys.exit(1)
 

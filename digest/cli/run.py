@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from digest.cli.app import App, console, on_signals
+
+if TYPE_CHECKING:
+    from digest import daemon
 
 
 def _now() -> datetime:
@@ -25,15 +30,61 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def status_json(st: daemon.Status) -> dict[str, object]:
+    """Return `digest status` as JSON-ready data."""
+    return {
+        "now": st.now.isoformat(),
+        "daemon": (
+            {"running": True, "host": st.daemon.host, "pid": st.daemon.pid}
+            if st.daemon is not None
+            else {"running": False, "stale_lock": st.dead_daemon}
+        ),
+        "next_collect": _iso(st.next_collect),
+        "next_send": _iso(st.next_send),
+        "active_subscribers": st.active_subscribers,
+        "subscribers": dict(st.subscribers),
+        "sending_now": {
+            worker: {"deliveries": held, "leased_until": until.isoformat()}
+            for worker, (held, until) in st.workers.items()
+        },
+        "issues": [
+            {
+                "date": issue.date,
+                "created_at": issue.created_at.isoformat(),
+                "subject": issue.subject,
+                "deliveries": dict(counts),
+            }
+            for issue, counts in st.issues
+        ],
+        "failing_sources": [
+            {
+                "name": src.name,
+                "since": _iso(src.failing_since),
+                "failures_in_a_row": src.consecutive_failures,
+                "last_error": src.last_error,
+            }
+            for src in st.failing
+        ],
+    }
+
+
 @click.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
-def status_cmd(app: App) -> None:
+def status_cmd(app: App, as_json: bool) -> None:
     """Show the daemon, next collection and send, recent issues and failing sources."""
     from digest import daemon
     from digest.store.locks import describe
 
     config = app.config
     st = daemon.gather_status(config, app.store, now=_now())
+    if as_json:
+        click.echo(json.dumps(status_json(st), ensure_ascii=False, indent=2))
+        return
     zone = config.site.timezone
     if st.daemon is not None:
         state = f"running ({describe(st.daemon, now=st.now)})"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from digest.cli.app import App, console, err_console, on_signals
+from digest.cli.app import App, console, err_console, iso_date, on_signals
 from digest.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
 
 @click.command(name="worker")
-@click.option("--date", metavar="YYYY-MM-DD", help="Deliver this stored issue, not the open one.")
+@click.option(
+    "--date",
+    metavar="YYYY-MM-DD",
+    callback=iso_date,
+    help="Deliver this stored issue, not the open one.",
+)
 @click.option(
     "--follow", is_flag=True, help="Keep running: deliver each new issue as it is created."
 )

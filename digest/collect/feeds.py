@@ -9,6 +9,7 @@ http(s), and dates in the far future are dropped.
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import logging
@@ -209,17 +210,40 @@ def _describe_xml_error(exc: Any, shift: int) -> str:
     return one_line(str(exc), 200) or type(exc).__name__
 
 
-def _feed_hint(body: bytes, base_url: str) -> str:
-    """Return ' (it links to a feed at URL; use that)' when an HTML page advertises a feed."""
+def feed_links(body: bytes, base_url: str) -> list[str]:
+    """Return the feeds an HTML page advertises (`<link rel="alternate" type=…>`), in order."""
     head = body[:65536].decode("utf-8", "replace")
+    found: list[str] = []
     for tag in _LINK_TAG.findall(head):
         attrs = {k.lower(): v.strip("\"'") for k, v in _ATTR.findall(tag)}
         rel = attrs.get("rel", "").lower().split()
         if "alternate" in rel and attrs.get("type", "").lower() in _FEED_TYPES:
-            href = _abs_url(attrs.get("href", ""), base_url)
-            if href:
-                return f" (it links to a feed at {href}; use that URL)"
-    return ""
+            href = _abs_url(html.unescape(attrs.get("href", "")), base_url)
+            if href and href not in found:
+                found.append(href)
+    return found
+
+
+def feed_title(body: bytes, content_type: str | None = None) -> str:
+    """Return a feed document's own title ("" when it has none)."""
+    body = _utf8_from_bom(body)
+    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] == b"{":
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return ""
+        return one_line(str(data.get("title") or ""), 200) if isinstance(data, dict) else ""
+    parsed = feedparser.parse(
+        io.BytesIO(body), response_headers={"content-type": content_type or "application/xml"}
+    )
+    return one_line(str(parsed.get("feed", {}).get("title") or ""), 200)
+
+
+def _feed_hint(body: bytes, base_url: str) -> str:
+    """Return ' (it links to a feed at URL; use that)' when an HTML page advertises a feed."""
+    links = feed_links(body, base_url)
+    return f" (it links to a feed at {links[0]}; use that URL)" if links else ""
 
 
 def _xml_entry(

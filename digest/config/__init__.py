@@ -138,6 +138,9 @@ class SmtpConfig:
     rate: float = 0.0  # messages per second overall; 0 = unlimited
     max_attempts: int = 5
     backoff: float = 1.0  # first retry delay in seconds, doubled each time
+    # A reader the server keeps refusing for now (4xx, a full mailbox's 552) this long
+    # is marked failed for the issue, instead of being retried by every later send.
+    give_up_hours: float = 24.0
     unsubscribe_mailto: str = ""  # address for List-Unsubscribe mailto; "" = none
     # Envelope sender with each reader's token in it (VERP): bounces+TOKEN@example.org.
     bounce_address: str = ""  # "" = the From address, no VERP

@@ -366,6 +366,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             raise loader.fail("smtp.connections", "must be at least 1")
         if smtp.rate < 0:
             raise loader.fail("smtp.rate", "must be 0 (unlimited) or more")
+        if smtp.give_up_hours <= 0:
+            raise loader.fail("smtp.give_up_hours", "must be greater than 0; e.g. 24")
         if "@" not in smtp.from_:
             raise loader.fail(
                 "smtp.from", f'{smtp.from_!r} has no address; write e.g. "Name <news@example.com>"'
@@ -436,8 +438,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            f"{p}: no such config file; pass --config PATH, set DIGEST_CONFIG, "
-            "or copy the shipped config.toml here"
+            f"{p}: no such config file; run `digest init` to write a commented one here, "
+            "or pass --config PATH (or set DIGEST_CONFIG) to use another"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config ({exc.strerror})") from None

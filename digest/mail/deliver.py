@@ -85,6 +85,8 @@ class SendReport:
     skipped: int = 0  # the subscriber left before their delivery
     error: str | None = None  # a problem that stopped the run (login refused, ...)
     interrupted: bool = False
+    # Readers this run gave up on: refused for now for [smtp].give_up_hours ("address: why").
+    gave_up: tuple[str, ...] = ()
 
     @classmethod
     def from_counts(
@@ -95,6 +97,7 @@ class SendReport:
         sent_now: int,
         error: str | None = None,
         interrupted: bool = False,
+        gave_up: tuple[str, ...] = (),
     ) -> SendReport:
         """Build the report from the ledger's counts per status after a run."""
         return cls(
@@ -107,6 +110,7 @@ class SendReport:
             skipped=counts.get("skipped", 0),
             error=error,
             interrupted=interrupted,
+            gave_up=gave_up,
         )
 
     def __str__(self) -> str:
@@ -270,6 +274,7 @@ class _Run:
         self.lock = threading.Lock()
         self.sent = 0
         self.fatal: str | None = None
+        self.gave_up: list[str] = []
         self.crash: BaseException | None = None
         self.running = 0
         self.all_done = threading.Event()
@@ -331,6 +336,26 @@ class _Run:
             self.issue.id, sub.id, status=status, expect=expect, error=error, now=self.clock(), **kw
         )
 
+    def _give_up(self, ledger: LedgerWriter, sub: Subscriber, exc: Temporary) -> bool:
+        """Fail a delivery the server has refused for now for [smtp].give_up_hours; True if so.
+
+        Only the server's answers about this recipient count (a lost connection or a 421
+        is the server's trouble, not the reader's), from the first one on, across runs.
+        """
+        assert sub.id is not None
+        now = self.clock()
+        since = self.store.ledger.note_refusal(self.issue.id, sub.id, now=now)
+        hours = self.smtp.give_up_hours
+        if now - since < timedelta(hours=hours):
+            return False
+        why = f"refused for {hours:g} h, given up: {exc}"
+        self._finish(ledger, sub, "failed", "pending", why)
+        log.info("%s: %s", sub.email, why)  # the run's report names it (once)
+        with self.lock:
+            self.gave_up.append(f"{sub.email}: {exc}")
+        self._note(sub, "failed")
+        return True
+
     def _deliver(self, client: SmtpClient, ledger: LedgerWriter, sub: Subscriber) -> bool:
         """Try one delivery up to smtp.max_attempts times; False if this worker must give up."""
         assert sub.id is not None
@@ -377,6 +402,8 @@ class _Run:
                 )
                 if exc.reconnect:
                     client.drop()
+                if exc.refused and self._give_up(ledger, sub, exc):
+                    return True
                 if attempts >= self.smtp.max_attempts:
                     log.warning("%s: %s; will retry on the next run", sub.email, exc)
                     self._note(sub, "retry")
@@ -510,6 +537,7 @@ def send_issue(
         sent_now=run.sent if run else 0,
         error=run.fatal if run else None,
         interrupted=interrupted,
+        gave_up=tuple(run.gave_up) if run else (),
     )
 
 

@@ -8,6 +8,7 @@ exceptions that tell the caller exactly what the server may have received.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import select
@@ -25,12 +26,25 @@ _UNSAFE = re.compile(r"[\x00-\x20<>\x7f-\uffff]")  # anything that could bend an
 
 
 class Temporary(Exception):
-    """A 4xx reply or a lost connection: try again later (`claimed`: the ledger says sending)."""
+    """A 4xx reply or a lost connection: try again later (`claimed`: the ledger says sending).
 
-    def __init__(self, message: str, *, reconnect: bool = False, claimed: bool = False) -> None:
+    `refused`: the server answered this recipient or message with a temporary refusal
+    (not a lost connection or a 421 for the whole session), which is what
+    [smtp].give_up_hours counts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reconnect: bool = False,
+        claimed: bool = False,
+        refused: bool = False,
+    ) -> None:
         super().__init__(message)
         self.reconnect = reconnect
         self.claimed = claimed
+        self.refused = refused
 
 
 class Rejected(Exception):
@@ -54,9 +68,48 @@ class Fatal(Exception):
     """A problem no retry fixes (login refused, untrusted certificate, sender refused)."""
 
 
-def _reply(code: int, resp: bytes | str) -> str:
+WITHHELD = "(reply withheld: it contained the SMTP password)"
+
+
+class Secrets:
+    """The forms of the SMTP password that travel in an AUTH exchange, to keep out of output.
+
+    The AUTH exchange itself is never quoted (its replies are replaced by their code);
+    any other server reply that contains the password, literally or base64-encoded as
+    AUTH PLAIN or LOGIN sent it, is withheld whole rather than edited: masking a
+    substring in arbitrary text shows where the password was (and, for a short one,
+    what it is).
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        forms: set[str] = set()
+        if password:
+            secret = password.encode()
+            forms.add(password)
+            plain = b"\0" + username.encode() + b"\0" + secret
+            for raw in (secret, plain, username.encode() + b"\0" + secret):
+                forms.add(base64.b64encode(raw).decode().rstrip("="))
+            # The password's bytes at any offset of a longer base64 text (a third of
+            # the alignments each): the characters that depend on nothing else.
+            for pad in (1, 2):
+                encoded = base64.b64encode(b"\0" * pad + secret).decode().rstrip("=")
+                inner = encoded[4:-4]
+                if len(inner) >= 4:
+                    forms.add(inner)
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
+
+    def contains(self, text: str) -> bool:
+        """Return True when `text` holds the password in any of its forms."""
+        return any(form in text for form in self._forms)
+
+    def clean(self, text: str) -> str:
+        """Return `text`, or a note in its place when it holds the password."""
+        return WITHHELD if self.contains(text) else text
+
+
+def _reply(code: int, resp: bytes | str, secrets: Secrets) -> str:
     text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
-    return f"{code} {' '.join(text.split())}"[:300]
+    return secrets.clean(f"{code} {' '.join(text.split())}"[:300])
 
 
 class SmtpClient:
@@ -65,6 +118,7 @@ class SmtpClient:
     def __init__(self, smtp: SmtpConfig, *, password: str, local_hostname: str | None) -> None:
         self.cfg = smtp
         self._password = password
+        self._secrets = Secrets(smtp.username, password)
         self._local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
 
@@ -79,7 +133,7 @@ class SmtpClient:
         return self._conn is not None and self._conn.sock is not None
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+        return self._secrets.clean(text)
 
     def connect(self) -> None:
         """Open, secure and authenticate a connection; raise Temporary or Fatal."""
@@ -90,6 +144,7 @@ class SmtpClient:
         except (OSError, ssl.SSLError) as exc:
             raise Fatal(f"cannot load smtp.ca_file {cfg.ca_file!r}: {exc}") from None
         conn: smtplib.SMTP | None = None
+        logging_in = False
         try:
             if cfg.security == "ssl":
                 conn = smtplib.SMTP_SSL(
@@ -113,7 +168,9 @@ class SmtpClient:
                 conn.starttls(context=context)
                 conn.ehlo()
             if cfg.username:
+                logging_in = True
                 conn.login(cfg.username, self._password)
+                logging_in = False
             if conn.sock is not None:
                 # The end-of-data is a separate 3-byte write; without this, Nagle's
                 # algorithm holds it back until the server's delayed ACK (~40 ms).
@@ -125,20 +182,32 @@ class SmtpClient:
                 "point smtp.ca_file at the CA that signed it"
             ) from None
         except smtplib.SMTPAuthenticationError as exc:
+            # The server's text answers our credentials (some servers quote them back):
+            # only its code is shown.
             self._close(conn)
             raise Fatal(
-                f"{self.where} refused the login of {cfg.username!r} "
-                f"({self._scrub(_reply(exc.smtp_code, exc.smtp_error))}); "
+                f"{self.where} refused the login of {cfg.username!r} (reply {exc.smtp_code}); "
                 f"check smtp.username and ${cfg.password_env}"
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
             self._close(conn)
-            raise Fatal(f"{self.where}: {self._scrub(str(exc))}") from None
+            if not logging_in:
+                raise Fatal(f"{self.where}: {exc}") from None
+            raise Fatal(
+                f'{self.where} does not offer SMTP AUTH; set smtp.username = "" if it needs '
+                "no login, or use the server's submission port"
+            ) from None
         except Fatal:
             self._close(conn)
             raise
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, smtplib.SMTPException, ValueError) as exc:
             self._close(conn)
+            if logging_in:  # mid-AUTH: whatever the server said may quote the credentials
+                code = getattr(exc, "smtp_code", None)
+                raise Temporary(
+                    f"cannot log in to {self.where}: the connection failed during AUTH"
+                    + (f" (reply {code})" if code else f" ({type(exc).__name__})")
+                ) from None
             raise Temporary(f"cannot connect to {self.where}: {self._scrub(str(exc))}") from None
         self._conn = conn
 
@@ -228,7 +297,7 @@ class SmtpClient:
             conn.send(payload)
         except (smtplib.SMTPException, OSError) as exc:
             self.drop()
-            raise Temporary(f"connection lost: {exc}", reconnect=True) from None
+            raise Temporary(f"connection lost: {self._scrub(str(exc))}", reconnect=True) from None
         try:
             claimed = claim()
         except BaseException:
@@ -246,7 +315,9 @@ class SmtpClient:
         except smtplib.SMTPServerDisconnected as exc:
             # The 3-byte end-of-data could not be written, so the server cannot have it.
             self.drop()
-            raise Temporary(f"connection lost before end-of-data: {exc}", claimed=True) from None
+            raise Temporary(
+                f"connection lost before end-of-data: {self._scrub(str(exc))}", claimed=True
+            ) from None
         sock = conn.sock
         if sock is not None:
             sock.settimeout(self.cfg.timeout * FINAL_REPLY_FACTOR)
@@ -254,32 +325,36 @@ class SmtpClient:
             code, resp = conn.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             self.drop()
-            raise Uncertain(f"no reply to end-of-data ({exc})") from None
+            raise Uncertain(f"no reply to end-of-data ({self._scrub(str(exc))})") from None
         if conn.sock is not None:
             conn.sock.settimeout(self.cfg.timeout)
         if code == 250:
-            return _reply(code, resp)
+            return _reply(code, resp, self._secrets)
         if 400 <= code < 500:
             if code == 421:
                 self.drop()
-            raise Temporary(f"end of data: {_reply(code, resp)}", claimed=True)
+            raise Temporary(
+                f"end of data: {_reply(code, resp, self._secrets)}",
+                claimed=True,
+                refused=code != 421,
+            )
         if 500 <= code < 600:
-            text = _reply(code, resp)
+            text = _reply(code, resp, self._secrets)
             # Only a "bad destination mailbox" (5.1.x) says the address is dead.
             raise Rejected(f"end of data: {text}", bounce=text[4:].startswith("5.1."), claimed=True)
         self.drop()
-        raise Uncertain(f"unexpected reply to end-of-data: {_reply(code, resp)}")
+        raise Uncertain(f"unexpected reply to end-of-data: {_reply(code, resp, self._secrets)}")
 
     def _fail(
         self, step: str, code: int, resp: bytes, *, fatal_5xx: bool = False, bounce: bool = False
     ) -> None:
-        text = f"{step}: {_reply(code, resp)}"
+        text = f"{step}: {_reply(code, resp, self._secrets)}"
         if code == 421 or code < 200:
             self.drop()
             raise Temporary(text, reconnect=True)
         self._rset()
         if 400 <= code < 500 or (step == "RCPT TO" and code == 552):
-            raise Temporary(text)
+            raise Temporary(text, refused=True)
         if fatal_5xx:
             raise Fatal(f"{self.where} refused the sender: {text}; check smtp.from")
         raise Rejected(text, bounce=bounce)

@@ -228,6 +228,15 @@ class Store(Readers):
             for r in rows
         }
 
+    def article_counts(self) -> dict[str, int]:
+        """Return how many articles each source has had stored, by source name."""
+        count = sa.func.count().label("n")
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                sa.select(articles.c.source, count).group_by(articles.c.source)
+            ).all()
+        return {str(source): int(n) for source, n in rows}
+
     def record_source_result(
         self,
         name: str,

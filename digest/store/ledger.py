@@ -255,6 +255,18 @@ class Ledger:
             rows = conn.execute(q).mappings().all()
         return [delivery_from_row(r) for r in rows]
 
+    def note_refusal(self, issue_id: int, subscriber_id: int, *, now: datetime) -> datetime:
+        """Record that the server refused this delivery for now; return since when it has."""
+        this = (deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscriber_id)
+        with self.db.begin() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(*this, deliveries.c.retry_since.is_(None))
+                .values(retry_since=now)
+            )
+            since = conn.execute(sa.select(deliveries.c.retry_since).where(*this)).scalar()
+        return since if isinstance(since, datetime) else now
+
     def requeue_uncertain(self, issue_id: int, *, now: datetime) -> int:
         """Put deliveries left 'sending' by a crash back to pending (may duplicate them)."""
         with self.db.begin() as conn:

@@ -165,6 +165,9 @@ deliveries = sa.Table(
     # Migration 3: the worker holding a pending row, and until when (see digest.store.ledger).
     sa.Column("claimed_by", sa.String(100)),
     sa.Column("claimed_until", UTCDateTime),
+    # Migration 8: when the server first answered this delivery with a temporary refusal
+    # (4xx, or 552 at RCPT); past [smtp].give_up_hours of them the delivery fails.
+    sa.Column("retry_since", UTCDateTime),
     sa.Index("ix_deliveries_status", "issue_id", "status"),
 )
 # Migration 3: workers claim the lowest pending rows again and again; without this the
@@ -440,6 +443,7 @@ MIGRATIONS: dict[int, Migration] = {
         _create_indexes(ix_subscribers_email_key),
     ),
     5: _add_columns(issues, "doc"),
+    8: _add_columns(deliveries, "retry_since"),
     9: _add_columns(articles, "image_width", "image_height"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

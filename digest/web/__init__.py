@@ -13,7 +13,9 @@
     GET  /healthz                "ok" when the database answers
 
 RFC 8058 asks that the one-click POST work without cookies and without redirects, so
-every answer here is a final 200 (or a plain 4xx) and no cookie is ever set. A GET never
+every answer here is a final 200 (or a plain 4xx) and no cookie is ever set: Starlette's
+slash redirects are off (they built Location from the Host header and carried the token
+along), and its own 404/405 answers are pages of ours with the same security headers. A GET never
 changes anything: mail scanners and link previewers fetch every URL in a message.
 A token that is malformed, forged or unknown gets a 400 and changes nothing.
 
@@ -38,9 +40,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.config import Config
 from digest.errors import StoreError
@@ -345,9 +349,46 @@ def _mask(address: str) -> str:
     return f"{local[:1]}•••@{domain}" if domain else "your address"
 
 
+class SecurityHeaders:
+    """ASGI middleware: every answer carries the security headers, whoever produced it.
+
+    Handlers set their own (the archive's differ); anything else, a 500 included,
+    gets the defaults, so no answer of this app is ever without them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {name.lower() for name, _ in headers}
+                for name, value in _HEADERS.items():
+                    if name.lower().encode("latin-1") not in have:
+                        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(config: Config, store: Store, *, clock: Clock | None = None) -> Starlette:
     """Return the web app for `digest serve` (tests pass a fixed clock)."""
     web = WebApp(config, store, clock or _utcnow)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        code = exc.status_code if isinstance(exc, HTTPException) else 500
+        if code == 405:
+            return web.page("Method not allowed", "<p>This address does not take that.</p>", 405)
+        if code == 404:
+            return web.page("Not found", "<p>There is no page at this address.</p>", 404)
+        return PlainTextResponse(f"{code}\n", status_code=code, headers=_HEADERS)
+
     routes = [
         Route("/unsubscribe", web.unsubscribe_form, methods=["GET"]),
         Route("/unsubscribe", web.unsubscribe, methods=["POST"]),
@@ -365,4 +406,9 @@ def create_app(config: Config, store: Store, *, clock: Clock | None = None) -> S
         Route("/preferences", web.readers.preferences_form, methods=["GET"]),
         Route("/preferences", web.readers.preferences, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error}
+    )
+    app.router.redirect_slashes = False  # a redirect's Location came from the Host header
+    app.add_middleware(SecurityHeaders)
+    return app
