@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from digest.errors import StoreError
 from digest.models import Article, RenderedIssue, Subscriber
 from digest.store.ledger import Ledger, LedgerWriter
+from digest.store.readers import Confirmation, Readers, StoredVariant, sections_key
 from digest.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -46,6 +47,9 @@ from digest.tokens import new_token
 # Re-exported: callers import these from digest.store.
 __all__ = [
     "MIGRATIONS",
+    "Confirmation",
+    "StoredVariant",
+    "sections_key",
     "SCHEMA_VERSION",
     "BounceOutcome",
     "BounceRecord",
@@ -127,7 +131,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store:
+class Store(Readers):
     """All database access; hand it an engine (tests use a temp SQLite file).
 
     A façade over its parts: `db` (the engine, transactions and migrations) and
