@@ -10,7 +10,10 @@ was missed while no daemon ran:
     collect   every [schedule].collect_every_minutes: store new articles, then retry
               deliveries of the latest issue that are still pending
     send      at [schedule].send_at on [schedule].days in [site].timezone: create
-              today's issue and deliver it through the ledger
+              today's issue and deliver it through the ledger to the readers on the
+              site's default schedule (and anyone else whose time it is)
+    due       every minute: send each reader whose own local delivery time has come
+              their issue (see digest.due for which issue that is)
 
 Nothing is ever sent twice: an issue is unique per date and each delivery is a
 compare-and-set in the ledger, so a restart, a misfire catch-up, a second send time
@@ -52,6 +55,8 @@ from apscheduler.util import obj_to_ref
 from digest import pipeline
 from digest.config import Config
 from digest.config.load import load_config
+from digest.due import Group, log_report, send_due
+from digest.due import groups as due_groups
 from digest.errors import DigestError, EmptyIssueError, LockLostError
 from digest.mail.deliver import SendReport, open_issue, send_issue
 from digest.store import SourceState, Store, StoredIssue, locks
@@ -61,6 +66,8 @@ log = logging.getLogger(__name__)
 
 COLLECT_JOB = "digest-collect"
 SEND_JOB = "digest-send"
+DUE_JOB = "digest-due"
+DUE_EVERY = 60.0  # seconds between looks for readers whose local time has come
 JOBS_TABLE = "apscheduler_jobs"
 RUN_LOCK = "digest-run"
 LOCK_STALE_AFTER = 60.0  # seconds without a heartbeat before another daemon may take over
@@ -189,18 +196,16 @@ def deliver_issue(
     *,
     now: datetime,
     stop: threading.Event | None = None,
+    only: Sequence[int] | None = None,
 ) -> SendReport:
     """Deliver an issue through the ledger and log the outcome in one line."""
     # On `stop` the messages in flight finish and the rest stay pending for a restart.
-    r = send_issue(store, issue, config, now=now, stop=stop)
-    level = logging.INFO if r.exit_code == 0 else logging.WARNING
-    log.log(level, "deliveries of %s: %s", issue.date, r)
-    if r.error:
-        log.error("delivery of %s stopped: %s", issue.date, r.error)
+    r = send_issue(store, issue, config, now=now, stop=stop, only=only)
+    log_report(issue, r)
     return r
 
 
-def _create_issue(config: Config, store: Store, *, now: datetime) -> StoredIssue | None:
+def create_issue(config: Config, store: Store, *, now: datetime) -> StoredIssue | None:
     """Create today's issue under the minimum-content rule; None when the day is skipped."""
     minimum = config.compose.min_articles
     quiet_send = config.schedule.quiet_day == "send" and minimum > 1
@@ -234,12 +239,15 @@ def send_today(
     """Create today's issue if needed and deliver it; None when there is no issue today."""
     issue = store.issue_for_date(pipeline.today(config, now))
     if issue is None:
-        issue = _create_issue(config, store, now=now)
+        issue = create_issue(config, store, now=now)
         if issue is None:
             return None
     else:
         log.info("issue %s already exists; delivering what is still pending", issue.date)
-    return deliver_issue(config, store, issue, now=now, stop=stop)
+    # This job fires at the site's send time: the time of every reader on the default
+    # schedule. Readers with their own zone or time get it when theirs comes (DUE_JOB).
+    reports = send_due(config, store, now=now, compose=False, default_readers=True, stop=stop)
+    return next((r for i, r in reports if i.id == issue.id), None)
 
 
 def retry_pending(
@@ -253,7 +261,7 @@ def retry_pending(
     if not pending:
         return None
     log.info("issue %s: %d delivery(ies) pending; retrying", issue.date, pending)
-    return deliver_issue(config, store, issue, now=now, stop=stop)
+    return deliver_issue(config, store, issue, now=now, stop=stop, only=())
 
 
 # -- the jobs (module level, pickled by reference with the config path) --------
@@ -295,6 +303,20 @@ def collect_job(config_path: str) -> None:
             retry_pending(rt.config, rt.store, now=now, stop=rt.stop)
     except DigestError as exc:
         log.error("collection failed: %s", exc)
+    finally:
+        rt.busy.release()
+
+
+def due_job(config_path: str) -> None:
+    """Scheduled every minute: send each reader whose own local time has come their issue."""
+    rt = _runtime(config_path)
+    if rt.stop.is_set() or not rt.busy.acquire(blocking=False):
+        log.debug("due check skipped: stopping, or another job is running")
+        return
+    try:
+        send_due(rt.config, rt.store, now=_utcnow(), compose=False, stop=rt.stop)
+    except DigestError as exc:
+        log.error("local-time send failed: %s", exc)
     finally:
         rt.busy.release()
 
@@ -363,6 +385,12 @@ def _job_specs(config: Config) -> dict[str, dict[str, Any]]:
             "trigger": send_trigger(config),
             "name": "send",
             "misfire_grace_time": grace_seconds(config),
+        },
+        DUE_JOB: {
+            "func": due_job,
+            "trigger": IntervalTrigger(seconds=DUE_EVERY, timezone=UTC),
+            "name": "local-time send",
+            "misfire_grace_time": round(DUE_EVERY),
         },
     }
 
@@ -507,6 +535,7 @@ class Status:
     failing: tuple[SourceState, ...]
     active_subscribers: int
     workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
+    groups: tuple[Group, ...] = ()  # readers by time zone and delivery time, soonest first
     subscribers: dict[str, int] = field(default_factory=dict)  # how many in each status
 
 
@@ -538,5 +567,6 @@ def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 
         failing=failing,
         active_subscribers=counts.get("active", 0),
         workers=store.ledger.live_leases(recent[0].id, now=now) if recent else {},
+        groups=tuple(due_groups(config, store, now=now)),
         subscribers=counts,
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# pending: signed up on the web, not confirmed yet (never mailed an issue).
 # complained: reported our mail as spam (an ARF report); never mailed again.
-SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "complained")
+SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,9 @@ class Subscriber:
     token: str = ""
     id: int | None = None
     created_at: datetime | None = None
+    timezone: str = ""  # IANA name; "" = [site].timezone
+    send_at: str = ""  # "HH:MM" local time; "" = the first [schedule].send_at
+    sections: tuple[str, ...] = ()  # sections to receive; () = every section
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from digest.models import (
     Story,
 )
 from digest.store import SourceResult, Store, StoredIssue
-from digest.tokens import archive_url, unsubscribe_url
+from digest.tokens import archive_url, preferences_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
 
@@ -399,6 +399,7 @@ def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssu
         max_subject=config.render.max_subject,
         unsubscribe_url=unsubscribe_url(config.site.url),
         view_url=archive_url(config.site.url, issue.date),
+        preferences_url=preferences_url(config.site.url),
         postal_address=config.site.postal_address,
     )
 

@@ -39,6 +39,11 @@ def unsubscribe_url(site_url: str, token: str = TOKEN_PLACEHOLDER) -> str:
     return f"{site_url.rstrip('/')}/unsubscribe?token={token}"
 
 
+def preferences_url(site_url: str, token: str = TOKEN_PLACEHOLDER) -> str:
+    """Return the reader's preferences page URL for a token (the placeholder by default)."""
+    return f"{site_url.rstrip('/')}/preferences?token={token}"
+
+
 def archive_url(site_url: str, date: str) -> str:
     """Return the public web-archive URL of an issue."""
     return f"{site_url.rstrip('/')}/archive/{date}"

@@ -53,6 +53,7 @@ def test_every_config_key_is_in_the_shipped_file() -> None:
         "render": config_module.RenderConfig,
         "smtp": config_module.SmtpConfig,
         "schedule": config_module.ScheduleConfig,
+        "subscribe": config_module.SubscribeConfig,
     }
     missing = []
     for table, cls in tables.items():

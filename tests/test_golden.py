@@ -128,6 +128,7 @@ def render_sample(issue: Issue | None = None) -> RenderedIssue:
         tz=SITE.tz,
         unsubscribe_url=f"{base}/unsubscribe?token={TOKEN_PLACEHOLDER}",
         view_url=f"{base}/archive/2026-11-25",
+        preferences_url=f"{base}/preferences?token={TOKEN_PLACEHOLDER}",
         postal_address=SITE.postal_address,
     )
 

@@ -63,7 +63,7 @@ def test_a_mailchimp_audience_export_imports_with_names_and_statuses(tmp_path: P
     )
     assert again.exit_code == 0 and "imported 0, already on the list 2" in again.stdout
     listing = run(config, "subscribers", "list", "--status", "unsubscribed")
-    assert listing.stdout == "dana@example.org\tDana Scully\tunsubscribed\n"
+    assert listing.stdout == "dana@example.org\tDana Scully\tunsubscribed\t-\t-\t-\n"
 
 
 def test_substack_and_buttondown_exports_import_without_flags(store: Store) -> None:

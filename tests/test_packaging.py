@@ -117,5 +117,7 @@ def test_a_wheel_built_from_the_sdist_ships_templates_and_sample(tmp_path: Path)
     for template in ("base.html", "digest.html", "digest.txt"):
         assert f"digest/render/templates/{template}" in names
     assert "digest/sample/feed.xml" in names
+    for page in ("page.html", "subscribe.html", "confirm.html", "preferences.html"):
+        assert f"digest/web/templates/web/{page}" in names
     assert "digest/config/sample.toml" in names
     assert not any(n.startswith(("tests/", "bench/")) for n in names)

@@ -208,7 +208,11 @@ def test_sync_jobs_keeps_unchanged_jobs_and_replaces_changed_ones(
     scheduler = paused(store)  # a restart with the same config keeps the missed run
     try:
         daemon.sync_jobs(scheduler, cfg)
-        assert {j.id for j in scheduler.get_jobs()} == {daemon.COLLECT_JOB, daemon.SEND_JOB}
+        assert {j.id for j in scheduler.get_jobs()} == {
+            daemon.COLLECT_JOB,
+            daemon.SEND_JOB,
+            daemon.DUE_JOB,
+        }
         job = scheduler.get_job(daemon.SEND_JOB)
         assert job.next_run_time == missed
         assert job.coalesce is True and job.max_instances == 1

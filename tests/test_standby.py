@@ -93,7 +93,7 @@ def test_the_standby_takes_over_when_the_leader_dies(
     assert took < 10, text  # polls every 2 s; "within a minute" with room to spare
     assert "the leading `digest run` is gone; taking over" in text
     assert received == Counter(f"reader{i}@example.org" for i in range(5))
-    assert set(jobs) == {daemon.COLLECT_JOB, daemon.SEND_JOB}  # in PostgreSQL
+    assert set(jobs) == {daemon.COLLECT_JOB, daemon.SEND_JOB, daemon.DUE_JOB}  # in PostgreSQL
     assert jobs[daemon.SEND_JOB] > now + timedelta(hours=12)  # the standby's time, tomorrow
     issue = store.last_issue()
     assert issue is not None and store.ledger.delivery_counts(issue.id) == {"sent": 5}

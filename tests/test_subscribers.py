@@ -102,7 +102,7 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(store: Store) -> N
 def test_export_round_trips_through_import(store: Store, tmp_path: Path) -> None:
     subscribers.import_csv(store, io.StringIO(CSV), now=NOW)
     text = subscribers.export_text(store)
-    assert text.splitlines()[0] == "email,name,status"
+    assert text.splitlines()[0] == "email,name,status,timezone,send_at,sections"
     other = Store.open(f"sqlite:///{tmp_path / 'other.db'}")
     report = subscribers.import_csv(other, io.StringIO(text), now=NOW)
     assert report.ok
@@ -133,10 +133,12 @@ def test_subscribers_commands(tmp_path: Path) -> None:
     bad = run(config, "subscribers", "add", "bob@@example.org")
     assert bad.exit_code == 1 and "not a valid address" in bad.stderr
     listed = run(config, "subscribers", "list")
-    assert listed.stdout == "Ann@example.org\tAnn\tactive\nbob@example.org\t\tactive\n"
+    assert listed.stdout == (
+        "Ann@example.org\tAnn\tactive\t-\t-\t-\nbob@example.org\t\tactive\t-\t-\t-\n"
+    )
     assert run(config, "subscribers", "remove", "bob@EXAMPLE.org").exit_code == 0
     assert run(config, "subscribers", "list", "--status", "unsubscribed").stdout == (
-        "bob@example.org\t\tunsubscribed\n"
+        "bob@example.org\t\tunsubscribed\t-\t-\t-\n"
     )
     missing = run(config, "subscribers", "remove", "zed@example.org")
     assert missing.exit_code == 1 and "not on the list" in missing.stderr
@@ -150,7 +152,7 @@ def test_subscribers_commands(tmp_path: Path) -> None:
     assert "imported 2, already on the list 2, rejected 5" in imported.stdout
     exported = run(config, "subscribers", "export", "--status", "active")
     assert exported.exit_code == 0
-    assert exported.stdout.splitlines()[0] == "email,name,status"
+    assert exported.stdout.splitlines()[0] == "email,name,status,timezone,send_at,sections"
     assert "Ann@example.org,Ann,active" in exported.stdout
     assert "bob@example.org" not in exported.stdout
     piped = run(config, "subscribers", "import", "-", stdin="zoe@example.org,Zoë\n")
@@ -254,7 +256,7 @@ def test_mail_to_the_unsubscribe_address_unsubscribes_by_token(tmp_path: Path) -
     done = run(config, "subscribers", "mail-unsubscribe", str(mail))
     assert done.exit_code == 0 and "ann@example.org: unsubscribed" in done.stdout
     assert run(config, "subscribers", "list", "--status", "active").stdout == (
-        "bob@example.org\t\tactive\n"
+        "bob@example.org\t\tactive\t-\t-\t-\n"
     )
 
 

@@ -273,12 +273,18 @@ def test_links_with_a_merged_spelling_token_reach_the_merged_reader(
     store: Store, client: httpx.Client
 ) -> None:
     from tests.test_addresses import _insert_old_reader  # an old store's duplicate rows
-    from tests.test_schema import undo_migration_4, undo_migration_5, undo_migration_9
+    from tests.test_schema import (
+        undo_migration_4,
+        undo_migration_5,
+        undo_migration_7,
+        undo_migration_9,
+    )
 
     store.close()
     url = store.db.engine.url.render_as_string(hide_password=False)
     with sa.create_engine(url).begin() as conn:
-        undo_migration_9(conn)  # the schema of before migration 4 had neither 5 nor 9
+        undo_migration_9(conn)  # the schema of before migration 4 had neither 5, 7 nor 9
+        undo_migration_7(conn)
         undo_migration_5(conn)
         undo_migration_4(conn)
         _insert_old_reader(conn, "Ann@example.org", "active", 9)

@@ -40,14 +40,53 @@ def subscribers_group() -> None:
 @subscribers_group.command(name="add")
 @click.argument("email")
 @click.option("--name", default="", help="Display name used in the To: header.")
+@click.option(
+    "--confirm",
+    is_flag=True,
+    help="Store the address as pending and mail it the opt-in link instead of adding it.",
+)
 @click.pass_obj
-def subscribers_add(app: App, email: str, name: str) -> None:
-    """Add a subscriber (or reactivate one who left)."""
+def subscribers_add(app: App, email: str, name: str, confirm: bool) -> None:
+    """Add a subscriber (or reactivate one who left); --confirm asks them first by mail."""
     from digest.mail import subscribers
 
+    if confirm:
+        app.config.require_smtp()
+        sub, mailed = subscribers.invite(app.config, app.store, email, name, now=_now())
+        word = (
+            "pending, confirmation mail sent"
+            if mailed
+            else f"{sub.status}, no mail sent (one went out recently, or nothing to confirm)"
+        )
+        console.print(escape(f"{sub.email}: {word}"), soft_wrap=True)
+        return
     sub, changed = subscribers.add(app.store, email, name, now=_now())
     word = "added" if changed else "already subscribed"
     console.print(escape(f"{sub.email}: {word}"), soft_wrap=True)
+
+
+@subscribers_group.command(name="set")
+@click.argument("email")
+@click.option("--timezone", "tz", metavar="TZ", help='IANA time zone; "" = [site].timezone.')
+@click.option("--send-at", metavar="HH:MM", help='Local delivery time; "" = [schedule].send_at.')
+@click.option("--sections", metavar="A,B", help='Sections to receive; "" = every section.')
+@click.pass_obj
+def subscribers_set(
+    app: App, email: str, tz: str | None, send_at: str | None, sections: str | None
+) -> None:
+    """Set a reader's time zone, delivery time or sections (what the preferences page sets)."""
+    from digest.mail import subscribers
+
+    sub = subscribers.set_preferences(
+        app.config,
+        app.store,
+        email,
+        timezone=tz,
+        send_at=send_at,
+        sections=None if sections is None else sections.split(","),
+        now=_now(),
+    )
+    click.echo(subscribers.describe(sub, app.config))
 
 
 @subscribers_group.command(name="remove")
@@ -80,7 +119,14 @@ def subscribers_mail_unsubscribe(app: App, file: BinaryIO) -> None:
 
 def _counts_line(counts: dict[str, int]) -> str:
     order = [*SUBSCRIBER_STATUSES, *sorted(set(counts) - set(SUBSCRIBER_STATUSES))]
-    return ", ".join(f"{status} {counts.get(status, 0)}" for status in order)
+    return ", ".join(
+        f"{status} {counts.get(status, 0)}" for status in order if _shown(status, counts)
+    )
+
+
+def _shown(status: str, counts: dict[str, int]) -> bool:
+    """Return whether a status is counted: "pending" only when a web sign-up waits."""
+    return status != "pending" or bool(counts.get(status))
 
 
 @subscribers_group.command(name="list")
@@ -90,22 +136,30 @@ def _counts_line(counts: dict[str, int]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (counts and subscribers).")
 @click.pass_obj
 def subscribers_list(app: App, status: str | None, as_json: bool) -> None:
-    """Print subscribers, one per line: address, name and status, tab-separated.
+    """Print subscribers, one per line, tab-separated: address, name, status, time zone,
+    delivery time and sections ("-" = the site's default).
 
     The counts per status follow on stderr. With --json, one JSON object on stdout:
-    {"counts": {status: n}, "subscribers": [{"email", "name", "status", "created_at"}]}.
+    {"counts": {status: n}, "subscribers": [{"email", "name", "status", "created_at",
+    "timezone", "send_at", "sections"}]}.
     """
+    from digest.mail import subscribers
+
     subs = app.store.list_subscribers(status)
     counts = app.store.subscriber_counts()
     if as_json:
         out = {
-            "counts": {s: counts.get(s, 0) for s in SUBSCRIBER_STATUSES} | counts,
+            "counts": {s: counts.get(s, 0) for s in SUBSCRIBER_STATUSES if _shown(s, counts)}
+            | counts,
             "subscribers": [
                 {
                     "email": sub.email,
                     "name": sub.name,
                     "status": sub.status,
                     "created_at": sub.created_at.isoformat() if sub.created_at else None,
+                    "timezone": sub.timezone,
+                    "send_at": sub.send_at,
+                    "sections": list(sub.sections),
                 }
                 for sub in subs
             ],
@@ -113,7 +167,7 @@ def subscribers_list(app: App, status: str | None, as_json: bool) -> None:
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     for sub in subs:
-        click.echo(f"{sub.email}\t{sub.name}\t{sub.status}")
+        click.echo(subscribers.describe(sub, app.config))
     err_console.print(escape(_counts_line(counts)), soft_wrap=True)
 
 
@@ -137,17 +191,22 @@ def subscribers_import(app: App, file: Path, maps: tuple[str, ...]) -> None:
     Buttondown exports work as they are), else rows are `email[,name[,status]]`. Bad
     rows are reported with their line numbers and the rest imported; the exit code is
     1 when any row was rejected. Addresses already on the list (in any spelling) are
-    left as they are (an import never re-subscribes anyone).
+    left as they are (an import never re-subscribes anyone). The `timezone`, `send_at`
+    and `sections` columns of `export` bring readers' preferences along.
     """
     from digest.mail import subscribers
 
     mapping = subscribers.parse_mapping(maps)
     if str(file) == "-":
-        report = subscribers.import_csv(app.store, sys.stdin, now=_now(), mapping=mapping)
+        report = subscribers.import_csv(
+            app.store, sys.stdin, now=_now(), mapping=mapping, config=app.config
+        )
     else:
         try:
             with file.open(encoding="utf-8-sig", newline="") as fh:
-                report = subscribers.import_csv(app.store, fh, now=_now(), mapping=mapping)
+                report = subscribers.import_csv(
+                    app.store, fh, now=_now(), mapping=mapping, config=app.config
+                )
         except OSError as exc:
             raise DigestError(f"cannot read {file}: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -226,7 +285,7 @@ def subscribers_complaint(app: App, file: BinaryIO) -> None:
 )
 @click.pass_obj
 def subscribers_export(app: App, status: str | None) -> None:
-    """Write the list as CSV (email,name,status) to stdout; `import` reads it back."""
+    """Write the list as CSV (email,name,status,timezone,send_at,sections); `import` reads it."""
     from digest.mail import subscribers
 
     click.echo(subscribers.export_text(app.store, status=status), nl=False)
@@ -354,6 +413,18 @@ def _dry_run(app: App, issue: StoredIssue | None, date: str) -> None:
     default=0,
     help="PostgreSQL store: also start N local `digest worker` processes to send with.",
 )
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Send only to readers whose own local delivery time has come (as `digest run` does).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    metavar="ISO-8601",
+    help="With --due: act as if it were this moment (e.g. 2026-11-25T12:00:00Z).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --due --dry-run: print JSON.")
 @click.pass_obj
 def send(
     app: App,
@@ -362,6 +433,9 @@ def send(
     date: str | None,
     resend_uncertain: bool,
     n_workers: int,
+    due: bool,
+    now_text: str | None,
+    as_json: bool,
 ) -> None:
     """Create today's issue if needed and mail it to every active subscriber once.
 
@@ -382,6 +456,16 @@ def send(
 
     config = app.config
     store = app.store
+    if (now_text or as_json) and not due:
+        raise DigestError("--now and --json go with --due; e.g. `digest send --due --dry-run`")
+    if due and (to or date or n_workers):
+        raise DigestError("--due decides the issue and readers itself; drop --to/--date/--workers")
+    if as_json and not dry_run:
+        raise DigestError("--json lists a plan: use it with --dry-run")
+    now = _parse_now(now_text) if now_text else _now()
+    if due and dry_run:
+        _due_dry_run(app, now, as_json=as_json)
+        return
     if dry_run:
         _send(app, _now(), date, dry_run=True, to=to, resend_uncertain=resend_uncertain)
         return
@@ -403,6 +487,9 @@ def send(
     # Two sends at once would both collect and compose; the ledger alone already keeps
     # them from sending anything twice, the lock makes the second one simply wait.
     with locks.hold(store, locks.SEND_LOCK, on_wait=waiting):
+        if due:
+            _send_due(app, now, resend_uncertain=resend_uncertain)
+            return
         _send(
             app,
             _now(),
@@ -412,6 +499,53 @@ def send(
             resend_uncertain=resend_uncertain,
             n_workers=n_workers,
         )
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise DigestError(
+            f"--now {text!r} is not an ISO-8601 moment; write e.g. 2026-11-25T07:00:00+01:00"
+        ) from None
+    if when.tzinfo is None:
+        raise DigestError(f"--now {text!r} has no UTC offset; add Z or +01:00")
+    return when
+
+
+def _due_dry_run(app: App, now: datetime, *, as_json: bool) -> None:
+    from digest.due import plan_due
+
+    plan = plan_due(app.config, app.store, now=now)
+    if as_json:
+        click.echo(json.dumps([d.as_json() for d in plan], ensure_ascii=False, indent=1))
+        return
+    for d in plan:
+        click.echo(f"{d.subscriber.email}\t{d.issue or '-'}\t{d.action}\t{d.reason}")
+    sends = sum(d.action == "send" for d in plan)
+    console.print(f"send {sends}, skip {len(plan) - sends}")
+
+
+def _send_due(app: App, now: datetime, *, resend_uncertain: bool) -> None:
+    from digest.due import send_due
+
+    config, store = app.config, app.store
+    if resend_uncertain:
+        latest = store.last_issue()
+        if latest is not None:
+            store.ledger.requeue_uncertain(latest.id, now=now)
+    with on_signals(_interrupt, (signal.SIGTERM,)):
+        reports = send_due(config, store, now=now)
+    if not reports:
+        console.print("nobody is due now")
+    code = 0
+    for issue, report in reports:
+        console.print(escape(_summary(issue, report)), soft_wrap=True)
+        if report.error:
+            raise DeliveryError(report.error)
+        code = max(code, report.exit_code)
+    if code:
+        sys.exit(code)
 
 
 def _send_test_copy(app: App, now: datetime, to: tuple[str, ...]) -> None:

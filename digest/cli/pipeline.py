@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
 import time
-import webbrowser
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,11 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from digest.cli.app import App, console, report_printed
-from digest.compose import article_language, rank, story_value
 from digest.config import SUMMARY_METHODS, CollectConfig, SummaryConfig
 from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
 from digest.language import choose_language, to_code
@@ -38,6 +34,8 @@ def _now() -> datetime:
 
 def _collect_with_progress(app: App, now: datetime) -> CollectReport:
     """Run a collection with a rich progress bar on stderr."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
     from digest import pipeline
 
     with Progress(
@@ -147,6 +145,7 @@ def _preview_rendered(app: App, now: datetime, *, collect: bool) -> RenderedIssu
 def _why_table(app: App, issue: Issue, now: datetime) -> Table:
     """Return the lead and the runner-up side by side, signal by signal, in ranking order."""
     from digest import pipeline
+    from digest.compose import article_language, rank, story_value
 
     rules = pipeline.rules(app.config)
     pair = [issue.lead, *rank([*issue.roundup, *issue.more], rules)[:1]]
@@ -363,6 +362,8 @@ def preview(
     if findings and strict:
         sys.exit(1)
     if open_:
+        import webbrowser
+
         webbrowser.open(out.resolve().as_uri())
     if serve:
         _serve(app, out, port, rendered)
@@ -423,6 +424,8 @@ def _read_input(source: str, cfg: CollectConfig) -> tuple[bytes, str]:
             async with Fetcher(cfg) as fetcher:
                 res = await fetcher.fetch(source)
                 return res.body, res.final_url
+
+        import asyncio
 
         return asyncio.run(get())
     if "://" in source:

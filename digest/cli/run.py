@@ -109,6 +109,16 @@ def status_cmd(app: App, as_json: bool) -> None:
         "subscribers:    "
         + ", ".join(f"{n} {status}" for status, n in shown.items() if n or status == "active")
     )
+    if st.groups:
+        from digest.due import local_time
+
+        lines.append("local-time sends (next per time zone and delivery time):")
+        for g in st.groups:
+            lines.append(
+                f"  {local_time(g.next_send, g.timezone)} {g.timezone} "
+                f"({daemon.local(config, g.next_send)} {zone}): "
+                f"{g.readers} reader(s) waiting"
+            )
     if st.workers:
         lines.append("sending now:")
         for worker, (held, until) in st.workers.items():

@@ -176,6 +176,16 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class SubscribeConfig:
+    """Readers signing up on `digest serve`: double opt-in and its abuse limits."""
+
+    confirm_hours: float = 48.0  # a confirmation link works this long
+    resend_minutes: float = 60.0  # at most one confirmation mail per address this often
+    client_posts: int = 20  # form posts one client address may make per window ...
+    client_window_minutes: float = 10.0  # ... of this many minutes (then 429)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -189,6 +199,23 @@ class Config:
     render: RenderConfig = field(default_factory=RenderConfig)
     smtp: SmtpConfig | None = None
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """Return every section readers can choose, in issue order ([compose].sections first)."""
+        out = list(self.compose.sections)
+        for src in self.sources:
+            if src.section and src.section not in out:
+                out.append(src.section)
+        return tuple(out)
+
+    def section_of(self, source: str) -> str:
+        """Return the section of a source's stories ("" when the config names no sections)."""
+        for src in self.sources:
+            if src.name == source:
+                return src.section or (self.sections[0] if self.sections else "")
+        return self.sections[0] if self.sections else ""
 
     @property
     def base_dir(self) -> Path:

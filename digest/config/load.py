@@ -29,6 +29,7 @@ from digest.config import (
     SmtpConfig,
     SourceConfig,
     StoreConfig,
+    SubscribeConfig,
     SummaryConfig,
 )
 from digest.errors import ConfigError
@@ -249,6 +250,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         "render",
         "smtp",
         "schedule",
+        "subscribe",
     }
     for key in data:
         if key not in allowed:
@@ -316,6 +318,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         if getattr(summary, name) < 1:
             raise loader.fail(f"summary.{name}", "must be at least 1")
     compose = loader.table(ComposeConfig, data.get("compose", {}), "compose")
+    compose = replace(compose, sections=tuple(s.strip() for s in compose.sections))
     if compose.max_roundup < 0:
         raise loader.fail("compose.max_roundup", "must be 0 or more")
     if "*" in compose.languages:
@@ -406,6 +409,15 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             raise loader.fail("smtp.soft_bounce_limit", "must be at least 1; the default is 3")
 
     schedule = _parse_schedule(loader, data.get("schedule", {}))
+    subscribe = loader.table(SubscribeConfig, data.get("subscribe", {}), "subscribe")
+    for name in ("confirm_hours", "resend_minutes"):
+        if getattr(subscribe, name) < 0:
+            raise loader.fail(f"subscribe.{name}", "must be 0 or more; e.g. 48")
+    for name in ("client_posts", "client_window_minutes"):
+        if getattr(subscribe, name) <= 0:
+            raise loader.fail(f"subscribe.{name}", "must be greater than 0; e.g. 20")
+    if len(set(compose.sections)) != len(compose.sections):
+        raise loader.fail("compose.sections", "a section is named twice; name each once")
 
     return Config(
         path=path,
@@ -418,6 +430,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         render=render,
         smtp=smtp,
         schedule=schedule,
+        subscribe=subscribe,
     )
 
 

@@ -37,7 +37,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,29 +155,64 @@ def _dkim_key(smtp: SmtpConfig) -> bytes | None:
         ) from None
 
 
+class NoStories(Exception):
+    """The reader's chosen sections have no story in this issue: nothing to send them."""
+
+
+Variant = Callable[[tuple[str, ...]], MessageTemplate | None]
+
+
 class _Sender:
-    """Per-message personalization (To, Date, Message-ID, token, DKIM) from one template.
+    """Per-message personalization (To, Date, Message-ID, token, DKIM) from finished templates.
+
+    Readers who chose sections get the template of their choice, built once per
+    choice by `variants`; everyone else (and every reader when the config names no
+    sections) gets the issue's own template with no extra work per message.
 
     Story times are worded against the send time once per batch: every message sent
     within the same minute shares one wording ("2 hours ago"), at most a minute off the
     exact gap.
     """
 
-    def __init__(self, template: MessageTemplate, smtp: SmtpConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        template: MessageTemplate,
+        smtp: SmtpConfig,
+        clock: Clock,
+        variants: Variant | None = None,
+    ) -> None:
         self.template = template
         self.smtp = smtp
         self.clock = clock
         self.key = _dkim_key(smtp)
+        self.variants = variants
+        self._by_choice: dict[tuple[str, ...], MessageTemplate | None] = {}
+        self._lock = threading.Lock()
         self._times_lock = threading.Lock()
-        self._times: tuple[datetime, tuple[bytes, ...]] | None = None
+        self._times: dict[int, tuple[datetime, tuple[bytes, ...]]] = {}
 
-    def times(self, now: datetime) -> tuple[bytes, ...]:
-        """Return the story times worded for messages sent at `now` (cached per minute)."""
+    def template_for(self, sub: Subscriber) -> MessageTemplate | None:
+        """Return the template for a reader's sections (None: no story for them)."""
+        if not sub.sections or self.variants is None:
+            return self.template
+        try:
+            return self._by_choice[sub.sections]
+        except KeyError:
+            with self._lock:  # one render per choice, however many threads ask at once
+                if sub.sections not in self._by_choice:
+                    self._by_choice[sub.sections] = self.variants(sub.sections)
+                return self._by_choice[sub.sections]
+
+    def times(self, now: datetime, template: MessageTemplate | None = None) -> tuple[bytes, ...]:
+        """Return a template's story times worded for messages sent at `now` (per minute)."""
+        template = template or self.template
         minute = now.replace(second=0, microsecond=0)
         with self._times_lock:
-            if self._times is None or self._times[0] != minute:
-                self._times = (minute, self.template.times_at(now))
-            return self._times[1]
+            cached = self._times.get(id(template))
+            if cached is None or cached[0] != minute:
+                cached = (minute, template.times_at(now))
+                self._times[id(template)] = cached
+            return cached[1]
 
     def envelope_from(self, token: str) -> str:
         """Return the envelope sender: the VERP bounce address with `token`, else From."""
@@ -186,19 +221,22 @@ class _Sender:
         return self.template.sender
 
     def message(self, sub: Subscriber, token: str) -> tuple[str, bytes]:
-        """Return (Message-ID, message bytes) for one recipient."""
-        message_id = self.template.new_message_id()
+        """Return (Message-ID, message bytes) for one recipient; NoStories if none for them."""
+        template = self.template_for(sub)
+        if template is None:
+            raise NoStories(sub.email)
+        message_id = template.new_message_id()
         now = self.clock()
-        data = self.template.render(
+        data = template.render(
             to=mailbox(sub.email, sub.name),
             date=format_date(now),
             message_id=message_id,
             token=token,
-            times=self.times(now),
+            times=self.times(now, template),
         )
         if self.key is not None:
             data = dkim_sign(
-                data, selector=self.smtp.dkim_selector, domain=self.template.domain, key=self.key
+                data, selector=self.smtp.dkim_selector, domain=template.domain, key=self.key
             )
         return message_id, data
 
@@ -343,7 +381,12 @@ class _Run:
             if self.stop.is_set():
                 return False
             attempts += 1
-            message_id, data = self.sender.message(sub, sub.token)
+            try:
+                message_id, data = self.sender.message(sub, sub.token)
+            except NoStories:
+                self._finish(ledger, sub, "skipped", "pending", "no story in their sections")
+                self._note(sub, "skipped")
+                return True
 
             def claim(message_id: str = message_id) -> bool:
                 return ledger.claim(self.issue.id, sub_id, message_id=message_id, now=self.clock())
@@ -414,8 +457,12 @@ def send_issue(
     progress: SendProgress | None = None,
     stop: threading.Event | None = None,
     lease: Lease | None = None,
+    only: Sequence[int] | None = None,
 ) -> SendReport:
     """Deliver an issue to every active subscriber not yet served; return the ledger's state.
+
+    `only` queues just these subscribers (those whose local time has come, see
+    digest.due); deliveries queued earlier and still pending are finished either way.
 
     Safe to run again at any time (after a crash, a kill or a partial failure): accepted
     deliveries are never repeated, and "uncertain" ones are left alone unless
@@ -429,12 +476,12 @@ def send_issue(
     store.check_writable()
     clock = clock or _utcnow
     template = build_template(issue.rendered(), smtp=smtp, site=config.site)
-    sender = _Sender(template, smtp, clock)
+    sender = _Sender(template, smtp, clock, _variants(store, issue, config, template, now=now))
     password = _password(smtp)
     if resend_uncertain:
         n = store.ledger.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
-    store.ledger.ensure_deliveries(issue.id, now=now)
+    store.ledger.ensure_deliveries(issue.id, now=now, only=only)
     if lease is None and store.shared:
         lease = Lease(worker=new_worker_id())
     source: FixedQueue | LeasedQueue
@@ -492,6 +539,27 @@ def send_issue(
         interrupted=interrupted,
         gave_up=tuple(run.gave_up) if run else (),
     )
+
+
+def _variants(
+    store: Store, issue: StoredIssue, config: Config, full: MessageTemplate, *, now: datetime
+) -> Variant | None:
+    """Return the builder of per-section templates, or None when the config has no sections."""
+    if not config.sections:
+        return None
+    from digest.sections import Variants, normalize_choice  # composing: only with sections
+
+    smtp = config.require_smtp()
+    made = Variants(config, store, issue)
+
+    def build(sections: tuple[str, ...]) -> MessageTemplate | None:
+        choice = normalize_choice(config, sections)
+        if not choice:
+            return full
+        rendered = made.get(choice, now=now)
+        return None if rendered is None else build_template(rendered, smtp=smtp, site=config.site)
+
+    return build
 
 
 # Pending deliveries of an older issue are left alone: a day-old newsletter arriving

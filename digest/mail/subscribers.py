@@ -22,10 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.parser import BytesParser
+from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from digest.config import Config
 from digest.errors import AddressError, DigestError
 from digest.models import SUBSCRIBER_STATUSES, Subscriber
 from digest.store import Store, address_key
@@ -34,6 +37,55 @@ from digest.tokens import token_in_subject
 log = logging.getLogger(__name__)
 
 STATUSES = SUBSCRIBER_STATUSES
+_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+class PreferenceError(DigestError):
+    """A reader's preference (time zone, delivery time, sections) is not valid."""
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A reader's validated choices; "" and () mean the site's default."""
+
+    timezone: str = ""
+    send_at: str = ""
+    sections: tuple[str, ...] = ()
+
+
+def check_preferences(
+    config: Config,
+    *,
+    timezone: str = "",
+    send_at: str = "",
+    sections: Iterable[str] = (),
+) -> Preferences:
+    """Validate a reader's choices against the config; raise PreferenceError saying why."""
+    tz = timezone.strip()
+    if tz:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PreferenceError(
+                f"unknown time zone {tz!r}; write an IANA name such as Europe/Berlin"
+            ) from None
+    at = send_at.strip()
+    if at:
+        m = _HHMM.fullmatch(at[:5] if len(at) == 8 and at.endswith(":00") else at)
+        if m is None:
+            raise PreferenceError(f'{at!r} is not a time of day; write 24-hour "HH:MM" like 07:30')
+        at = f"{int(m[1]):02d}:{m[2]}"
+    chosen = tuple(dict.fromkeys(s.strip() for s in sections if s.strip()))
+    known = config.sections
+    unknown = [s for s in chosen if s not in known]
+    if unknown:
+        listed = ", ".join(known) if known else "none (the config names no sections)"
+        raise PreferenceError(f"unknown section {unknown[0]!r}; the sections are: {listed}")
+    if set(chosen) == set(known):
+        chosen = ()  # every section is the default
+    return Preferences(timezone=tz, send_at=at, sections=chosen)
+
+
 __all__ = ["STATUSES", "AddressError", "ImportReport", "address_key", "normalize_address"]
 
 
@@ -63,6 +115,83 @@ def clean_name(name: str) -> str:
 def add(store: Store, email: str, name: str = "", *, now: datetime) -> tuple[Subscriber, bool]:
     """Validate and add (or reactivate) a subscriber; return it and whether anything changed."""
     return store.add_subscriber(normalize_address(email), clean_name(name), now=now)
+
+
+def invite(
+    config: Config, store: Store, email: str, name: str = "", *, now: datetime
+) -> tuple[Subscriber, bool]:
+    """Store an address as pending and mail its opt-in link; return it and whether mail went.
+
+    The same rules as the web form: at most one mail per [subscribe].resend_minutes, and
+    active or bounced addresses are left alone.
+    """
+    from datetime import timedelta
+
+    from digest.mail.optin import send_opt_in
+
+    cfg = config.subscribe
+    sub, token = store.start_opt_in(
+        normalize_address(email),
+        clean_name(name),
+        now=now,
+        resend=timedelta(minutes=cfg.resend_minutes),
+        valid=timedelta(hours=cfg.confirm_hours),
+    )
+    assert sub is not None
+    if token is None:
+        return sub, False
+    try:
+        send_opt_in(config, sub, token, now=now)
+    except DigestError:
+        store.opt_in_mail_failed(token)
+        raise
+    return sub, True
+
+
+def set_preferences(
+    config: Config,
+    store: Store,
+    email: str,
+    *,
+    timezone: str | None = None,
+    send_at: str | None = None,
+    sections: Iterable[str] | None = None,
+    now: datetime,
+) -> Subscriber:
+    """Validate and set a reader's preferences (None leaves one as it is)."""
+    address = normalize_address(email)
+    sub = store.get_subscriber(email=address)
+    if sub is None or sub.id is None:
+        raise DigestError(f"{address} is not on the list; see `digest subscribers list`")
+    prefs = check_preferences(
+        config,
+        timezone=timezone if timezone is not None else sub.timezone,
+        send_at=send_at if send_at is not None else sub.send_at,
+        sections=sections if sections is not None else sub.sections,
+    )
+    out = store.set_preferences(
+        sub.id,
+        now=now,
+        timezone=prefs.timezone,
+        send_at=prefs.send_at,
+        sections=prefs.sections,
+    )
+    assert out is not None
+    return out
+
+
+def describe(sub: Subscriber, config: Config | None = None) -> str:
+    """Return a subscriber as one tab-separated line ("-" = the site's default)."""
+    return "\t".join(
+        [
+            sub.email,
+            sub.name,
+            sub.status,
+            sub.timezone or "-",
+            sub.send_at or "-",
+            ",".join(sub.sections) or "-",
+        ]
+    )
 
 
 def remove(store: Store, email: str, *, now: datetime) -> Subscriber | None:
@@ -122,6 +251,9 @@ FIELDS = (
     "unsubscribed_at",
     "cleaned_at",
     "disabled",
+    "timezone",
+    "send_at",
+    "sections",
     "ignore",
 )
 # Header names per field, best first (compared lower-case without spaces or punctuation):
@@ -147,6 +279,10 @@ _HEADERS: dict[str, tuple[str, ...]] = {
     "unsubscribed_at": ("unsubtime", "unsubscribedat", "unsubscribedate", "unsubscribetime"),
     "cleaned_at": ("cleantime", "cleanedat", "bouncedat"),
     "disabled": ("emaildisabled",),
+    # A reader's own preferences (digest's export writes these columns).
+    "timezone": ("timezone", "tz", "timezonename"),
+    "send_at": ("sendat", "deliverytime", "sendtime"),
+    "sections": ("sections",),
 }
 # Status words of other tools (lower-case, "_"/"-" as spaces) and what they are here.
 _STATUS_WORDS = {
@@ -279,6 +415,7 @@ class Row:
     name: str
     status: str
     subscribed_at: datetime | None = None
+    preferences: Preferences = Preferences()
 
 
 def _sniff(text: str) -> str:
@@ -289,7 +426,9 @@ def _sniff(text: str) -> str:
 
 
 def parse_csv(
-    lines: Iterable[str] | str, mapping: Mapping[str, str] | None = None
+    lines: Iterable[str] | str,
+    mapping: Mapping[str, str] | None = None,
+    config: Config | None = None,
 ) -> tuple[list[Row], list[tuple[int, str]]]:
     """Parse an export into rows and (line, reason) errors.
 
@@ -342,7 +481,7 @@ def parse_csv(
             errors.append((start, str(exc)))
             continue
         status, word = _status(cells, use)
-        if status is None or (status not in STATUSES):
+        if status is None or status == "pending" or status not in STATUSES:
             known = ", ".join(STATUSES)
             why = "never confirmed their subscription" if status == "pending" else "unknown"
             errors.append((start, f"{why} status {word!r}; not imported (statuses: {known})"))
@@ -356,8 +495,32 @@ def parse_csv(
             p for p in (_cell(cells, use, "first_name"), _cell(cells, use, "last_name")) if p
         )
         since = _parse_date(_cell(cells, use, "subscribed_at"))
-        rows.append(Row(start, email, clean_name(name), status, since))
+        try:
+            prefs = _row_preferences(
+                config,
+                _cell(cells, use, "timezone"),
+                _cell(cells, use, "send_at"),
+                _cell(cells, use, "sections"),
+            )
+        except PreferenceError as exc:
+            errors.append((start, str(exc)))
+            continue
+        rows.append(Row(start, email, clean_name(name), status, since, prefs))
     return rows, errors
+
+
+def _row_preferences(config: Config | None, tz: str, send_at: str, sections: str) -> Preferences:
+    """Return a row's checked preferences (sections against the config's when given)."""
+    names = [x for x in (p.strip() for p in sections.split(",")) if x]
+    if config is not None:
+        return check_preferences(config, timezone=tz, send_at=send_at, sections=names)
+    from dataclasses import replace
+
+    from digest.config import SiteConfig
+
+    bare = Config(path=Path("."), site=SiteConfig(name="", url=""), sources=())
+    checked = check_preferences(bare, timezone=tz, send_at=send_at)
+    return replace(checked, sections=tuple(dict.fromkeys(names)))
 
 
 def import_csv(
@@ -366,6 +529,7 @@ def import_csv(
     *,
     now: datetime,
     mapping: Mapping[str, str] | None = None,
+    config: Config | None = None,
 ) -> ImportReport:
     """Import subscribers from a CSV export; bad rows are reported by line, the rest imported.
 
@@ -374,22 +538,36 @@ def import_csv(
     for that, deliberately).
     """
     text = source if isinstance(source, str) else source.read()
-    rows, errors = parse_csv(text, mapping)
+    rows, errors = parse_csv(text, mapping, config)
+    with_prefs = [r for r in rows if r.preferences != Preferences()]
+    before = {s.email for s in store.list_subscribers()} if with_prefs else set()
     added, existing = store.import_subscribers(
         [(r.email, r.name, r.status, r.subscribed_at) for r in rows], now=now
     )
+    # Preferences come with new rows; addresses already on the list keep their own.
+    if added and with_prefs:
+        store.import_preferences(
+            [
+                (r.email, r.preferences.timezone, r.preferences.send_at, r.preferences.sections)
+                for r in with_prefs
+                if r.email not in before
+            ],
+            now=now,
+        )
     for line, message in errors:
         log.info("import line %d: %s", line, message)
     return ImportReport(added=added, existing=existing, errors=errors)
 
 
 def export_csv(store: Store, out: TextIO, *, status: str | None = None) -> int:
-    """Write subscribers as `email,name,status` CSV (importable again); return how many."""
+    """Write subscribers as CSV with their preferences (importable again); return how many."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["email", "name", "status"])
+    writer.writerow(["email", "name", "status", "timezone", "send_at", "sections"])
     count = 0
     for sub in store.list_subscribers(status):
-        writer.writerow([sub.email, sub.name, sub.status])
+        writer.writerow(
+            [sub.email, sub.name, sub.status, sub.timezone, sub.send_at, ",".join(sub.sections)]
+        )
         count += 1
     return count
 

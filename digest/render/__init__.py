@@ -4,6 +4,7 @@ Templates see only plain, already-cleaned values (never a model object):
 
     site_name, site_url, date (ISO), date_long ("Wednesday, November 25, 2026"),
     subject, preheader, lang ([site].language, "en"), unsubscribe_url, view_url,
+    preferences_url ("" when there is no preferences page to link to),
     postal_address  the sender's postal address, one line ("" when not configured)
     lead      StoryView: n, title, url, summary, source, author, when, meta, image,
               image_width, image_height (the lead image's box in px; height 0 = unknown),
@@ -427,6 +428,7 @@ def render_issue(
     unsubscribe_url: str,
     view_url: str,
     language: str = "en",
+    preferences_url: str = "",
     postal_address: str = "",
 ) -> RenderedIssue:
     """Render an issue to inlined HTML, plain text, subject and preheader, once.
@@ -480,6 +482,9 @@ def render_issue(
         "links": [LinkView(n=v.n, url=v.url) for v in roundup if v.url],
         "unsubscribe_url": _check_link("unsubscribe_url", unsubscribe_url),
         "view_url": _check_link("view_url", view_url),
+        "preferences_url": _check_link("preferences_url", preferences_url)
+        if preferences_url
+        else "",
         "postal_address": one_line(", ".join(postal_address.splitlines()), MAX_ADDRESS),
         "more": len(issue.more),
         "more_url": _check_link("view_url", view_url) + "#more",

@@ -23,6 +23,7 @@ from digest.errors import StoreError
 from digest.language import to_code
 from digest.models import Article, RenderedIssue, Subscriber
 from digest.store.ledger import Ledger, LedgerWriter
+from digest.store.readers import Confirmation, Readers, StoredVariant, sections_key
 from digest.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -47,6 +48,9 @@ from digest.tokens import new_token
 # Re-exported: callers import these from digest.store.
 __all__ = [
     "MIGRATIONS",
+    "Confirmation",
+    "StoredVariant",
+    "sections_key",
     "SCHEMA_VERSION",
     "BounceOutcome",
     "BounceRecord",
@@ -128,7 +132,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store:
+class Store(Readers):
     """All database access; hand it an engine (tests use a temp SQLite file).
 
     A façade over its parts: `db` (the engine, transactions and migrations) and

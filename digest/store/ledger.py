@@ -98,14 +98,23 @@ class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def ensure_deliveries(self, issue_id: int, *, now: datetime) -> int:
-        """Queue every active subscriber without a delivery of this issue; return how many.
+    def ensure_deliveries(
+        self, issue_id: int, *, now: datetime, only: Sequence[int] | None = None
+    ) -> int:
+        """Queue active subscribers without a delivery of this issue; return how many.
 
-        Subscribers who left since their row was queued are marked skipped; skipped rows
-        of subscribers who are active again are reopened.
+        `only` limits the queueing to these subscriber ids (the readers whose local
+        time has come); None queues every active subscriber. Subscribers who left
+        since their row was queued are marked skipped; skipped rows of subscribers who
+        are active again (among `only`) are reopened.
         """
         active = sa.select(subscribers.c.id).where(subscribers.c.status == "active")
         this = deliveries.c.issue_id == issue_id
+        chunks: list[list[int] | None] = [None]
+        if only is not None:
+            ids = sorted(set(only))
+            chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)]
+        inserted = reopened = 0
         with self.db.begin() as conn:
             if self.db.shared:  # workers starting together must not insert the same rows
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key("queue"))))
@@ -115,34 +124,50 @@ class Ledger:
                 .where(deliveries.c.subscriber_id.not_in(active))
                 .values(status="skipped", last_error="not active at send time", updated_at=now)
             )
-            reopened = conn.execute(
-                deliveries.update()
-                .where(this, deliveries.c.status == "skipped")
-                .where(deliveries.c.subscriber_id.in_(active))
-                .values(status="pending", last_error=None, updated_at=now)
-            ).rowcount
-            has_row = sa.exists().where(this, deliveries.c.subscriber_id == subscribers.c.id)
-            query = sa.select(
-                sa.literal(issue_id, sa.Integer),
-                subscribers.c.id,
-                subscribers.c.email,
-                sa.literal("pending", sa.String),
-                sa.literal(0, sa.Integer),
-                sa.literal(now, UTCDateTime),
-            ).where(subscribers.c.status == "active", ~has_row)
-            inserted = conn.execute(
-                deliveries.insert().from_select(
-                    ["issue_id", "subscriber_id", "email", "status", "attempts", "updated_at"],
-                    query,
+            for chunk in chunks:
+                reopen = (
+                    deliveries.update()
+                    .where(this, deliveries.c.status == "skipped")
+                    .where(deliveries.c.subscriber_id.in_(active))
+                    .values(status="pending", last_error=None, updated_at=now)
                 )
-            ).rowcount
+                if chunk is not None:
+                    reopen = reopen.where(deliveries.c.subscriber_id.in_(chunk))
+                reopened += int(conn.execute(reopen).rowcount or 0)
+                has_row = sa.exists().where(this, deliveries.c.subscriber_id == subscribers.c.id)
+                query = sa.select(
+                    sa.literal(issue_id, sa.Integer),
+                    subscribers.c.id,
+                    subscribers.c.email,
+                    sa.literal("pending", sa.String),
+                    sa.literal(0, sa.Integer),
+                    sa.literal(now, UTCDateTime),
+                ).where(subscribers.c.status == "active", ~has_row)
+                if chunk is not None:
+                    query = query.where(subscribers.c.id.in_(chunk))
+                inserted += int(
+                    conn.execute(
+                        deliveries.insert().from_select(
+                            [
+                                "issue_id",
+                                "subscriber_id",
+                                "email",
+                                "status",
+                                "attempts",
+                                "updated_at",
+                            ],
+                            query,
+                        )
+                    ).rowcount
+                    or 0
+                )
         if self.db.shared and inserted:
             # Fresh statistics now, not when autovacuum gets round to it: without them
             # the planner's generic plan for the per-message updates scans every
             # pending row of the issue (milliseconds per message) instead of the key.
             with self.db.begin() as conn:
                 conn.exec_driver_sql("ANALYZE deliveries, subscribers")
-        return int(inserted or 0) + int(reopened or 0)
+        return inserted + reopened
 
     def pending_deliveries(self, issue_id: int) -> list[tuple[Delivery, Subscriber]]:
         """Return an issue's pending deliveries to active subscribers, by subscriber id."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import zlib
 from collections.abc import Callable, Iterator
@@ -131,6 +132,14 @@ subscribers = sa.Table(
     sa.Column("token", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Migration 7: the reader's own preferences (NULL = the site's default) ...
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("send_at", sa.String(5)),
+    sa.Column("sections", sa.Text),  # a JSON list of section names; NULL = every section
+    # ... and the double opt-in of a reader who signed up on the web (status "pending").
+    sa.Column("confirm_token", sa.String(64)),
+    sa.Column("confirm_sent_at", UTCDateTime),
+    sa.Column("confirm_expires", UTCDateTime),
     # Migration 4: `address_key(email)`, what makes two spellings one reader. Nullable
     # only because ALTER TABLE adds it to existing rows; the code always writes it.
     sa.Column("email_key", sa.String(320)),
@@ -139,6 +148,7 @@ subscribers = sa.Table(
 ix_subscribers_email_key = sa.Index(
     "ix_subscribers_email_key", subscribers.c.email_key, unique=True
 )
+ix_subscribers_confirm = sa.Index("ix_subscribers_confirm", subscribers.c.confirm_token)
 
 deliveries = sa.Table(
     "deliveries",
@@ -208,6 +218,28 @@ locks = sa.Table(
     sa.Column("heartbeat", UTCDateTime, nullable=False),
 )
 # -- end daemon locks ---------------------------------------------------------
+
+# Migration 7: named values the web side keeps (the key that signs its form tokens).
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Migration 7: an issue rendered for one choice of sections, made once per choice.
+issue_variants = sa.Table(
+    "issue_variants",
+    metadata,
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), primary_key=True),
+    sa.Column("sections", sa.String(500), primary_key=True),  # JSON list, sorted
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False, default=""),
+    sa.Column("article_ids", sa.Text, nullable=False, default="[]"),
+)
 
 # A step may return notes for the operator (`digest db upgrade` prints them).
 Migration = Callable[[Connection], list[str] | None]
@@ -391,6 +423,19 @@ MIGRATIONS: dict[int, Migration] = {
         _add_columns(deliveries, "claimed_by", "claimed_until"),
         _create_indexes(ix_deliveries_pending),
     ),
+    7: _steps(
+        _add_columns(
+            subscribers,
+            "timezone",
+            "send_at",
+            "sections",
+            "confirm_token",
+            "confirm_sent_at",
+            "confirm_expires",
+        ),
+        _create_indexes(ix_subscribers_confirm),
+        _create(settings, issue_variants),
+    ),
     4: _steps(
         _create(merged_tokens, bounces),
         _add_columns(subscribers, "email_key"),
@@ -539,8 +584,15 @@ def columns_of(row: Any, table: sa.Table) -> dict[str, Any]:
 
 
 def subscriber_from_row(r: Any) -> Subscriber:
-    """Return the Subscriber of a `subscribers` row mapping."""
-    return from_row(Subscriber, r)
+    """Return the Subscriber of a `subscribers` row mapping (NULL preferences = defaults)."""
+    sections = r.get("sections")
+    return from_row(
+        Subscriber,
+        r,
+        timezone=r.get("timezone") or "",
+        send_at=r.get("send_at") or "",
+        sections=tuple(json.loads(sections)) if sections else (),
+    )
 
 
 def delivery_from_row(r: Any) -> Delivery:

@@ -1,4 +1,6 @@
-"""The readers' web side: one-click unsubscribe, re-subscribe, the issue archive, a health check.
+"""The readers' web side: sign-up, preferences, one-click unsubscribe, the archive, a health check.
+
+    GET|POST /subscribe, /confirm, /preferences   see digest.web.readers
 
     GET  /unsubscribe?token=T    confirmation page with an "Unsubscribe" button
     POST /unsubscribe?token=T    RFC 8058 one-click (body List-Unsubscribe=One-Click) → 200
@@ -36,6 +38,7 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -51,6 +54,7 @@ from digest.models import Subscriber
 from digest.store import Store, StoredIssue
 from digest.storytime import fill_times
 from digest.tokens import strip_tokens, valid_token
+from digest.web.readers import ReaderPages
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +83,6 @@ _ARCHIVE_HEADERS = {
         "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
-
-_CSS = (
-    "body{margin:0;padding:32px 16px;background:#f3f4f6;color:#111827;"
-    "font:16px/1.5 -apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}"
-    "main{max-width:560px;margin:0 auto;background:#fff;border-radius:8px;padding:24px;"
-    "border-top:4px solid #1d4ed8}"
-    "h1{font-size:22px;line-height:28px;margin:0 0 12px}p{margin:0 0 16px}"
-    ".site{font-size:14px;color:#6b7280;margin:0 0 16px}.site a{color:#6b7280}"
-    "button{font:inherit;font-weight:600;border:0;border-radius:6px;padding:10px 20px;"
-    "background:#1d4ed8;color:#fff;cursor:pointer}button.quiet{background:#e5e7eb;color:#111827}"
-    "form{margin:0 0 16px}ul{padding:0;list-style:none}li{padding:8px 0;"
-    "border-bottom:1px solid #e5e7eb}li a{color:#111827;font-weight:600;text-decoration:none}"
-    ".date{display:block;font-size:13px;color:#6b7280}"
-    "@media (prefers-color-scheme:dark){body{background:#111318;color:#f3f4f6}"
-    "main{background:#1b1e24}li{border-color:#2b2f37}li a{color:#f3f4f6}"
-    "button.quiet{background:#2b2f37;color:#f3f4f6}}"
-)
 
 
 def _utcnow() -> datetime:
@@ -133,6 +120,7 @@ class WebApp:
         self.base = config.site.url.rstrip("/")
         self.prefix = urlsplit(self.base).path.rstrip("/")  # where the proxy mounts us
         self.language = config.site.language
+        self.readers = ReaderPages(config, store, clock, _HEADERS)
 
     def _mask(self, address: str) -> str:
         return _mask(address) or i18n.translate(self.language, "your address")
@@ -144,16 +132,8 @@ class WebApp:
     # -- pages ----------------------------------------------------------------
 
     def page(self, title: str, body: str, status: int = 200) -> HTMLResponse:
-        """Return a small standalone HTML page with the site's name on top."""
-        html = (
-            f'<!DOCTYPE html>\n<html lang="{escape(self.language)}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<meta name="robots" content="noindex">'
-            f"<title>{escape(title)} · {escape(self.site_name)}</title><style>{_CSS}</style>"
-            f'</head><body><main><p class="site"><a href="{escape(self.base)}/">'
-            f"{escape(self.site_name)}</a></p><h1>{escape(title)}</h1>{body}</main></body></html>\n"
-        )
-        return HTMLResponse(html, status_code=status, headers=_HEADERS)
+        """Return a page of the site's layout (templates web/page.html) around escaped `body`."""
+        return self.readers.render("web/message.html", title, status, content=Markup(body))
 
     def bad_token(self) -> HTMLResponse:
         """Return the plain 400 page for a malformed, forged or unknown token."""
@@ -480,6 +460,13 @@ def create_app(config: Config, store: Store, *, clock: Clock | None = None) -> S
         Route("/archive/{date}.json", web.archived_json, methods=["GET"]),
         Route("/archive/{date}", web.archived_issue, methods=["GET"]),
         Route("/healthz", web.healthz, methods=["GET"]),
+        Route("/subscribe", web.readers.subscribe_form, methods=["GET"]),
+        Route("/subscribe", web.readers.subscribe, methods=["POST"]),
+        Route("/confirm", web.readers.confirm_form, methods=["GET"]),
+        Route("/confirm", web.readers.confirm, methods=["POST"]),
+        Route("/confirm/renew", web.readers.renew, methods=["POST"]),
+        Route("/preferences", web.readers.preferences_form, methods=["GET"]),
+        Route("/preferences", web.readers.preferences, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error}

@@ -1,0 +1,510 @@
+"""Readers joining and choosing: sign-up with double opt-in, and the preferences page.
+
+    GET  /subscribe[?email=…]        the form (the README's snippet links here, pre-filled)
+    POST /subscribe                  store "pending", mail one confirmation link
+    GET  /confirm?token=C            a button; never changes anything (scanners prefetch)
+    POST /confirm?token=C            make the reader active (unexpired tokens only)
+    POST /confirm/renew?token=C      an expired link: mail a new one
+    GET  /preferences?token=T        sections, time zone, delivery time, unsubscribe
+    POST /preferences?token=T        save them
+
+Abuse limits: the answer to POST /subscribe is the same page whatever the address's
+state, and the mail goes out after the answer (no timing tells either); the store
+lets at most one confirmation mail per address per [subscribe].resend_minutes; each
+client address may make [subscribe].client_posts form posts per window (then 429 with
+Retry-After); a hidden "website" field that people leave empty catches form robots.
+Form posts carry a signed, expiring `csrf` field and are refused when the browser
+says they come from another site (Origin, Sec-Fetch-Site): no cookie is needed, so
+the one-click unsubscribe POST keeps its RFC 8058 semantics. No handler redirects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import available_timezones
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from digest.config import Config
+from digest.errors import AddressError, DigestError
+from digest.mail import subscribers as subs
+from digest.models import Subscriber
+from digest.store import Store
+from digest.tokens import valid_token
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+SHIPPED = Path(__file__).parent / "templates"
+CSRF_TTL = 6 * 3600  # seconds a form stays usable after it was shown
+MAX_FORM = 16 * 1024
+_SECRET_NAME = "web-form-key"
+
+
+def make_web_environment(templates_dir: str | None) -> Environment:
+    """Return the pages' Jinja environment: the operator's [render].templates folder first."""
+    loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
+    return Environment(
+        loader=ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),
+        autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+class RateLimit:
+    """At most `limit` events per client in any `window` seconds (in this process)."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.seen: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def retry_after(self, client: str) -> int:
+        """Count one event; return 0 when allowed, else seconds until the next is."""
+        now = self.clock()
+        with self.lock:
+            if len(self.seen) > 50_000:  # forget idle clients rather than grow without end
+                for key in [k for k, q in self.seen.items() if not q or q[-1] < now - self.window]:
+                    del self.seen[key]
+            times = self.seen.setdefault(client, deque())
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            if len(times) >= self.limit:
+                return max(1, int(times[0] + self.window - now + 0.999))
+            times.append(now)
+            return 0
+
+
+class Forms:
+    """Signed, expiring form tokens (CSRF) keyed by a secret kept in the store."""
+
+    def __init__(self, key: Callable[[], bytes], clock: Callable[[], float] = time.time) -> None:
+        self._key_source = key
+        self._key: bytes | None = None
+        self.clock = clock
+
+    @property
+    def key(self) -> bytes:
+        """Return the signing key (read from the store on first use)."""
+        if self._key is None:
+            self._key = self._key_source()
+        return self._key
+
+    def token(self, form: str) -> str:
+        """Return a token for one form, valid for CSRF_TTL seconds."""
+        stamp = str(int(self.clock()))
+        return f"{stamp}.{self._mac(form, stamp)}"
+
+    def valid(self, form: str, token: str) -> bool:
+        """Return True for an unexpired token this server made for this form."""
+        stamp, _, mac = token.partition(".")
+        if not stamp.isdigit() or not hmac.compare_digest(mac, self._mac(form, stamp)):
+            return False
+        return 0 <= self.clock() - int(stamp) <= CSRF_TTL
+
+    def _mac(self, form: str, stamp: str) -> str:
+        return hmac.new(self.key, f"{form}:{stamp}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def same_site(request: Request, site_url: str) -> bool:
+    """Return False when the browser says a POST comes from another site."""
+    if request.headers.get("sec-fetch-site", "") == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None  # "null": a sandboxed or privacy-stripped cross-site frame
+    ours = {_origin(site_url)}
+    host = request.headers.get("host")
+    if host:
+        ours.add(f"{request.url.scheme}://{host}")
+    return origin.rstrip("/") in ours
+
+
+def _origin(url: str) -> str:
+    p = urlsplit(url)
+    return f"{p.scheme}://{p.netloc}"
+
+
+async def read_form(request: Request) -> dict[str, list[str]] | None:
+    """Return an urlencoded form body (None when too large)."""
+    size = 0
+    chunks = []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM:
+            return None
+        chunks.append(chunk)
+    try:
+        return parse_qs(b"".join(chunks).decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return {}
+
+
+def _one(form: dict[str, list[str]], name: str) -> str:
+    values = form.get(name) or [""]
+    return values[0].strip()
+
+
+class ReaderPages:
+    """The sign-up and preferences handlers, bound to one config, store and clock."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        headers: dict[str, str],
+        *,
+        limiter: RateLimit | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.headers = headers
+        self.env = make_web_environment(config.render.templates or None)
+        self.base = config.site.url.rstrip("/")
+        self.prefix = urlsplit(self.base).path.rstrip("/")
+        sub = config.subscribe
+        self.limiter = limiter or RateLimit(sub.client_posts, sub.client_window_minutes * 60)
+        self.forms = Forms(
+            lambda: bytes.fromhex(store.setting(_SECRET_NAME, lambda: secrets.token_hex(32)))
+        )
+        self._zones: list[str] | None = None
+
+    # -- rendering --------------------------------------------------------------
+
+    def render(
+        self, template: str, title: str, status: int = 200, *, nonce: str = "", **context: Any
+    ) -> HTMLResponse:
+        """Render a page template with the site's name and this page's title."""
+        values: dict[str, Any] = {
+            "title": title,
+            "site_name": self.config.site.name,
+            "site_url": self.base,
+            "prefix": self.prefix,
+            "lang": self.config.site.language,
+            "content": "",
+            "paragraphs": (),
+            "nonce": nonce,
+            **context,
+        }
+        html = self.env.get_template(template).render(values)
+        headers = dict(self.headers)
+        if nonce:
+            csp = headers.get("Content-Security-Policy", "")
+            headers["Content-Security-Policy"] = f"{csp}; script-src 'nonce-{nonce}'"
+        return HTMLResponse(html, status_code=status, headers=headers)
+
+    def message(self, title: str, *paragraphs: str, status: int = 200) -> HTMLResponse:
+        """Return a page of plain paragraphs."""
+        return self.render("web/message.html", title, status, paragraphs=paragraphs)
+
+    def _guard(self, request: Request) -> Response | None:
+        """Refuse rate-limited or cross-site posts; None when the post may proceed."""
+        client = request.client.host if request.client else "?"
+        wait = self.limiter.retry_after(client)
+        if wait:
+            return PlainTextResponse(
+                "too many requests; try again later\n",
+                status_code=429,
+                headers={**self.headers, "Retry-After": str(wait)},
+            )
+        if not same_site(request, self.base):
+            return self.message(
+                "Request refused", "This form was sent from another site.", status=403
+            )
+        return None
+
+    def _stale_form(self, form_name: str, **context: Any) -> HTMLResponse:
+        return self.message(
+            "Please try again",
+            "This form was open too long or did not come from this site; nothing was "
+            "changed. Reload the page and send it again.",
+            status=400,
+        )
+
+    # -- sign-up ------------------------------------------------------------------
+
+    async def subscribe_form(self, request: Request) -> Response:
+        """Show the sign-up form (an `email` parameter pre-fills it)."""
+        email = request.query_params.get("email", "")[:320]
+        name = request.query_params.get("name", "")[:200]
+        return self._subscribe_page(email=email, name=name)
+
+    def _subscribe_page(self, *, email: str, name: str, error: str = "") -> HTMLResponse:
+        return self.render(
+            "web/subscribe.html",
+            f"Subscribe to {self.config.site.name}",
+            400 if error else 200,
+            email=email,
+            name=name,
+            error=error,
+            csrf=self.forms.token("subscribe"),
+        )
+
+    async def subscribe(self, request: Request) -> Response:
+        """Record a sign-up and mail a confirmation link; the same answer for every address."""
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        form = await read_form(request)
+        if form is None:
+            return PlainTextResponse("request body too large\n", status_code=413)
+        if not self.forms.valid("subscribe", _one(form, "csrf")):
+            return self._stale_form("subscribe")
+        raw, name = _one(form, "email"), subs.clean_name(_one(form, "name"))
+        try:
+            email = subs.normalize_address(raw)
+        except AddressError:
+            return self._subscribe_page(
+                email=raw[:320], name=name, error="Please enter a valid email address."
+            )
+        sent = self.render(
+            "web/subscribe_sent.html",
+            "Check your inbox",
+            resend_minutes=f"{self.config.subscribe.resend_minutes:g}",
+        )
+        if _one(form, "website"):  # the honeypot: people never see it, robots fill it in
+            log.info("sign-up with the hidden field filled in ignored")
+            return sent
+        now = self.clock()
+        sub, token = await run_in_threadpool(lambda: self._start(email, name, now))
+        if sub is not None and token is not None:
+            sent.background = BackgroundTask(self._mail, sub, token, now)
+        return sent
+
+    def _start(self, email: str, name: str, now: datetime) -> tuple[Subscriber | None, str | None]:
+        cfg = self.config.subscribe
+        return self.store.start_opt_in(
+            email,
+            name,
+            now=now,
+            resend=timedelta(minutes=cfg.resend_minutes),
+            valid=timedelta(hours=cfg.confirm_hours),
+        )
+
+    def _mail(self, sub: Subscriber, token: str, now: datetime) -> None:
+        """Send the confirmation mail (after the answer went out); log, never raise."""
+        from digest.mail.optin import send_opt_in
+
+        try:
+            send_opt_in(self.config, sub, token, now=now)
+        except DigestError as exc:
+            log.error("confirmation mail not sent: %s", exc)
+            self.store.opt_in_mail_failed(token)
+
+    async def confirm_form(self, request: Request) -> Response:
+        """Show the confirmation button; a GET never confirms."""
+        token = request.query_params.get("token", "")
+        found = await run_in_threadpool(lambda: self.store.confirmation(token)) if token else None
+        if found is None:
+            return self._bad_confirm()
+        sub = found.subscriber
+        if sub.status == "active":
+            return self._confirmed(sub)
+        if sub.status != "pending":
+            return self._bad_confirm()
+        if found.expires is None or found.expires <= self.clock():
+            return self._expired(token)
+        return self.render(
+            "web/confirm.html",
+            "Confirm your subscription",
+            email=_mask(sub.email),
+            token=token,
+            csrf=self.forms.token("confirm"),
+        )
+
+    async def confirm(self, request: Request) -> Response:
+        """Make the token's pending reader active, if the token has not expired."""
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        token = request.query_params.get("token", "")
+        # The token in the URL is the secret here (no csrf field needed: a forger cannot
+        # know it); the origin check above still refuses other sites' posts.
+        if await read_form(request) is None:
+            return PlainTextResponse("request body too large\n", status_code=413)
+        now = self.clock()
+        found = await run_in_threadpool(lambda: self.store.confirmation(token)) if token else None
+        if found is None or found.subscriber.status not in ("pending", "active"):
+            return self._bad_confirm()
+        if found.subscriber.status == "active":
+            return self._confirmed(found.subscriber)
+        sub = await run_in_threadpool(lambda: self.store.confirm(token, now=now))
+        if sub is None:
+            return self._expired(token)
+        log.info("subscriber %s confirmed via the web", sub.id)
+        return self._confirmed(sub)
+
+    async def renew(self, request: Request) -> Response:
+        """Mail a new confirmation link for an expired one (within the resend limit)."""
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        token = request.query_params.get("token", "")
+        form = await read_form(request)
+        if form is None:
+            return PlainTextResponse("request body too large\n", status_code=413)
+        if not self.forms.valid("confirm", _one(form, "csrf")):
+            return self._stale_form("confirm")
+        now = self.clock()
+        cfg = self.config.subscribe
+        sub, new = await run_in_threadpool(
+            lambda: self.store.renew_opt_in(
+                token,
+                now=now,
+                resend=timedelta(minutes=cfg.resend_minutes),
+                valid=timedelta(hours=cfg.confirm_hours),
+            )
+        )
+        sent = self.render(
+            "web/subscribe_sent.html", "Check your inbox", resend_minutes=f"{cfg.resend_minutes:g}"
+        )
+        if sub is not None and new is not None:
+            sent.background = BackgroundTask(self._mail, sub, new, now)
+        return sent
+
+    def _bad_confirm(self) -> HTMLResponse:
+        return self.message(
+            "This link is not valid",
+            "The link may be incomplete or mistyped. Please use the link from the most "
+            "recent confirmation email, or sign up again.",
+            status=400,
+        )
+
+    def _expired(self, token: str) -> HTMLResponse:
+        return self.render(
+            "web/confirm_expired.html",
+            "This link has expired",
+            400,
+            token=token,
+            csrf=self.forms.token("confirm"),
+        )
+
+    def _confirmed(self, sub: Subscriber) -> HTMLResponse:
+        return self.render(
+            "web/confirmed.html",
+            "You are subscribed",
+            email=_mask(sub.email),
+            preferences_url=f"{self.prefix}/preferences?token={sub.token}",
+        )
+
+    # -- preferences --------------------------------------------------------------
+
+    def zones(self) -> list[str]:
+        """Return the IANA time zone names, sorted (computed once)."""
+        if self._zones is None:
+            self._zones = sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+        return self._zones
+
+    async def preferences_form(self, request: Request) -> Response:
+        """Show a reader's sections, time zone and delivery time."""
+        token = request.query_params.get("token", "")
+        sub = await self._reader(token)
+        if sub is None:
+            return self._bad_preferences()
+        return self._preferences_page(sub, token)
+
+    def _preferences_page(
+        self,
+        sub: Subscriber,
+        token: str,
+        *,
+        saved: bool = False,
+        error: str = "",
+        timezone: str | None = None,
+        send_at: str | None = None,
+    ) -> HTMLResponse:
+        chosen = set(sub.sections)
+        return self.render(
+            "web/preferences.html",
+            "Your preferences",
+            400 if error else 200,
+            nonce=secrets.token_urlsafe(16),
+            email=_mask(sub.email),
+            token=token,
+            csrf=self.forms.token("preferences"),
+            saved=saved,
+            error=error,
+            sections=[{"name": s, "checked": s in chosen} for s in self.config.sections],
+            timezone=sub.timezone if timezone is None else timezone,
+            send_at=sub.send_at if send_at is None else send_at,
+            default_timezone=self.config.site.timezone,
+            default_send_at=self.config.schedule.send_at[0][:5],
+            zones=self.zones(),
+        )
+
+    async def preferences(self, request: Request) -> Response:
+        """Save a reader's preferences from the form."""
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        token = request.query_params.get("token", "")
+        sub = await self._reader(token)
+        if sub is None:
+            return self._bad_preferences()
+        form = await read_form(request)
+        if form is None:
+            return PlainTextResponse("request body too large\n", status_code=413)
+        if not self.forms.valid("preferences", _one(form, "csrf")):
+            return self._stale_form("preferences")
+        tz, at = _one(form, "timezone"), _one(form, "send_at")
+        sections = [s.strip() for s in form.get("section", []) if s.strip()]
+        try:
+            prefs = subs.check_preferences(self.config, timezone=tz, send_at=at, sections=sections)
+        except DigestError as exc:
+            return self._preferences_page(sub, token, error=str(exc), timezone=tz, send_at=at)
+        assert sub.id is not None
+        sub_id = sub.id
+        now = self.clock()
+        saved = await run_in_threadpool(
+            lambda: self.store.set_preferences(
+                sub_id,
+                now=now,
+                timezone=prefs.timezone,
+                send_at=prefs.send_at,
+                sections=prefs.sections,
+            )
+        )
+        log.info("subscriber %s changed preferences via the web", sub_id)
+        return self._preferences_page(saved or sub, token, saved=True)
+
+    async def _reader(self, token: str) -> Subscriber | None:
+        if not valid_token(token):
+            return None
+        sub = await run_in_threadpool(lambda: self.store.get_subscriber(token=token))
+        return sub if sub is not None and sub.status in ("active", "unsubscribed") else None
+
+    def _bad_preferences(self) -> HTMLResponse:
+        return self.message(
+            "This link is not valid",
+            "The link may be incomplete or mistyped. Please use the "
+            "“Manage preferences” link from the most recent email you received.",
+            status=400,
+        )
+
+
+def _mask(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}•••@{domain}" if domain else "your address"
