@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.mail import subscribers
+from digest.mail import importing, subscribers
 from digest.mail.deliver import send_issue
 from digest.store import Store, address_key
 from digest.store.schema import MIGRATIONS, deliveries, issues
@@ -51,7 +51,7 @@ def test_mixed_case_adds_imports_and_unsubscribes_are_one_reader(url: str) -> No
         bob, added = subscribers.add(store, "Bob@Example.org", "Bob", now=NOW)
         again, changed = subscribers.add(store, "bob@example.org", now=NOW)
         assert added and not changed and again.id == bob.id
-        report = subscribers.import_csv(
+        report = importing.import_csv(
             store,
             io.StringIO("email\nBOB@EXAMPLE.ORG\nann@example.org\nANN@example.org\n"),
             now=NOW,

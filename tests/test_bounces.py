@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from digest.cli import cli
 from digest.config import SmtpConfig
-from digest.mail import subscribers
+from digest.mail import importing, subscribers
 from digest.mail.bounces import ReportError, parse_report, process_report
 from digest.mail.deliver import send_issue
 from digest.models import TOKEN_PLACEHOLDER, Subscriber
@@ -190,7 +190,7 @@ def test_a_complaint_stops_all_mail_and_no_import_or_link_brings_it_back(store: 
     assert done.subscriber.id == subs[2].id and done.subscriber.status == "complained"
     assert [s.status for s in store.list_subscribers()] == ["complained", "active", "complained"]
 
-    report = subscribers.import_csv(store, "email\nREADER0@example.org\n", now=NOW)
+    report = importing.import_csv(store, "email\nREADER0@example.org\n", now=NOW)
     assert (report.added, report.existing) == (0, 1)
     with pytest.raises(Exception, match="reported our mail as spam"):
         subscribers.add(store, "Reader0@Example.org", now=NOW)

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from digest.cli import cli
 from digest.errors import DigestError
-from digest.mail import subscribers
+from digest.mail import importing
 from digest.store import Store
 from tests import configfile
 
@@ -69,7 +69,7 @@ def test_a_mailchimp_audience_export_imports_with_names_and_statuses(tmp_path: P
 def test_substack_and_buttondown_exports_import_without_flags(store: Store) -> None:
     for name in ("substack.csv", "buttondown.csv"):
         text = (DATA / name).read_text(encoding="utf-8")
-        report = subscribers.import_csv(store, text, now=NOW)
+        report = importing.import_csv(store, text, now=NOW)
         assert report.ok, report.errors
     assert listed(store) == {
         "fatima@example.org": ("", "active", "2024-01-05"),
@@ -134,7 +134,7 @@ def test_a_semicolon_spreadsheet_with_other_column_names_imports_with_map(
     ],
 )
 def test_delimiters_and_header_names_are_found(text: str, emails: list[str]) -> None:
-    rows, errors = subscribers.parse_csv(text)
+    rows, errors = importing.parse_csv(text)
     assert errors == []
     assert [r.email for r in rows] == emails
 
@@ -149,7 +149,7 @@ def test_statuses_of_other_tools_and_unknown_ones(store: Store) -> None:
         "e@x.org,complained\n"
         "f@x.org,unconfirmed\n"  # 7: never confirmed: not mailed
     )
-    rows, errors = subscribers.parse_csv(text)
+    rows, errors = importing.parse_csv(text)
     assert [(r.email, r.status) for r in rows] == [
         ("a@x.org", "active"),
         ("b@x.org", "unsubscribed"),
@@ -162,15 +162,13 @@ def test_statuses_of_other_tools_and_unknown_ones(store: Store) -> None:
 
 def test_map_needs_a_header_and_known_fields() -> None:
     with pytest.raises(DigestError, match="COLUMN=FIELD"):
-        subscribers.parse_mapping(["email"])
-    rows, errors = subscribers.parse_csv(
-        "a@x.org,Ann\n", subscribers.parse_mapping(["Courriel=email"])
-    )
+        importing.parse_mapping(["email"])
+    rows, errors = importing.parse_csv("a@x.org,Ann\n", importing.parse_mapping(["Courriel=email"]))
     assert rows == [] and "header row" in errors[0][1]
-    rows, errors = subscribers.parse_csv(
-        "Courriel,Nom\na@x.org,Ann\n", subscribers.parse_mapping(["courriel=email", "nom=name"])
+    rows, errors = importing.parse_csv(
+        "Courriel,Nom\na@x.org,Ann\n", importing.parse_mapping(["courriel=email", "nom=name"])
     )
     assert errors == [] and [(r.email, r.name) for r in rows] == [("a@x.org", "Ann")]
     # Without a header, a row of many columns says how to name them.
-    _rows, errors = subscribers.parse_csv(io.StringIO("a@x.org,A,active,x\n").getvalue())
+    _rows, errors = importing.parse_csv(io.StringIO("a@x.org,A,active,x\n").getvalue())
     assert "add a header row" in errors[0][1]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from digest.cli import cli
-from digest.mail import subscribers
+from digest.mail import importing, subscribers
 from digest.mail.subscribers import AddressError, normalize_address
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store
@@ -84,7 +84,7 @@ CSV = (
 def test_import_reports_bad_rows_by_line_and_imports_the_rest(store: Store) -> None:
     subscribers.add(store, "erin@example.org", now=NOW)
     store.set_subscriber_status(status="unsubscribed", now=NOW, email="erin@example.org")
-    report = subscribers.import_csv(store, io.StringIO(CSV), now=NOW)
+    report = importing.import_csv(store, io.StringIO(CSV), now=NOW)
     assert [line for line, _ in report.errors] == [3, 8, 9, 10, 11]
     assert "not-an-address" in report.errors[0][1]
     assert "vip" in report.errors[1][1]
@@ -100,11 +100,11 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(store: Store) -> N
 
 
 def test_export_round_trips_through_import(store: Store, tmp_path: Path) -> None:
-    subscribers.import_csv(store, io.StringIO(CSV), now=NOW)
-    text = subscribers.export_text(store)
+    importing.import_csv(store, io.StringIO(CSV), now=NOW)
+    text = importing.export_text(store)
     assert text.splitlines()[0] == "email,name,status,timezone,send_at,sections"
     other = Store.open(f"sqlite:///{tmp_path / 'other.db'}")
-    report = subscribers.import_csv(other, io.StringIO(text), now=NOW)
+    report = importing.import_csv(other, io.StringIO(text), now=NOW)
     assert report.ok
     strip = [(s.email, s.name, s.status) for s in store.list_subscribers()]
     assert [(s.email, s.name, s.status) for s in other.list_subscribers()] == strip

@@ -194,17 +194,17 @@ def subscribers_import(app: App, file: Path, maps: tuple[str, ...]) -> None:
     left as they are (an import never re-subscribes anyone). The `timezone`, `send_at`
     and `sections` columns of `export` bring readers' preferences along.
     """
-    from digest.mail import subscribers
+    from digest.mail import importing
 
-    mapping = subscribers.parse_mapping(maps)
+    mapping = importing.parse_mapping(maps)
     if str(file) == "-":
-        report = subscribers.import_csv(
+        report = importing.import_csv(
             app.store, sys.stdin, now=_now(), mapping=mapping, config=app.config
         )
     else:
         try:
             with file.open(encoding="utf-8-sig", newline="") as fh:
-                report = subscribers.import_csv(
+                report = importing.import_csv(
                     app.store, fh, now=_now(), mapping=mapping, config=app.config
                 )
         except OSError as exc:
@@ -286,9 +286,9 @@ def subscribers_complaint(app: App, file: BinaryIO) -> None:
 @click.pass_obj
 def subscribers_export(app: App, status: str | None) -> None:
     """Write the list as CSV (email,name,status,timezone,send_at,sections); `import` reads it."""
-    from digest.mail import subscribers
+    from digest.mail import importing
 
-    click.echo(subscribers.export_text(app.store, status=status), nl=False)
+    click.echo(importing.export_text(app.store, status=status), nl=False)
 
 
 @click.group(name="issue")
