@@ -8,6 +8,8 @@
     ├── EmptyIssueError      nothing new to put in today's issue (exit 5)
     ├── RenderError          a template failed
     ├── AddressError         an e-mail address is not valid
+    ├── PreferenceError      a reader's time zone, delivery time or sections are not valid
+    ├── ReportError          a returned mail is not a bounce or complaint we can use
     ├── DeliveryError        the mail server refused or vanished
     ├── StoreError           the database cannot be opened or written
     └── LockError            another process holds, or took over, a lock in the store
@@ -59,6 +61,14 @@ class RenderError(DigestError):
 
 class AddressError(DigestError):
     """An e-mail address is not valid."""
+
+
+class PreferenceError(DigestError):
+    """A reader's preference (time zone, delivery time, sections) is not valid."""
+
+
+class ReportError(DigestError):
+    """A message is not a bounce or complaint we can use; nothing was changed."""
 
 
 class DeliveryError(DigestError):

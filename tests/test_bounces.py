@@ -10,8 +10,9 @@ from click.testing import CliRunner, Result
 
 from digest.cli import cli
 from digest.config import SmtpConfig
+from digest.errors import ReportError
 from digest.mail import importing, subscribers
-from digest.mail.bounces import ReportError, parse_report, process_report
+from digest.mail.bounces import parse_report, process_report
 from digest.mail.deliver import send_issue
 from digest.models import TOKEN_PLACEHOLDER, Subscriber
 from digest.store import Store, StoredIssue

@@ -26,7 +26,7 @@ from email.message import Message
 from email.parser import HeaderParser
 
 from digest.config import SmtpConfig
-from digest.errors import DigestError
+from digest.errors import ReportError
 from digest.models import Subscriber
 from digest.store import BounceOutcome, Store
 
@@ -55,10 +55,6 @@ _HEADER_PARTS = (
     "message/global-headers",
     "text/rfc822",
 )
-
-
-class ReportError(DigestError):
-    """A message is not a bounce or complaint we can use; nothing was changed."""
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from digest.config import Config
-from digest.errors import AddressError, DigestError
+from digest.errors import AddressError, DigestError, PreferenceError
 from digest.mail.subscribers import (
     STATUSES,
-    PreferenceError,
     Preferences,
     check_preferences,
     clean_name,

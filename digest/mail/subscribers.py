@@ -24,17 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 
 from digest.config import Config
-from digest.errors import AddressError, DigestError
+from digest.errors import AddressError, DigestError, PreferenceError
 from digest.models import SUBSCRIBER_STATUSES, Subscriber
 from digest.store import Store, address_key
 from digest.tokens import token_in_subject
 
 STATUSES = SUBSCRIBER_STATUSES
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
-
-
-class PreferenceError(DigestError):
-    """A reader's preference (time zone, delivery time, sections) is not valid."""
 
 
 @dataclass(frozen=True)
