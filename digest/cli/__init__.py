@@ -2,7 +2,9 @@
 
 Each command loads the config, calls one library function and prints the result.
 A `DigestError` becomes one line on stderr and its exit code; anything else is a
-bug and keeps its traceback. Commands are added to the group explicitly below.
+bug and keeps its traceback. Commands are listed explicitly in `COMMANDS` below and
+each module is imported only when its command runs (or `--help` lists them all), so
+`digest subscribers list` does not pay for the pipeline's or the daemon's imports.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from pathlib import Path
 
 import click
 
-from digest.cli import db, init, mail, pipeline, run, sources, web, worker
 from digest.cli.app import App, DigestGroup, setup_logging
 from digest.config.load import default_config_path
 
@@ -20,7 +21,26 @@ STANDALONE = ("extract", "summarize")
 NO_CONFIG = ("init",)  # writes the config: never reads one
 
 
-@click.group(cls=DigestGroup)
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module under digest.cli, attribute)
+    "init": ("init", "init_cmd"),
+    "preview": ("pipeline", "preview"),
+    "collect": ("pipeline", "collect_cmd"),
+    "extract": ("pipeline", "extract"),
+    "summarize": ("pipeline", "summarize_cmd"),
+    "sources": ("sources", "sources_group"),
+    "subscribers": ("mail", "subscribers_group"),
+    "send": ("mail", "send"),
+    "issue": ("mail", "issue_group"),
+    "status": ("run", "status_cmd"),
+    "run": ("run", "run_cmd"),
+    "serve": ("web", "serve"),
+    "worker": ("worker", "worker_cmd"),
+    "db": ("db", "db_group"),
+}
+
+
+@click.group(cls=DigestGroup, lazy_commands=COMMANDS)
 @click.option(
     "--config",
     "config_path",
@@ -52,22 +72,3 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
 def main() -> None:
     """Run the CLI (the `digest` console script)."""
     cli(prog_name="digest")
-
-
-for _command in (
-    init.init_cmd,
-    pipeline.preview,
-    pipeline.collect_cmd,
-    pipeline.extract,
-    pipeline.summarize_cmd,
-    sources.sources_group,
-    mail.subscribers_group,
-    mail.send,
-    mail.issue_group,
-    run.status_cmd,
-    run.run_cmd,
-    web.serve,
-    worker.worker_cmd,
-    db.db_group,
-):
-    cli.add_command(_command)

@@ -144,9 +144,11 @@ def subscribers_list(app: App, status: str | None, as_json: bool) -> None:
     "timezone", "send_at", "sections"}]}.
     """
     from digest.mail import subscribers
+    from digest.store.quick import subscribers_and_counts
 
-    subs = app.store.list_subscribers(status)
-    counts = app.store.subscriber_counts()
+    # On an up-to-date SQLite store this answers without loading SQLAlchemy.
+    quick = subscribers_and_counts(app.config.store.url, status)
+    subs, counts = quick or (app.store.list_subscribers(status), app.store.subscriber_counts())
     if as_json:
         out = {
             "counts": {s: counts.get(s, 0) for s in SUBSCRIBER_STATUSES if _shown(s, counts)}

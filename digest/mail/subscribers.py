@@ -13,21 +13,21 @@ Mailchimp, Substack and Buttondown export them), `--map column=field` for the re
 
 from __future__ import annotations
 
-import email.policy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from email.parser import BytesParser
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from email_validator import EmailNotValidError, validate_email
 
 from digest.config import Config
 from digest.errors import AddressError, DigestError, PreferenceError
 from digest.models import SUBSCRIBER_STATUSES, Subscriber
-from digest.store import Store, address_key
+from digest.store.rows import address_key
 from digest.tokens import token_in_subject
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 STATUSES = SUBSCRIBER_STATUSES
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -80,6 +80,8 @@ __all__ = ["STATUSES", "AddressError", "address_key", "normalize_address"]
 
 def normalize_address(raw: str) -> str:
     """Return the canonical form of an address, or raise AddressError saying why."""
+    from email_validator import EmailNotValidError, validate_email  # ~100 ms: not for `list`
+
     text = raw.strip()
     try:
         info = validate_email(
@@ -196,6 +198,9 @@ def remove_by_mail(store: Store, raw: bytes, *, now: datetime) -> Subscriber:
     The subject carries the reader's token ("unsubscribe <token>", as the mailto link
     fills it in); the From: header is never trusted, since anyone can forge it.
     """
+    import email.policy
+    from email.parser import BytesParser
+
     msg = BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)
     try:
         subject = str(msg.get("Subject", ""))

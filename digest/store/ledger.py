@@ -31,14 +31,13 @@ import sqlalchemy as sa
 
 from digest.errors import StoreError
 from digest.models import Delivery, Subscriber
+from digest.store.rows import delivery_from_row, subscriber_from_row
 from digest.store.schema import (
     Database,
     UTCDateTime,
     advisory_key,
     columns_of,
     deliveries,
-    delivery_from_row,
-    subscriber_from_row,
     subscribers,
 )
 

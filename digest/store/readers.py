@@ -19,12 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from digest.models import Subscriber
+from digest.store.rows import address_key, subscriber_from_row
 from digest.store.schema import (
     Database,
-    address_key,
     issue_variants,
     settings,
-    subscriber_from_row,
     subscribers,
 )
 from digest.tokens import new_token

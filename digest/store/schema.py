@@ -10,28 +10,20 @@ so SQLite stays zero set-up.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
+import functools
 import logging
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import StoreError
-from digest.models import Delivery, Subscriber
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-    M = TypeVar("M", bound=DataclassInstance)
-else:
-    M = TypeVar("M")
+from digest.store.quick import KNOWN_MIGRATIONS
+from digest.store.rows import address_key
 
 log = logging.getLogger(__name__)
 
@@ -170,15 +162,23 @@ deliveries = sa.Table(
     sa.Column("retry_since", UTCDateTime),
     sa.Index("ix_deliveries_status", "issue_id", "status"),
 )
+
+
 # Migration 3: workers claim the lowest pending rows again and again; without this the
 # scan walks past every row already sent, and a send slows down as it proceeds.
-ix_deliveries_pending = sa.Index(
-    "ix_deliveries_pending",
-    deliveries.c.issue_id,
-    deliveries.c.subscriber_id,
-    postgresql_where=deliveries.c.status == "pending",
-    sqlite_where=deliveries.c.status == "pending",
-)
+@functools.cache
+def pending_index() -> sa.Index:
+    """The partial index on pending deliveries, built on first use: naming its
+    `postgresql_where` loads SQLAlchemy's PostgreSQL dialect (~50 ms at every start-up),
+    which a command on an SQLite store that migrates nothing never needs."""
+    return sa.Index(
+        "ix_deliveries_pending",
+        deliveries.c.issue_id,
+        deliveries.c.subscriber_id,
+        postgresql_where=deliveries.c.status == "pending",
+        sqlite_where=deliveries.c.status == "pending",
+    )
+
 
 # -- migration 4: merged readers' tokens, bounces and complaints -----------------
 # Tokens of readers merged into another (two spellings of one mailbox): links and
@@ -282,23 +282,6 @@ def _add_columns(table: sa.Table, *names: str) -> Migration:
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
 
     return step
-
-
-def address_key(address: str) -> str:
-    """Return the identity of an address: local part case-folded, domain IDNA and lower-case.
-
-    Two spellings with the same key are one reader (`Bob@Example.org`, `bob@example.org`).
-    The unique index of migration 4 holds these keys: changing this function needs a
-    migration that recomputes them.
-    """
-    local, _, domain = address.strip().rpartition("@")
-    domain = domain.strip().rstrip(".")
-    if not domain.isascii():
-        # Callers pass addresses from `normalize_address`, already ASCII; this is for
-        # anything else (an invalid IDN keeps its lower-cased text: still a stable key).
-        with contextlib.suppress(UnicodeError):
-            domain = domain.encode("idna").decode("ascii")
-    return f"{local.casefold()}@{domain.lower()}"
 
 
 # Merging readers keeps the most restrictive status: a reader who left, bounced or
@@ -421,7 +404,7 @@ MIGRATIONS: dict[int, Migration] = {
     2: _create(locks),
     3: _steps(
         _add_columns(deliveries, "claimed_by", "claimed_until"),
-        _create_indexes(ix_deliveries_pending),
+        lambda conn: pending_index().create(conn, checkfirst=True),
     ),
     7: _steps(
         _add_columns(
@@ -447,6 +430,8 @@ MIGRATIONS: dict[int, Migration] = {
     9: _add_columns(articles, "image_width", "image_height"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+if set(MIGRATIONS) != KNOWN_MIGRATIONS:  # the quick read path must know every migration
+    raise ImportError("digest.store.quick.KNOWN_MIGRATIONS differs from schema.MIGRATIONS")
 
 
 def advisory_key(name: str) -> int:
@@ -565,36 +550,6 @@ def _version(conn: Connection) -> int:
 # -- rows to models -------------------------------------------------------------
 
 
-def from_row(model: type[M], row: Any, **values: Any) -> M:
-    """Build a model from a row mapping: each field from its column, unless given in `values`.
-
-    Fields without a column keep their defaults; columns without a field are ignored.
-    """
-    kwargs = {
-        f.name: values[f.name] if f.name in values else row[f.name]
-        for f in dataclasses.fields(model)
-        if f.name in values or f.name in row
-    }
-    return model(**kwargs)
-
-
 def columns_of(row: Any, table: sa.Table) -> dict[str, Any]:
     """Return one table's columns of a joined row, by column name."""
     return {c.name: row[c] for c in table.c if c in row}
-
-
-def subscriber_from_row(r: Any) -> Subscriber:
-    """Return the Subscriber of a `subscribers` row mapping (NULL preferences = defaults)."""
-    sections = r.get("sections")
-    return from_row(
-        Subscriber,
-        r,
-        timezone=r.get("timezone") or "",
-        send_at=r.get("send_at") or "",
-        sections=tuple(json.loads(sections)) if sections else (),
-    )
-
-
-def delivery_from_row(r: Any) -> Delivery:
-    """Return the Delivery of a `deliveries` row mapping (NULL attempts count as 0)."""
-    return from_row(Delivery, r, attempts=r["attempts"] or 0)
