@@ -385,3 +385,20 @@ def test_relative_time_uses_the_calendar_of_now() -> None:
 def test_relative_time_rejects_naive() -> None:
     with pytest.raises(ValueError, match="aware"):
         relative_time(datetime(2026, 1, 1), NOW)  # noqa: DTZ001
+
+
+def test_the_cheap_link_test_agrees_with_the_full_score_on_every_pair() -> None:
+    """`Similarity.link` skips the costly cosines; it must decide exactly as `score` does."""
+    from digest.compose.grouping import Similarity
+
+    data = json.loads((DATA / "stories.json").read_text(encoding="utf-8"))
+    items = [*data["same_event"], *(it for pair in data["different_events"] for it in pair)]
+    arts = _articles_from(items)
+    sim = Similarity(arts)
+    links = 0
+    for i in range(len(arts)):
+        for j in range(i + 1, len(arts)):
+            full = sim.score(i, j)
+            assert sim.link(i, j) == (full if full.loose else None), (i, j)
+            links += full.loose
+    assert links >= 1  # the same-event pair at least: the test compares real links too

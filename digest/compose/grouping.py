@@ -235,6 +235,27 @@ class Similarity:
         self._lead = [_weights(d.lead, idf) for d in self.docs]
         self._body = [_weights(d.body, body_idf) for d in self.docs]
 
+    def link(self, i: int, j: int) -> PairScore | None:
+        """Return the score of a pair that is at least loosely alike, else None.
+
+        The same answer as `score(i, j)` filtered by `loose`, cheapest test first: most
+        pairs of a day share no name or no headline word, and then the lead and body
+        cosines (the costly part: a body has hundreds of terms) are never computed.
+        """
+        if _language(self.articles[i]) != _language(self.articles[j]):
+            return None
+        shared = len(self.docs[i].names & self.docs[j].names)
+        if shared < LOOSE_SHARED:
+            return None
+        title = _cosine(self._title[i], self._title[j])
+        if title < LOOSE_TITLE:
+            return None
+        lead = _cosine(self._lead[i], self._lead[j])
+        if lead < LOOSE_LEAD:
+            return None
+        s = PairScore(title, lead, shared, _cosine(self._body[i], self._body[j]))
+        return s if s.loose else None
+
     def score(self, i: int, j: int) -> PairScore:
         """Return how alike articles i and j are."""
         if _language(self.articles[i]) != _language(self.articles[j]):
@@ -268,8 +289,8 @@ def group_articles(
     for i, j in combinations(range(n), 2):
         if articles[i].source == articles[j].source:
             continue
-        s = sim.score(i, j)
-        if s.loose:
+        s = sim.link(i, j)
+        if s is not None:
             scores[(i, j)] = s
             if s.strong:
                 strong.append((-(s.title + s.lead), i, j))
