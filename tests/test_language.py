@@ -394,11 +394,12 @@ def test_models_load_on_first_use() -> None:
         "import importlib, digest.cli, digest.language as L;"
         "T = importlib.import_module('digest.summarize.tokenize');"
         "import punkt.model.registry as R;"
-        "assert L._identifier is None and not T._cache, 'loaded at startup';"
+        "assert L._identifier is None and not T.get_tokenizer.built, 'loaded at startup';"
         "assert R._load_cached.cache_info().currsize == 0, 'punkt loaded at startup';"
         "from digest.summarize import summarize;"
         "summarize('Ein Satz hier steht. Noch einer steht hier.', sentences=1, language='de');"
-        "print(sorted(T._cache), R._load_cached.cache_info().currsize, L._identifier is None)"
+        "print(sorted(T.get_tokenizer.built), R._load_cached.cache_info().currsize,"
+        " L._identifier is None)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, env={"PYTHONPATH": str(ROOT)}

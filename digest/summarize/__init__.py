@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import re
-import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -53,7 +52,7 @@ from digest.summarize.tokenize import (
     get_tokenizer,
     is_cjk,
     is_supported,
-    normalize_language,
+    per_language,
     split_paragraphs,
 )
 
@@ -245,19 +244,7 @@ class _Language:
         return ranker
 
 
-_languages: dict[str, _Language] = {}
-_languages_lock = threading.Lock()
-
-
-def _language(language: str) -> _Language:
-    name = normalize_language(language)
-    lang = _languages.get(name)
-    if lang is None:
-        with _languages_lock:
-            lang = _languages.get(name)
-            if lang is None:
-                lang = _languages[name] = _Language(name)
-    return lang
+_language = per_language(_Language)
 
 
 def summarize(

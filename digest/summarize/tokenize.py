@@ -8,9 +8,12 @@ regular expression.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 import punkt
 from punkt.model.prefixes import with_nonbreaking_prefixes
@@ -307,30 +310,44 @@ class NeutralTokenizer:
 
 
 AnyTokenizer = Tokenizer | CjkTokenizer | NeutralTokenizer
-_cache: dict[str, AnyTokenizer] = {}
-_lock = threading.Lock()
+T = TypeVar("T")
 
 
+class per_language(Generic[T]):  # noqa: N801 (used as a decorator)
+    """`build(language)` memoized by normalized language name, built once per name.
+
+    Threads (the daemon's jobs, the web app) may ask for the same language at once;
+    building takes a lock so an expensive model is never built twice. `built` holds
+    what has been built so far.
+    """
+
+    def __init__(self, build: Callable[[str], T]) -> None:
+        self.build = build
+        self.built: dict[str, T] = {}
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, build)
+
+    def __call__(self, language: str) -> T:
+        name = normalize_language(language)
+        if name not in self.built:
+            with self._lock:
+                if name not in self.built:
+                    self.built[name] = self.build(name)
+        return self.built[name]
+
+
+@per_language
 def get_tokenizer(language: str) -> AnyTokenizer:
     """Return the shared tokenizer for `language`, building it on first use.
 
     Japanese and Chinese get `CjkTokenizer`; a language with no model here gets
     `NeutralTokenizer`, never another language's rules.
     """
-    name = normalize_language(language)
-    tok = _cache.get(name)
-    if tok is None:
-        with _lock:
-            tok = _cache.get(name)
-            if tok is None:
-                if name in SPACED.values():
-                    tok = Tokenizer(name)
-                elif name in CJK.values():
-                    tok = CjkTokenizer(name)
-                else:
-                    tok = NeutralTokenizer(name)
-                _cache[name] = tok
-    return tok
+    if language in SPACED.values():
+        return Tokenizer(language)
+    if language in CJK.values():
+        return CjkTokenizer(language)
+    return NeutralTokenizer(language)
 
 
 def split_paragraphs(text: str) -> list[str]:
