@@ -136,15 +136,16 @@ def choose_language(
     page: str | None = None,
     feed: str | None = None,
     fallback: str | None = None,
+    detected: tuple[str | None, float] | None = None,
 ) -> tuple[str, str]:
     """Return (code, how): the article's language and which signal decided it.
 
     `how` is one of "source", "page", "feed", "detected", "fallback" or "unknown" (and the
-    code is then "").
+    code is then ""). `detected` is `detect(text)` when the caller has it already (the
+    extraction workers detect a page's language beside extracting it).
     """
     if source:
         return source, "source"
-    detected: tuple[str | None, float] | None = None
     for declared, how in ((page, "page"), (feed, "feed")):
         if not declared:
             continue

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -440,3 +441,46 @@ def test_summarize_command_explains_chosen_and_skipped_sentences(tmp_path: Path)
         "+ [3]",
         "+ [4]",
     ]
+
+
+def test_stop_words_and_stemmers_are_sumys_own_without_its_language_lookup() -> None:
+    """`tokenize.stop_words`/`stemmer` skip sumy's pycountry lookup; same words, same stems."""
+    from sumy.nlp.stemmers import Stemmer
+    from sumy.utils import get_stop_words
+
+    from digest.summarize.tokenize import SPACED, stemmer, stop_words
+
+    def sumys(language: str) -> frozenset[str]:
+        try:
+            return frozenset(get_stop_words(language))
+        except LookupError:
+            return frozenset()
+
+    asked = [*SPACED, *SPACED.values(), "ja", "zh", "ko", "he", "ar", "th", "uk", "el", "xx"]
+    for language in asked:
+        assert stop_words(language) == sumys(language), language
+    assert len(stop_words("de")) > 100 and stop_words("xx") == frozenset()
+    words = [
+        "Regierungen",
+        "running",
+        "ministers",
+        "décisions",
+        "elecciones",
+        "governi",
+        "informações",
+    ]
+    for name in SPACED.values():
+        try:
+            theirs = Stemmer(name)
+        except LookupError:
+            with pytest.raises(LookupError):
+                stemmer(name)
+            continue
+        assert stems(stemmer(name), words) == stems(theirs, words), name
+
+
+def stems(stem: Any, words: list[str]) -> list[str] | str:
+    try:
+        return [stem(w) for w in words]
+    except ValueError as exc:  # sumy's Polish stemmer without pystempel: the same error
+        return str(exc)

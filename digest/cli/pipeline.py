@@ -452,6 +452,7 @@ def extract(app: App, source: str, as_json: bool) -> None:
     body, url = _read_input(source, _collect_cfg(app))
     page = extract_page(body, url)
     data = asdict(page)
+    del data["detected"]  # an internal hand-over between processes, not a finding
     data["date"] = page.date.isoformat() if page.date else None
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))

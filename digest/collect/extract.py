@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 from digest.boilerplate import is_furniture
 from digest.collect.titles import best_title
 from digest.errors import ExtractError
-from digest.language import choose_language, from_tag, to_code
+from digest.language import choose_language, detect, from_tag, to_code
 from digest.models import Article, Entry, Page
 from digest.textclean import one_line, plain_text
 
@@ -171,20 +171,24 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     declared = _declared_language(tree, metas)
     raw_text = doc.text or ""
     # The declaration, unless the text plainly says otherwise: it picks the furniture rules.
-    language = choose_language(raw_text, page=declared)[0] or None
+    # One detection (4 ms) serves here and, through `Page.detected`, the article's language.
+    detected = detect(raw_text)
+    language = choose_language(raw_text, page=declared, detected=detected)[0] or None
     lines = clean_lines(
         raw_text.splitlines(), author=author, title=title, rules=rules, language=language
     )
     if not lines:
         raise ExtractError("no article text found")
     site_name = one_line(plain_text(metas.get("og:site_name", "")), 200) or None
+    text = "\n\n".join(lines)
     return Page(
         url=url,
         title=title,
         author=author,
         date=published,
         image=image,
-        text="\n\n".join(lines),
+        text=text,
+        detected=detected,
         language=language,
         declared_language=declared,
         site_name=site_name,
@@ -341,29 +345,31 @@ def merge_article(
     except ValueError:
         language = None
     page_text = page.text if page else ""
-    paragraphs = html_paragraphs(entry.content_html)
-    content_language = (
-        language
-        or choose_language(" ".join(paragraphs)[:4000], feed=entry.language)[0]
-        or fallback_language
-    )
-    content_text = "\n\n".join(
-        _drop_pieces(clean_lines(paragraphs, language=content_language), repeated, entry.title)
-    )
     summary = "\n\n".join(_drop_pieces(_plain_paragraphs(entry.summary), repeated, entry.title))
     if _words(page_text) >= min_words:
-        text = page_text
-    elif _words(content_text) >= min_words:
-        text = content_text
+        text = page_text  # the feed's own text is not needed: skip cleaning it
     else:
-        # Nothing is long enough: keep whichever says the most, the feed summary included.
-        text = max((page_text, content_text, summary), key=_words)
+        paragraphs = html_paragraphs(entry.content_html)
+        content_language = (
+            language
+            or choose_language(" ".join(paragraphs)[:4000], feed=entry.language)[0]
+            or fallback_language
+        )
+        content_text = "\n\n".join(
+            _drop_pieces(clean_lines(paragraphs, language=content_language), repeated, entry.title)
+        )
+        if _words(content_text) >= min_words:
+            text = content_text
+        else:
+            # Nothing is long enough: keep whichever says the most, the feed summary included.
+            text = max((page_text, content_text, summary), key=_words)
     chosen, _ = choose_language(
         text or entry.title,
         source=language,
         page=page.declared_language if page else None,
         feed=entry.language,
         fallback=fallback_language,
+        detected=page.detected if page and text and text == page.text else None,
     )
     image = (page.image if page and page.image else None) or entry.image
     return Article(

@@ -36,7 +36,7 @@ CRASHED = "extraction crashed; used the feed text"
 # Test-only: a worker asked to extract this exact URL aborts (SIGABRT), like a native
 # crash inside lxml would. tests/test_extract_pool.py uses it; never set it otherwise.
 ABORT_URL_ENV = "DIGEST_TEST_ABORT_URL"
-_PRELOAD = ["digest.collect.extract", "trafilatura", "lxml.html"]
+_PRELOAD = ["digest.collect.warm"]
 _WARM_HTML = (
     "<html><head><title>w</title></head><body><article>"
     + "<p>Warm-up paragraph with enough words to count as the text of an article.</p>" * 4

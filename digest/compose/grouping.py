@@ -114,21 +114,16 @@ class _Doc:
 def _stemmer(language: str) -> Callable[[str], str] | None:
     if language not in _STEMMABLE:
         return None
-    from sumy.nlp.stemmers import Stemmer  # Snowball, as the summarizer uses
+    from digest.summarize.tokenize import stemmer  # Snowball, as the summarizer uses
 
-    stem: Callable[[str], str] = Stemmer(language)
     # News repeats its words: remembering stems makes a day's texts cheap to stem.
-    return lru_cache(maxsize=200_000)(stem)
+    return lru_cache(maxsize=200_000)(stemmer(language))
 
 
-@lru_cache(maxsize=16)
 def _stop_words(language: str) -> frozenset[str]:
-    try:
-        from sumy.utils import get_stop_words
+    from digest.summarize.tokenize import stop_words
 
-        return frozenset(get_stop_words(language))
-    except LookupError:
-        return frozenset()
+    return stop_words(language)
 
 
 def _normalize(text: str) -> str:

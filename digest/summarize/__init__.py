@@ -20,9 +20,9 @@ is cut at the word cap and "…" appended, and a teaser's trailing "..." is writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import math
 import re
 import warnings
 from collections import Counter
@@ -30,17 +30,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-import numpy
 from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
-from sumy.nlp.stemmers import Stemmer, null_stemmer
-from sumy.summarizers.edmundson import EdmundsonSummarizer
-from sumy.summarizers.kl import KLSummarizer
-from sumy.summarizers.lex_rank import LexRankSummarizer
-from sumy.summarizers.lsa import LsaSummarizer
-from sumy.summarizers.luhn import LuhnSummarizer
-from sumy.summarizers.sum_basic import SumBasicSummarizer
-from sumy.summarizers.text_rank import TextRankSummarizer
-from sumy.utils import get_stop_words
+from sumy.nlp.stemmers import null_stemmer
 
 from digest.config import SUMMARY_METHODS
 from digest.errors import SummaryError
@@ -54,6 +45,8 @@ from digest.summarize.tokenize import (
     is_supported,
     per_language,
     split_paragraphs,
+    stemmer,
+    stop_words,
 )
 
 log = logging.getLogger(__name__)
@@ -104,93 +97,6 @@ _STIGMA_WORDS = _set(
 )
 
 
-class _StableRanking:
-    """Rank by rating, ties to the earlier sentence, ignoring float noise below 1e-9.
-
-    sumy sums over sets whose order depends on the hash seed, so near-equal ratings can
-    swap between runs; rounding and an explicit tie-break make the choice repeatable.
-    """
-
-    @staticmethod
-    def _get_best_sentences(
-        sentences: Sequence[Any], count: int, rating: Any, *args: Any, **kwargs: Any
-    ) -> tuple[Any, ...]:
-        scored: list[tuple[float, int, Any]] = []
-        for order, sentence in enumerate(sentences):
-            value = (
-                rating[sentence] if isinstance(rating, dict) else rating(sentence, *args, **kwargs)
-            )
-            r = float(value)
-            scored.append((round(r, 9) if math.isfinite(r) else -math.inf, order, sentence))
-        best = sorted(scored, key=lambda t: (-t[0], t[1]))[: int(count)]
-        return tuple(s for _, _, s in sorted(best, key=lambda t: t[1]))
-
-
-class _LexRank(_StableRanking, LexRankSummarizer):  # type: ignore[misc]
-    def _create_matrix(
-        self,
-        sentences: list[list[str]],
-        threshold: float,
-        tf_metrics: list[dict[str, float]],
-        idf_metrics: dict[str, float],
-    ) -> Any:
-        # sumy's matrix, vectorized: its nested Python loops over sentence pairs take
-        # most of the time on a news article. Same idf-modified cosine, same threshold,
-        # same degree normalization.
-        terms = {t: i for i, t in enumerate(sorted(idf_metrics))}
-        weights = numpy.zeros((len(sentences), len(terms)))
-        for row, tf in enumerate(tf_metrics):
-            for term, value in tf.items():
-                weights[row, terms[term]] = value * idf_metrics[term]
-        norms = numpy.sqrt((weights**2).sum(axis=1))
-        dots = weights @ weights.T
-        denominators = numpy.outer(norms, norms)
-        cosine = numpy.divide(
-            dots, denominators, out=numpy.zeros_like(dots), where=denominators > 0
-        )
-        matrix = (cosine > threshold).astype(float)
-        degrees = numpy.maximum(matrix.sum(axis=1), 1.0)
-        return matrix / degrees[:, None]
-
-
-class _TextRank(_StableRanking, TextRankSummarizer):  # type: ignore[misc]
-    pass
-
-
-class _Lsa(_StableRanking, LsaSummarizer):  # type: ignore[misc]
-    def _create_dictionary(self, document: Any) -> dict[str, int]:
-        # Sorted, so the term-matrix rows (and the SVD) do not depend on the hash seed.
-        words = (self.normalize_word(w) for w in document.words)
-        unique = sorted({self.stem_word(w) for w in words if w not in self._stop_words})
-        return {w: i for i, w in enumerate(unique)}
-
-
-class _Luhn(_StableRanking, LuhnSummarizer):  # type: ignore[misc]
-    pass
-
-
-class _Kl(_StableRanking, KLSummarizer):  # type: ignore[misc]
-    pass
-
-
-class _SumBasic(_StableRanking, SumBasicSummarizer):  # type: ignore[misc]
-    pass
-
-
-class _Edmundson(_StableRanking, EdmundsonSummarizer):  # type: ignore[misc]
-    pass
-
-
-_RANKERS: dict[str, Callable[[Any], Any]] = {
-    "lexrank": _LexRank,
-    "textrank": _TextRank,
-    "lsa": _Lsa,
-    "luhn": _Luhn,
-    "kl": _Kl,
-    "sumbasic": _SumBasic,
-}
-
-
 class _Language:
     """What every ranker needs for one language, built once: tokenizer, stemmer, stop words.
 
@@ -202,14 +108,11 @@ class _Language:
         self.tokenizer: AnyTokenizer = get_tokenizer(name)
         self.neutral = not is_supported(name)
         self.cjk = is_cjk(name)
-        try:
-            # CJK words here are character pairs, which sumy's word lists do not match.
-            stop = frozenset() if self.neutral or self.cjk else frozenset(get_stop_words(name))
-        except LookupError:
-            stop = frozenset()
+        # CJK words here are character pairs, which sumy's word lists do not match.
+        stop = frozenset() if self.neutral or self.cjk else stop_words(name)
         self.stop_words = stop | _EXTRA_STOP_WORDS.get(name, frozenset())
         try:
-            sumy_stem = Stemmer(name) if not self.neutral else null_stemmer
+            sumy_stem = stemmer(name) if not self.neutral else null_stemmer
         except LookupError:  # a punkt language with no stemmer (estonian, slovene, turkish)
             sumy_stem = null_stemmer
         # Snowball is the slowest step of ranking; news reuses a small vocabulary.
@@ -221,14 +124,18 @@ class _Language:
             if method == "position":
                 ranker = PositionSummarizer(self.stem, self.tokenizer.language)
             else:
-                ranker = _RANKERS[method](self.stem)
+                from digest.summarize.classic import RANKERS  # numpy: only when asked for
+
+                ranker = RANKERS[method](self.stem)
             ranker.stop_words = self.stop_words
             self._rankers[method] = ranker
         return self._rankers[method]
 
     def edmundson(self, sentences: Sequence[Sentence]) -> Any:
         # Bonus words depend on the document, so this one is built per call.
-        ranker = _Edmundson(self.stem, cue_weight=1.0, key_weight=1.0, title_weight=0.0)
+        from digest.summarize.classic import Edmundson
+
+        ranker = Edmundson(self.stem, cue_weight=1.0, key_weight=1.0, title_weight=0.0)
         counts = Counter(
             self.stem(w.lower())
             for s in sentences
@@ -405,7 +312,7 @@ def _rank(
     try:
         # numpy's divide-by-zero warnings and sumy's "fewer words than sentences" are
         # expected on tiny inputs and change nothing here.
-        with warnings.catch_warnings(), numpy.errstate(all="ignore"):
+        with warnings.catch_warnings(), _numpy_quiet(method):
             warnings.simplefilter("ignore")
             chosen = ranker(document, count)
     except (ValueError, ArithmeticError) as exc:  # numpy.linalg.LinAlgError is a ValueError
@@ -413,6 +320,14 @@ def _rank(
         return list(range(min(count, len(good))))
     picked = sorted(index[id(s)] for s in chosen if id(s) in index)
     return picked or list(range(min(count, len(good))))
+
+
+def _numpy_quiet(method: str) -> contextlib.AbstractContextManager[Any]:
+    if method == "position":  # plain Python: no numpy to import or silence
+        return contextlib.nullcontext()
+    import numpy
+
+    return numpy.errstate(all="ignore")
 
 
 def summarize_jsonl(

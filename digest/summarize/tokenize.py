@@ -9,6 +9,7 @@ regular expression.
 from __future__ import annotations
 
 import functools
+import pkgutil
 import re
 import threading
 from collections.abc import Callable
@@ -359,3 +360,48 @@ def split_sentences(text: str, language: str = "english") -> list[str]:
     """Return the sentences of `text`, never joining across a blank line."""
     tok = get_tokenizer(language)
     return [s for para in split_paragraphs(text) for s in tok.to_sentences(para)]
+
+
+# sumy's stop-word files, by the codes its language lookup (pycountry) would turn into
+# their names; full names ("german") name a file directly.
+_STOP_WORD_FILES = {
+    "ar": "arabic", "cs": "czech", "de": "german", "en": "english", "es": "spanish",
+    "fr": "french", "he": "hebrew", "it": "italian", "ja": "japanese", "ko": "korean",
+    "pl": "polish", "pt": "portuguese", "sk": "slovak", "sv": "swedish", "th": "thai",
+    "uk": "ukrainian", "zh": "chinese",
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)  # by the name as given: sumy reads "el" and "greek" apart
+def stop_words(language: str) -> frozenset[str]:
+    """Return sumy's stop words for `language` (empty when it has none).
+
+    Read straight from sumy's data: `sumy.utils.get_stop_words` looks the name up in
+    pycountry first, whose database takes 0.3 s to load, for names that need no lookup.
+    """
+    name = _STOP_WORD_FILES.get(language, language)
+    try:
+        data = pkgutil.get_data("sumy", f"data/stopwords/{name}.txt")
+    except OSError:
+        return frozenset()
+    return frozenset(w.rstrip() for w in (data or b"").decode("utf-8").splitlines() if w)
+
+
+def stemmer(name: str) -> Callable[[str], str]:
+    """Return sumy's stemmer for a language's full name ("german"), as `Stemmer(name)` does.
+
+    Raises LookupError when the language has none. Built without `Stemmer.__init__`,
+    which runs every name through pycountry (0.3 s to load) though a full name needs no
+    lookup.
+    """
+    import nltk.stem.snowball as snowball  # type: ignore[import-untyped]
+    from sumy.nlp.stemmers import Stemmer
+
+    special: Callable[[str], str] | None = Stemmer.SPECIAL_STEMMERS.get(name)
+    if special is not None:
+        return special
+    cls = getattr(snowball, name.capitalize() + "Stemmer", None)
+    if cls is None:
+        raise LookupError(f"Stemmer is not available for language {name}.")
+    stem: Callable[[str], str] = cls().stem
+    return stem
