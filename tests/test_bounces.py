@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,38 +13,20 @@ from digest.errors import ReportError
 from digest.mail import importing, subscribers
 from digest.mail.bounces import parse_report, process_report
 from digest.mail.deliver import send_issue
-from digest.models import TOKEN_PLACEHOLDER, Subscriber
-from digest.store import Store, StoredIssue
+from digest.store import Store
 from tests import configfile
+from tests.helpers import NOW, add_readers, stored_issue
 from tests.smtpserver import LocalSMTPServer
 from tests.test_deliver import config as smtp_config
 
-NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 DATA = Path(__file__).parent / "data" / "mail"
 BOUNCES = "bounces@news.example.com"
 SMTP = SmtpConfig(bounce_address=BOUNCES)
-UNSUB = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
 
 
 def fixture(name: str, token: str = "T" * 32, message_id: str = "<m.1@news.example.com>") -> bytes:
     text = (DATA / name).read_text(encoding="utf-8")
     return text.replace("{{TOKEN}}", token).replace("{{MESSAGE_ID}}", message_id).encode()
-
-
-def make_issue(store: Store, day: int) -> StoredIssue:
-    return store.create_issue(
-        date=f"2026-11-{day:02d}",
-        created_at=NOW + timedelta(days=day - 25),
-        subject=f"The Daily Digest {day}",
-        html=f'<p>News.</p><p><a href="{UNSUB}">Unsubscribe</a></p>',
-        text=f"News.\n\nUnsubscribe: {UNSUB}\n",
-        preheader="",
-        article_ids=[],
-    )
-
-
-def readers(store: Store, n: int = 3) -> list[Subscriber]:
-    return [subscribers.add(store, f"reader{i}@example.org", now=NOW)[0] for i in range(n)]
 
 
 @pytest.mark.parametrize(
@@ -78,7 +59,7 @@ def test_real_report_formats_parse(name: str, kind: str, severity: str, status: 
 
 
 def test_a_dsn_marks_that_reader_bounced_and_only_that_one(store: Store) -> None:
-    subs = readers(store)
+    subs = add_readers(store, 3)
     for name in ("postfix-bounce.eml", "exim-bounce.eml", "gmail-bounce.eml"):
         target = subs[1]
         done = process_report(store, fixture(name, target.token), smtp=SMTP, now=NOW)
@@ -106,7 +87,7 @@ def test_a_dsn_marks_that_reader_bounced_and_only_that_one(store: Store) -> None
     ],
 )
 def test_mail_that_is_no_report_changes_nothing(store: Store, raw: bytes) -> None:
-    subs = readers(store)
+    subs = add_readers(store, 3)
     raw = raw.replace(b"T" * 32, subs[0].token.encode())
     with pytest.raises(ReportError, match="not a delivery status notification"):
         process_report(store, raw, smtp=SMTP, now=NOW)
@@ -115,7 +96,7 @@ def test_mail_that_is_no_report_changes_nothing(store: Store, raw: bytes) -> Non
 
 
 def test_a_dsn_naming_no_known_token_changes_nothing(store: Store) -> None:
-    readers(store)
+    add_readers(store, 3)
     with pytest.raises(ReportError, match="names no reader of ours"):
         process_report(store, fixture("postfix-bounce.eml", "Q" * 32), smtp=SMTP, now=NOW)
     assert {s.status for s in store.list_subscribers()} == {"active"}
@@ -124,14 +105,14 @@ def test_a_dsn_naming_no_known_token_changes_nothing(store: Store) -> None:
 def test_three_soft_bounces_on_issues_in_a_row_mark_a_reader_bounced(
     store: Store, tmp_path: Path
 ) -> None:
-    subs = readers(store, 2)
+    subs = add_readers(store, 2)
     reader = subs[0]
     with LocalSMTPServer() as server:
         cfg = smtp_config(tmp_path, server.port, bounce_address=BOUNCES)
 
         def send(day: int) -> str:
             """Send an issue; return the Message-ID the reader got."""
-            issue = make_issue(store, day)
+            issue = stored_issue(store, date=f"2026-11-{day:02d}")
             send_issue(store, issue, cfg, now=NOW)
             got = [m for m in server.messages if m.rcpt_tos == (reader.email,)][-1]
             return str(got.parse()["Message-ID"])
@@ -159,12 +140,12 @@ def test_three_soft_bounces_on_issues_in_a_row_mark_a_reader_bounced(
 
 
 def test_an_issue_without_a_soft_bounce_ends_the_run(store: Store, tmp_path: Path) -> None:
-    reader = readers(store, 1)[0]
+    reader = add_readers(store, 1)[0]
     with LocalSMTPServer() as server:
         cfg = smtp_config(tmp_path, server.port, bounce_address=BOUNCES)
         ids = []
         for day in (25, 26, 27, 28):
-            send_issue(store, make_issue(store, day), cfg, now=NOW)
+            send_issue(store, stored_issue(store, date=f"2026-11-{day:02d}"), cfg, now=NOW)
             ids.append(str(server.messages[-1].parse()["Message-ID"]))
     streaks = []
     for message_id in (ids[0], ids[1], ids[3]):  # the issue of the 27th went through
@@ -178,11 +159,11 @@ def test_an_issue_without_a_soft_bounce_ends_the_run(store: Store, tmp_path: Pat
 
 
 def test_a_complaint_stops_all_mail_and_no_import_or_link_brings_it_back(store: Store) -> None:
-    subs = readers(store)
+    subs = add_readers(store, 3)
     done = process_report(store, fixture("arf-yahoo.eml", subs[0].token), smtp=SMTP, now=NOW)
     assert done.subscriber.status == "complained" and done.report.kind == "arf"
     # A redacted report finds its reader through the Message-ID in the ledger.
-    issue = make_issue(store, 25)
+    issue = stored_issue(store)
     store.ledger.ensure_deliveries(issue.id, now=NOW)
     assert store.ledger.claim_delivery(issue.id, subs[2].id or 0, message_id="<x.9@n>", now=NOW)
     done = process_report(
@@ -202,7 +183,7 @@ def test_a_complaint_stops_all_mail_and_no_import_or_link_brings_it_back(store: 
 
 
 def test_the_complaint_command_takes_only_arf(store: Store) -> None:
-    subs = readers(store, 1)
+    subs = add_readers(store, 1)
     with pytest.raises(ReportError, match="not a complaint report"):
         process_report(
             store, fixture("postfix-bounce.eml", subs[0].token), smtp=SMTP, now=NOW, only="arf"
@@ -227,8 +208,8 @@ def test_end_to_end_a_bounce_for_the_verp_sender_stops_the_next_send(tmp_path: P
         for who in ("ann@example.org", "Bob@Example.org", "carol@example.org"):
             assert run(config, "subscribers", "add", who).exit_code == 0
         store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-        make_issue(store, 24)
-        make_issue(store, 25)
+        stored_issue(store, date="2026-11-24")
+        stored_issue(store, date="2026-11-25")
         subs = {s.email: s for s in store.list_subscribers()}
         store.close()
 
@@ -306,7 +287,7 @@ def test_the_complaint_command_end_to_end(tmp_path: Path) -> None:
 
 
 def test_adding_a_bounced_reader_again_starts_the_soft_count_afresh(store: Store) -> None:
-    reader = readers(store, 1)[0]
+    reader = add_readers(store, 1)[0]
     for _ in range(3):  # nothing was ever sent: each report counts
         process_report(store, fixture("exim-delayed.eml", reader.token), smtp=SMTP, now=NOW)
     assert store.get_subscriber(token=reader.token).status == "bounced"  # type: ignore[union-attr]
@@ -320,10 +301,10 @@ def test_adding_a_bounced_reader_again_starts_the_soft_count_afresh(store: Store
 def test_reports_that_quote_no_message_id_count_as_separate_issues(
     store: Store, tmp_path: Path
 ) -> None:
-    reader, other = readers(store, 2)
+    reader, other = add_readers(store, 2)
     with LocalSMTPServer() as server:
         cfg = smtp_config(tmp_path, server.port, bounce_address=BOUNCES)
-        send_issue(store, make_issue(store, 25), cfg, now=NOW)
+        send_issue(store, stored_issue(store), cfg, now=NOW)
         # One issue sent: however many notices come, that is one issue's soft bounce.
         for _ in range(3):
             done = process_report(
@@ -331,7 +312,7 @@ def test_reports_that_quote_no_message_id_count_as_separate_issues(
             )
             assert done.outcome is not None and done.outcome.streak == 1
         for day in (26, 27):
-            send_issue(store, make_issue(store, day), cfg, now=NOW)
+            send_issue(store, stored_issue(store, date=f"2026-11-{day:02d}"), cfg, now=NOW)
     # Three issues sent, three notices naming none of them: three issues in a row.
     streaks = []
     for _ in range(3):
@@ -347,12 +328,12 @@ def test_reports_that_quote_no_message_id_count_as_separate_issues(
 def test_bounces_and_complaints_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     store = Store.open(pg_url)
     try:
-        soft, hard, spam, fine = readers(store, 4)
+        soft, hard, spam, fine = add_readers(store, 4)
         with LocalSMTPServer() as server:
             cfg = smtp_config(tmp_path, server.port, bounce_address=BOUNCES)
             sent: dict[str, list[str]] = {}
             for day in (25, 26, 27):
-                send_issue(store, make_issue(store, day), cfg, now=NOW)
+                send_issue(store, stored_issue(store, date=f"2026-11-{day:02d}"), cfg, now=NOW)
                 for m in server.messages[-4:]:
                     sent.setdefault(m.rcpt_tos[0], []).append(str(m.parse()["Message-ID"]))
             assert {m.mail_from for m in server.messages} == {

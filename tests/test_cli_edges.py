@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,30 +13,11 @@ from click.testing import CliRunner
 from digest.cli import cli
 from digest.store import Store
 from tests import configfile
+from tests.helpers import stored_issue
 from tests.smtpserver import LocalSMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "digest" / "sample" / "feed.xml"
-NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    yield s
-    s.close()
-
-
-def stored_issue(store: Store, date: str = "2026-11-25") -> None:
-    store.create_issue(
-        date=date,
-        created_at=NOW,
-        subject="The Daily Digest — test",
-        html="<p>News.</p>",
-        text="News.\n",
-        preheader="",
-        article_ids=[],
-    )
 
 
 def test_send_to_repeated_sends_to_every_address(tmp_path: Path, store: Store) -> None:

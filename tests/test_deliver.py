@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,12 @@ import trustme
 from digest.config import Config, SiteConfig, SmtpConfig
 from digest.errors import DeliveryError
 from digest.mail.deliver import TEST_TOKEN, SendReport, plan, send_issue, send_test
-from digest.models import TOKEN_PLACEHOLDER, Subscriber
+from digest.models import Subscriber
 from digest.store import Store, StoredIssue
+from tests.helpers import NOW, UNSUB, add_readers, stored_issue
 from tests.smtpserver import LocalSMTPServer, Received, free_port
 
-NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com")
-UNSUB = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
 
 
 @pytest.fixture
@@ -49,29 +48,21 @@ def config(tmp_path: Path, port: int, **smtp: Any) -> Config:
     return Config(path=tmp_path / "config.toml", site=SITE, sources=(), smtp=SmtpConfig(**values))
 
 
-def make_issue(
-    store: Store, subject: str = "The Daily Digest — Ünïcode\r\nBcc: x@evil.org"
-) -> StoredIssue:
-    html = (
-        "<html><body><p>" + "A long paragraph without breaks. " * 100 + "</p>"
-        f'<p><a href="{UNSUB}">Unsubscribe</a></p></body></html>'
-    )
-    return store.create_issue(
-        date="2026-11-25",
-        created_at=NOW,
-        subject=subject,
-        html=html,
+HOSTILE_SUBJECT = "The Daily Digest — Ünïcode\r\nBcc: x@evil.org"
+LONG_HTML = (
+    "<html><body><p>" + "A long paragraph without breaks. " * 100 + "</p>"
+    f'<p><a href="{UNSUB}">Unsubscribe</a></p></body></html>'
+)
+
+
+def hostile_issue(store: Store) -> StoredIssue:
+    """Store the issue sent here: a header injection in its subject, a line too long for SMTP."""
+    return stored_issue(
+        store,
+        subject=HOSTILE_SUBJECT,
+        html=LONG_HTML,
         text=f"Today's news.\n\nUnsubscribe: {UNSUB}\n",
-        preheader="",
-        article_ids=[],
     )
-
-
-def subscribe(store: Store, n: int, start: int = 0) -> list[Subscriber]:
-    return [
-        store.add_subscriber(f"reader{i}@example.org", f"Reader {i}", now=NOW)[0]
-        for i in range(start, start + n)
-    ]
 
 
 def counts(server: LocalSMTPServer) -> Counter[str]:
@@ -97,9 +88,9 @@ def check_message(received: Received, sub: Subscriber) -> None:
 def test_every_active_subscriber_gets_exactly_one_copy(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 6)
+    subs = add_readers(store, 6, named=True)
     store.set_subscriber_status(status="unsubscribed", now=NOW, email=subs[5].email)
-    issue = make_issue(store)
+    issue = hostile_issue(store)
     report = send_issue(store, issue, config(tmp_path, server.port), now=NOW)
     assert report == SendReport(issue.id, sent=5, already_sent=0, failed=0, to_retry=0, uncertain=0)
     assert report.exit_code == 0
@@ -121,13 +112,13 @@ def test_every_active_subscriber_gets_exactly_one_copy(
 def test_late_joiner_gets_it_on_the_next_send_and_leaver_does_not(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 3)
-    issue = make_issue(store)
+    subs = add_readers(store, 3, named=True)
+    issue = hostile_issue(store)
     store.ledger.ensure_deliveries(issue.id, now=NOW)  # queued, then someone leaves before delivery
     store.set_subscriber_status(status="unsubscribed", now=NOW, email=subs[0].email)
     report = send_issue(store, issue, config(tmp_path, server.port), now=NOW)
     assert (report.sent, report.skipped) == (2, 1)
-    late = subscribe(store, 1, start=10)[0]
+    late = add_readers(store, 1, start=10, named=True)[0]
     report = send_issue(store, issue, config(tmp_path, server.port), now=NOW)
     assert (report.sent, report.already_sent, report.skipped) == (1, 2, 1)
     assert counts(server) == Counter([subs[1].email, subs[2].email, late.email])
@@ -136,8 +127,8 @@ def test_late_joiner_gets_it_on_the_next_send_and_leaver_does_not(
 def test_unsubscribing_during_the_send_is_honoured_at_send_time(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 4)
-    issue = make_issue(store)
+    subs = add_readers(store, 4, named=True)
+    issue = hostile_issue(store)
 
     def progress(address: str, outcome: str) -> None:
         if address == subs[0].email:  # the first goes out; then the last reader leaves
@@ -154,8 +145,8 @@ def test_unsubscribing_during_the_send_is_honoured_at_send_time(
 def test_temporary_replies_are_retried_with_backoff(
     tmp_path: Path, store: Store, server: LocalSMTPServer, reply: str
 ) -> None:
-    subs = subscribe(store, 4)
-    issue = make_issue(store)
+    subs = add_readers(store, 4, named=True)
+    issue = hostile_issue(store)
     server.handler.data_replies = [reply, reply]
     start = time.monotonic()
     report = send_issue(store, issue, config(tmp_path, server.port, connections=1), now=NOW)
@@ -169,8 +160,8 @@ def test_temporary_replies_are_retried_with_backoff(
 def test_rejected_recipient_bounces_and_the_send_goes_on(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 4)
-    issue = make_issue(store)
+    subs = add_readers(store, 4, named=True)
+    issue = hostile_issue(store)
     server.handler.rcpt_replies[subs[1].email] = "550 5.1.1 no such mailbox"
     report = send_issue(store, issue, config(tmp_path, server.port), now=NOW)
     assert (report.sent, report.failed, report.to_retry, report.exit_code) == (3, 1, 0, 0)
@@ -186,8 +177,8 @@ def test_rejected_recipient_bounces_and_the_send_goes_on(
 def test_connection_dropped_mid_data_is_retried_once_delivered(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 5)
-    issue = make_issue(store)
+    subs = add_readers(store, 5, named=True)
+    issue = hostile_issue(store)
     server.handler.drop_in_data = 2
     report = send_issue(store, issue, config(tmp_path, server.port), now=NOW)
     assert (report.sent, report.uncertain, report.to_retry) == (5, 0, 0)
@@ -200,8 +191,8 @@ def test_connection_dropped_mid_data_is_retried_once_delivered(
 def test_lost_reply_after_end_of_data_is_uncertain_and_never_resent(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 3)
-    issue = make_issue(store)
+    subs = add_readers(store, 3, named=True)
+    issue = hostile_issue(store)
     server.handler.drop_after_data = 1
     cfg = config(tmp_path, server.port, connections=1)
     report = send_issue(store, issue, cfg, now=NOW)
@@ -221,8 +212,8 @@ def test_lost_reply_after_end_of_data_is_uncertain_and_never_resent(
 def test_too_many_temporary_failures_leave_the_rest_for_the_next_run(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 3)
-    issue = make_issue(store)
+    subs = add_readers(store, 3, named=True)
+    issue = hostile_issue(store)
     server.handler.data_replies = ["451 4.7.1 greylisted"] * 6
     cfg = config(tmp_path, server.port, connections=1, max_attempts=2)
     report = send_issue(store, issue, cfg, now=NOW)
@@ -237,8 +228,8 @@ def test_too_many_temporary_failures_leave_the_rest_for_the_next_run(
 def test_unreachable_server_gives_up_quickly_and_keeps_everything_pending(
     tmp_path: Path, store: Store
 ) -> None:
-    subscribe(store, 5)
-    issue = make_issue(store)
+    add_readers(store, 5, named=True)
+    issue = hostile_issue(store)
     start = time.monotonic()
     report = send_issue(store, issue, config(tmp_path, free_port(), max_attempts=3), now=NOW)
     assert time.monotonic() - start < 30  # no long back-off (3 tries: well under a second)
@@ -246,15 +237,15 @@ def test_unreachable_server_gives_up_quickly_and_keeps_everything_pending(
 
 
 def test_parallel_connections_and_rate_limit(tmp_path: Path, store: Store) -> None:
-    subscribe(store, 6)
-    issue = make_issue(store)
+    add_readers(store, 6, named=True)
+    issue = hostile_issue(store)
     with LocalSMTPServer() as slow:
         slow.handler.delay = 0.3
         report = send_issue(store, issue, config(tmp_path, slow.port, connections=3), now=NOW)
     assert report.sent == 6
     assert slow.handler.max_in_data == 3  # three connections at once, never more
 
-    subscribe(store, 6, start=100)
+    add_readers(store, 6, start=100, named=True)
     with LocalSMTPServer() as server:
         start = time.monotonic()
         report = send_issue(
@@ -268,8 +259,8 @@ def test_parallel_connections_and_rate_limit(tmp_path: Path, store: Store) -> No
 def test_stop_event_finishes_in_flight_and_leaves_the_rest_pending(
     tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    subscribe(store, 10)
-    issue = make_issue(store)
+    add_readers(store, 10, named=True)
+    issue = hostile_issue(store)
     stop = threading.Event()
     with LocalSMTPServer() as slow:
         # The second message waits at the server until the stop has reached the send.
@@ -295,8 +286,8 @@ def test_stop_event_finishes_in_flight_and_leaves_the_rest_pending(
 
 
 def test_two_senders_at_once_never_duplicate(tmp_path: Path, store: Store) -> None:
-    subs = subscribe(store, 20)
-    issue = make_issue(store)
+    subs = add_readers(store, 20, named=True)
+    issue = hostile_issue(store)
     other = Store.open(str(store.db.engine.url))
     reports: list[SendReport] = []
     with LocalSMTPServer() as slow:
@@ -335,8 +326,8 @@ def test_starttls_and_auth_with_a_trusted_ca(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, ca_file = tls
-    subs = subscribe(store, 3)
-    issue = make_issue(store)
+    subs = add_readers(store, 3, named=True)
+    issue = hostile_issue(store)
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret-Pa55")
     with LocalSMTPServer(tls=ctx, users={"mailer": "s3cret-Pa55"}) as server:
         cfg = config(
@@ -359,8 +350,8 @@ def test_untrusted_certificate_is_refused_by_default(
     tmp_path: Path, store: Store, tls: tuple[ssl.SSLContext, str]
 ) -> None:
     ctx, _ca_file = tls
-    subscribe(store, 2)
-    issue = make_issue(store)
+    add_readers(store, 2, named=True)
+    issue = hostile_issue(store)
     with LocalSMTPServer(tls=ctx) as server:
         report = send_issue(
             store, issue, config(tmp_path, server.port, security="starttls"), now=NOW
@@ -379,8 +370,8 @@ def test_wrong_password_is_reported_without_the_password(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, ca_file = tls
-    subscribe(store, 2)
-    issue = make_issue(store)
+    add_readers(store, 2, named=True)
+    issue = hostile_issue(store)
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong-Pa55word")
     with LocalSMTPServer(tls=ctx, users={"mailer": "right"}) as server:
         cfg = config(
@@ -403,8 +394,8 @@ def test_wrong_password_is_reported_without_the_password(
 
 def test_implicit_tls(tmp_path: Path, store: Store, tls: tuple[ssl.SSLContext, str]) -> None:
     ctx, ca_file = tls
-    subs = subscribe(store, 2)
-    issue = make_issue(store)
+    subs = add_readers(store, 2, named=True)
+    issue = hostile_issue(store)
     with LocalSMTPServer(tls=ctx, implicit_tls=True) as server:
         cfg = config(tmp_path, server.port, security="ssl", ca_file=ca_file)
         report = send_issue(store, issue, cfg, now=NOW)
@@ -415,8 +406,8 @@ def test_implicit_tls(tmp_path: Path, store: Store, tls: tuple[ssl.SSLContext, s
 def test_test_copy_does_not_touch_the_ledger(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subscribe(store, 2)
-    issue = make_issue(store)
+    add_readers(store, 2, named=True)
+    issue = hostile_issue(store)
     message_id = send_test(config(tmp_path, server.port), issue, "editor@example.org", now=NOW)
     (received,) = server.messages
     msg = received.parse()
@@ -429,13 +420,13 @@ def test_test_copy_does_not_touch_the_ledger(
 def test_plan_shows_what_a_send_would_do_without_writing(
     tmp_path: Path, store: Store, server: LocalSMTPServer
 ) -> None:
-    subs = subscribe(store, 3)
-    issue = make_issue(store)
+    subs = add_readers(store, 3, named=True)
+    issue = hostile_issue(store)
     server.handler.rcpt_replies[subs[1].email] = "550 5.1.1 unknown"
     before = {p.subscriber.email: p.action for p in plan(store, issue)}
     assert set(before.values()) == {"send"}
     send_issue(store, issue, config(tmp_path, server.port), now=NOW)
-    subscribe(store, 1, start=9)
+    add_readers(store, 1, start=9, named=True)
     after = {p.subscriber.email: p.action for p in plan(store, issue)}
     assert after == {
         subs[0].email: "already sent",
@@ -466,7 +457,7 @@ def test_story_times_are_worded_when_the_message_is_sent(
         date=rendered.date, created_at=RENDERED, subject=rendered.subject, html=rendered.html,
         text=rendered.text, preheader=rendered.preheader, article_ids=[],
     )  # fmt: skip
-    subscribe(store, 2)
+    add_readers(store, 2, named=True)
     sent_at = RENDERED + timedelta(hours=2)
     report = send_issue(
         store, stored, config(tmp_path, server.port), now=sent_at, clock=lambda: sent_at

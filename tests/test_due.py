@@ -22,9 +22,9 @@ from digest.cli import cli
 from digest.config.load import load_config
 from digest.due import plan_due, send_due
 from digest.localtime import last_slot, next_slot, parse_hhmm, slot_on
-from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, deliveries
 from tests import configfile
+from tests.helpers import stored_issue
 from tests.smtpserver import LocalSMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ ZONES = {
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[arg-type,misc]
 
 
 # -- slots ------------------------------------------------------------------------
@@ -106,16 +106,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
 
 
 def issue_in(store: Store, date: str = ISSUE_DATE, created_at: datetime = COMPOSED) -> int:
-    unsub = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
-    return store.create_issue(
-        date=date,
-        created_at=created_at,
-        subject=f"The Daily Digest — {date}",
-        html=f'<p>News.</p><a href="{unsub}">Unsubscribe</a>',
-        text=f"News.\nUnsubscribe: {unsub}\n",
-        preheader="",
-        article_ids=[],
-    ).id
+    return stored_issue(store, date=date, created_at=created_at).id
 
 
 def dry_run(config: Path, now: datetime) -> dict[str, dict[str, str | None]]:

@@ -28,37 +28,14 @@ from digest.cli import cli
 from digest.config import Config
 from digest.errors import StoreError
 from digest.mail.deliver import send_issue
-from digest.models import TOKEN_PLACEHOLDER
-from digest.store import Store, StoredIssue
+from digest.store import Store
 from tests import configfile
+from tests.helpers import NOW, import_readers, stored_issue
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import LocalSMTPServer, Recorder, _Controller
 from tests.test_deliver import config as deliver_config
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
-DATE = "2026-11-25"
-UNSUB = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
-
-
-def make_issue(store: Store) -> StoredIssue:
-    return store.create_issue(
-        date=DATE,
-        created_at=NOW,
-        subject="The Daily Digest — hostile world",
-        html=f'<p>News of the day.</p><p><a href="{UNSUB}">Unsubscribe</a></p>',
-        text=f"News of the day.\n\nUnsubscribe: {UNSUB}\n",
-        preheader="",
-        article_ids=[],
-    )
-
-
-def readers(n: int) -> list[str]:
-    return [f"reader{i:05d}@example.org" for i in range(n)]
-
-
-def subscribe(store: Store, n: int) -> None:
-    store.import_subscribers([(a, "", "active") for a in readers(n)], now=NOW)
 
 
 def smtp_config(tmp_path: Path, port: int, **smtp: Any) -> Config:
@@ -133,18 +110,18 @@ class Outages:
             back.set()
 
 
-def exactly_once(server: LocalSMTPServer, n: int) -> None:
+def exactly_once(server: LocalSMTPServer, emails: list[str]) -> None:
     received = Counter(server.handler.recipients())
     assert max(received.values()) == 1, received.most_common(3)  # nothing doubled
-    assert set(received) == set(readers(n))  # nothing lost
+    assert set(received) == set(emails)  # nothing lost
 
 
 N = 5000
 
 
 def test_smtp_server_away_during_a_5000_subscriber_send(tmp_path: Path, store: Store) -> None:
-    subscribe(store, N)
-    issue = make_issue(store)
+    emails = import_readers(store, N)
+    issue = stored_issue(store)
     handler = GoingAway(down_at=[N // 3, 2 * N // 3])
     server = LocalSMTPServer(handler=handler).start()
     # Reconnects wait 0.05, 0.1, 0.2 … 1.6 s: a send gives up on a server after ~3.2 s.
@@ -173,7 +150,7 @@ def test_smtp_server_away_during_a_5000_subscriber_send(tmp_path: Path, store: S
         0,
     )
     assert again.exit_code == 0
-    exactly_once(server, N)
+    exactly_once(server, emails)
     assert store.ledger.delivery_counts(issue.id) == {"sent": N}
     # Whoever the 421s cut off was tried again; nobody needed more than a few tries.
     retried = [d for d in store.ledger.list_deliveries(issue.id) if d.attempts > 1]
@@ -191,8 +168,8 @@ def read_only_url(db: Path) -> str:
 def test_read_only_store_stops_the_send_before_the_first_message(
     tmp_path: Path, store: Store
 ) -> None:
-    subscribe(store, 5)
-    issue = make_issue(store)
+    import_readers(store, 5)
+    issue = stored_issue(store)
     read_only = Store.open(read_only_url(tmp_path / "digest.db"))
     with LocalSMTPServer() as server:
         with pytest.raises(StoreError, match=r"is not writable \(attempt to write a readonly"):
@@ -217,7 +194,7 @@ def write_config(tmp_path: Path, *, smtp_port: int | None, source: str, db: Path
 def test_digest_send_on_a_read_only_store_prints_one_line_and_sends_nothing(
     tmp_path: Path, store: Store, http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    subscribe(store, 3)
+    import_readers(store, 3)
     db = tmp_path / "digest.db"
     opened = Store.open
 
@@ -295,7 +272,7 @@ def test_two_sends_started_together_one_sends_the_other_waits_no_duplicates(
     tmp_path: Path, store: Store
 ) -> None:
     n = 40
-    subscribe(store, n)
+    emails = import_readers(store, n)
     gate = Gated()
     with LocalSMTPServer(handler=gate) as server:
         path = write_config(
@@ -328,7 +305,7 @@ def test_two_sends_started_together_one_sends_the_other_waits_no_duplicates(
         received = Counter(server.handler.recipients())
     texts = [(streams[i].text(), streams[i + 2].text()) for i in range(2)]
     assert [p.returncode for p in procs] == [0, 0], texts
-    assert received == Counter(readers(n))  # exactly one copy each
+    assert received == Counter(emails)  # exactly one copy each
     (issue,) = store.list_issues()  # one issue, composed once
     summaries = sorted(out.strip().splitlines()[-1] for out, _ in texts)
     assert summaries == [

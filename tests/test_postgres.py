@@ -17,10 +17,11 @@ from digest.mail.claims import Lease
 from digest.mail.deliver import send_issue
 from digest.store import Store
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION, schema_version
+from tests.helpers import add_readers
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import LocalSMTPServer
 from tests.test_deliver import config as smtp_config
-from tests.test_deliver import make_issue, subscribe
+from tests.test_deliver import hostile_issue
 from tests.test_pipeline import NOW, site  # noqa: F401  (the feeds fixture)
 
 
@@ -68,13 +69,13 @@ def test_the_pipeline_gives_the_same_issue_on_postgresql_as_on_sqlite(
 
 def test_subscribers_and_the_ledger_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     store = Store.open(pg_url)
-    subscribe(store, 12)
+    add_readers(store, 12, named=True)
     added, existing = store.import_subscribers(
         [("reader3@example.org", "", "active"), ("new@example.org", "New", "active")], now=NOW
     )
     assert (added, existing) == (1, 1)
     store.set_subscriber_status(status="unsubscribed", email="reader0@example.org", now=NOW)
-    issue = make_issue(store)
+    issue = hostile_issue(store)
     with LocalSMTPServer() as server:
         server.handler.rcpt_replies["reader5@example.org"] = "550 5.1.1 no such user"
         report = send_issue(store, issue, smtp_config(tmp_path, server.port), now=NOW)
@@ -125,8 +126,8 @@ def test_processes_starting_together_on_an_empty_database_create_it_once(pg_url:
 
 def test_leases_split_the_work_and_only_unsent_claims_are_taken_over(pg_url: str) -> None:
     store = Store.open(pg_url)
-    subs = subscribe(store, 30)
-    issue = make_issue(store)
+    subs = add_readers(store, 30, named=True)
+    issue = hostile_issue(store)
     store.ledger.ensure_deliveries(issue.id, now=NOW)
     a = store.ledger.claim_batch(issue.id, worker="a", size=10, lease=60, now=NOW)
     b = store.ledger.claim_batch(issue.id, worker="b", size=10, lease=60, now=NOW)
@@ -164,8 +165,8 @@ def test_a_lease_send_and_a_plain_send_of_one_issue_never_duplicate(
     pg_url: str, tmp_path: Path
 ) -> None:
     store = Store.open(pg_url)
-    subscribe(store, 40)
-    issue = make_issue(store)
+    add_readers(store, 40, named=True)
+    issue = hostile_issue(store)
     with LocalSMTPServer() as server:
         cfg = smtp_config(tmp_path, server.port)
         reports = []

@@ -25,12 +25,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from digest import daemon
+from digest import daemon, pipeline
 from digest.cli import cli
 from digest.config import Config
 from digest.config.load import load_config
 from digest.errors import LockHeldError
 from digest.store import Store, locks
+from tests.helpers import add_readers, stored_issue
 from tests.httpserver import LocalHTTPServer, Response
 from tests.smtpserver import LocalSMTPServer
 
@@ -159,14 +160,6 @@ def site(http_server: LocalHTTPServer) -> LocalHTTPServer:
     return http_server
 
 
-def subscribe(config: Config, n: int) -> Store:
-    store = Store.open(config.store.url)
-    now = datetime.now(tz=UTC)
-    for i in range(n):
-        store.add_subscriber(f"reader{i}@example.org", f"Reader {i}", now=now)
-    return store
-
-
 # -- the lock -------------------------------------------------------------------------
 
 
@@ -230,7 +223,8 @@ def test_daemon_sends_once_stops_cleanly_and_a_restart_never_resends(
     smtp.handler.hold_after = 1
     path = write_config(tmp_path, site, smtp, send_at=soon(4.5), collect_seconds=2)
     config = load_config(path)
-    store = subscribe(config, 6)
+    store = Store.open(config.store.url)
+    add_readers(store, 6, named=True, now=datetime.now(tz=UTC))
     log_a, log_b, log_c = (tmp_path / f"{name}.log" for name in "abc")
     a = start_daemon(path, log_a)
     try:
@@ -333,7 +327,9 @@ def test_send_goes_out_on_time_or_late_within_grace_only(
         tmp_path, site, smtp, send_at=send_at, grace_minutes=grace_minutes, collect_seconds=60
     )
     config = load_config(path)
-    subscribe(config, 2).close()
+    store = Store.open(config.store.url)
+    add_readers(store, 2, named=True, now=datetime.now(tz=UTC))
+    store.close()
     if down:
         with Daemon(config):
             pass  # stopped before the send: the job store remembers it is due at send_at
@@ -381,7 +377,8 @@ def test_quiet_day_is_skipped_or_sent_short(
         extra=f'quiet_day = "{quiet_day}"\n[compose]\nmin_articles = 5\n',
     )
     config = load_config(path)
-    store = subscribe(config, 1)
+    store = Store.open(config.store.url)
+    add_readers(store, 1, named=True, now=datetime.now(tz=UTC))
     report = daemon.send_today(config, store, now=datetime.now(tz=UTC))
     if quiet_day == "skip":
         assert report is None and store.list_issues() == [] and smtp.messages == []
@@ -399,7 +396,8 @@ def test_collection_retries_pending_deliveries(
 ) -> None:
     path = write_config(tmp_path, site, smtp, send_at=soon(3600), extra="")
     config = load_config(path)
-    store = subscribe(config, 2)
+    store = Store.open(config.store.url)
+    add_readers(store, 2, named=True, now=datetime.now(tz=UTC))
     smtp.handler.data_replies = ["451 4.3.0 try later"] * 20  # the mail server is struggling
     now = datetime.now(tz=UTC)
     first = daemon.send_today(config, store, now=now)
@@ -417,7 +415,8 @@ def test_the_scheduled_send_waits_for_a_running_digest_send(
 ) -> None:
     path = write_config(tmp_path, site, smtp, send_at=soon(3600))
     config = load_config(path)
-    store = subscribe(config, 2)
+    store = Store.open(config.store.url)
+    add_readers(store, 2, named=True, now=datetime.now(tz=UTC))
     rt = daemon._runtime(str(path))
     try:
         # A `digest send` (this live process) holds the send lock.
@@ -428,7 +427,7 @@ def test_the_scheduled_send_waits_for_a_running_digest_send(
         job.join(1.5)
         assert job.is_alive(), "the scheduled send should wait for the running send"
         assert smtp.handler.recipients() == []
-        assert store.issue_for_date(daemon.pipeline.today(config, now)) is None
+        assert store.issue_for_date(pipeline.today(config, now)) is None
         assert locks.release(store, locks.SEND_LOCK, "by-hand")
         job.join(30)
         assert not job.is_alive()
@@ -461,16 +460,11 @@ def test_status_shows_daemon_schedule_issues_and_failing_sources(
     send_at = soon(3600)
     path = write_config(tmp_path, site, smtp, send_at=send_at, collect_seconds=1800)
     config = load_config(path)
-    store = subscribe(config, 3)
+    store = Store.open(config.store.url)
+    add_readers(store, 3, named=True, now=datetime.now(tz=UTC))
     now = datetime.now(tz=UTC)
-    issue = store.create_issue(
-        date="2026-11-24",
-        created_at=now - timedelta(days=1),
-        subject="Yesterday's news",
-        html="<p>x</p>",
-        text="x",
-        preheader="",
-        article_ids=[],
+    issue = stored_issue(
+        store, date="2026-11-24", created_at=now - timedelta(days=1), subject="Yesterday's news"
     )
     store.ledger.ensure_deliveries(issue.id, now=now)
     subs = store.list_subscribers()

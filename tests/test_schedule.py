@@ -17,6 +17,7 @@ from digest.config.load import load_config
 from digest.daemon import DailyTrigger
 from digest.errors import ConfigError
 from digest.store import Store
+from tests.helpers import stored_issue
 
 BASE = """
 [site]
@@ -236,13 +237,5 @@ def test_due_send_finds_a_send_missed_within_grace(tmp_path: Path, store: Store)
     assert daemon.due_send(cfg, store, now=seven + timedelta(minutes=20)) == seven
     assert daemon.due_send(cfg, store, now=seven + timedelta(minutes=40)) is None
     assert daemon.due_send(cfg, store, now=seven - timedelta(minutes=1)) is None
-    store.create_issue(
-        date="2026-03-30",
-        created_at=seven,
-        subject="s",
-        html="h",
-        text="t",
-        preheader="",
-        article_ids=[],
-    )
+    stored_issue(store, date="2026-03-30", created_at=seven)
     assert daemon.due_send(cfg, store, now=seven + timedelta(minutes=20)) is None

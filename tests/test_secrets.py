@@ -23,6 +23,7 @@ import pytest
 from digest.mail.smtp import WITHHELD, Secrets
 from digest.store import Store
 from tests import configfile
+from tests.helpers import stored_issue
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -183,15 +184,7 @@ def assert_no_password(output: str, password: str = PASSWORD) -> None:
 
 def make_issue(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    store.create_issue(
-        date="2026-11-25",
-        created_at=NOW,
-        subject="s",
-        html="<p>x</p>",
-        text="x\n",
-        preheader="",
-        article_ids=[],
-    )
+    stored_issue(store)
     store.close()
 
 

@@ -16,18 +16,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store
 from tests import configfile
+from tests.helpers import UNSUB, import_readers, stored_issue
 from tests.smtpserver import LocalSMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 DATE = "2026-11-25"
 N = 50
 
@@ -36,19 +34,9 @@ N = 50
 def setup(tmp_path: Path) -> Iterator[tuple[Path, Store, LocalSMTPServer]]:
     db = tmp_path / "digest.db"
     store = Store.open(f"sqlite:///{db}")
-    store.import_subscribers(
-        [(f"reader{i:02d}@example.org", f"Reader {i}", "active") for i in range(N)], now=NOW
-    )
-    unsub = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
-    store.create_issue(
-        date=DATE,
-        created_at=NOW,
-        subject="The Daily Digest — killed and resumed",
-        html="<p>" + "News. " * 2000 + f'</p><a href="{unsub}">Unsubscribe</a>',
-        text=f"News.\nUnsubscribe: {unsub}\n",
-        preheader="",
-        article_ids=[],
-    )
+    import_readers(store, N, named=True, address="reader{i:02d}@example.org")
+    # Long messages, so a kill lands in the middle of a send.
+    stored_issue(store, html="<p>" + "News. " * 2000 + f'</p><a href="{UNSUB}">Unsubscribe</a>')
     with LocalSMTPServer() as server:
         yield tmp_path, store, server
     store.close()

@@ -17,12 +17,13 @@ from rich.console import Console
 
 from digest.cli import cli
 from digest.cli.mail import send_progress, uncertain_text
-from digest.mail.deliver import send_issue
+from digest.mail.deliver import SendReport, send_issue
 from digest.models import Delivery
 from digest.store import Store
 from tests import configfile
+from tests.helpers import NOW, add_readers, stored_issue
 from tests.smtpserver import LocalSMTPServer
-from tests.test_deliver import NOW, config, make_issue, subscribe
+from tests.test_deliver import config, hostile_issue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,14 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_refusal_that_persists_give_up_hours_ends_as_failed_reported_once(
     tmp_path: Path, store: Store, reply: str
 ) -> None:
-    subs = subscribe(store, 2)
+    subs = add_readers(store, 2, named=True)
     full = subs[0].email
-    issue = make_issue(store)
+    issue = hostile_issue(store)
     with LocalSMTPServer() as server:
         server.handler.rcpt_replies[full] = reply
         cfg = config(tmp_path, server.port, max_attempts=2, backoff=0.01, give_up_hours=24.0)
 
-        def at(hours: float) -> object:
+        def at(hours: float) -> SendReport:
             when = NOW + timedelta(hours=hours)
             return send_issue(store, issue, cfg, now=when, clock=lambda: when)
 
@@ -62,8 +63,8 @@ def test_a_refusal_that_persists_give_up_hours_ends_as_failed_reported_once(
 
 
 def test_connection_trouble_does_not_count_toward_giving_up(tmp_path: Path, store: Store) -> None:
-    subscribe(store, 1)
-    issue = make_issue(store)
+    add_readers(store, 1, named=True)
+    issue = hostile_issue(store)
     with LocalSMTPServer() as server:
         server.handler.data_replies = ["421 4.3.0 shutting down"] * 2
         cfg = config(tmp_path, server.port, max_attempts=1, backoff=0.01, give_up_hours=1.0)
@@ -81,16 +82,8 @@ def test_give_up_hours_is_validated(tmp_path: Path) -> None:
 
 
 def test_send_reports_a_give_up_once(tmp_path: Path, store: Store) -> None:
-    subscribe(store, 1)
-    store.create_issue(
-        date="2026-11-25",
-        created_at=NOW,
-        subject="s",
-        html="<p>x</p>",
-        text="x\n",
-        preheader="",
-        article_ids=[],
-    )
+    add_readers(store, 1, named=True)
+    stored_issue(store)
     with LocalSMTPServer() as server:
         server.handler.rcpt_replies["reader0@example.org"] = "552 5.2.2 mailbox full"
         path = configfile.write_config(
@@ -111,16 +104,8 @@ def test_send_reports_a_give_up_once(tmp_path: Path, store: Store) -> None:
 def test_uncertain_after_a_lost_connection_is_not_blamed_on_a_stopped_process(
     tmp_path: Path, store: Store
 ) -> None:
-    subscribe(store, 2)
-    store.create_issue(
-        date="2026-11-25",
-        created_at=NOW,
-        subject="s",
-        html="<p>x</p>",
-        text="x\n",
-        preheader="",
-        article_ids=[],
-    )
+    add_readers(store, 2, named=True)
+    stored_issue(store)
     with LocalSMTPServer() as server:
         server.handler.drop_after_data = 1  # takes the message, hangs up before the reply
         path = configfile.write_config(
@@ -156,16 +141,8 @@ def test_progress_shows_the_total_and_the_time_left() -> None:
 
 
 def test_ctrl_c_says_to_run_send_again(tmp_path: Path, store: Store) -> None:
-    subscribe(store, 30)
-    store.create_issue(
-        date="2026-11-25",
-        created_at=NOW,
-        subject="s",
-        html="<p>x</p>",
-        text="x\n",
-        preheader="",
-        article_ids=[],
-    )
+    add_readers(store, 30, named=True)
+    stored_issue(store)
     with LocalSMTPServer() as server:
         server.handler.delay = 0.3
         path = configfile.write_config(tmp_path, smtp_port=server.port, smtp={"connections": 1})

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from digest import daemon
 from digest.store import Store
+from tests.helpers import add_readers
 from tests.httpserver import LocalHTTPServer
 from tests.smtpserver import LocalSMTPServer
 from tests.test_run import LAUNCH, ROOT, STORIES, serve_feed, wait_for, write_config
@@ -54,8 +55,7 @@ def test_the_standby_takes_over_when_the_leader_dies(
             tmp_path / "b", pg_url, http_server, smtp, now - timedelta(seconds=5)
         )
         store = Store.open(pg_url)
-        for i in range(5):
-            store.add_subscriber(f"reader{i}@example.org", now=now)
+        add_readers(store, 5, now=now)
         log_a, log_b, log_c = (tmp_path / f"{n}.log" for n in "abc")
         leader = start_daemon(leader_cfg, log_a)
         standby: subprocess.Popen[bytes] | None = None

@@ -15,6 +15,7 @@ from digest.mail.subscribers import AddressError, normalize_address
 from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store
 from tests import configfile
+from tests.helpers import stored_issue
 from tests.smtpserver import LocalSMTPServer
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -165,16 +166,7 @@ def test_send_command_dry_run_test_copy_and_exit_codes(tmp_path: Path) -> None:
         for i in range(3):
             assert run(config, "subscribers", "add", f"r{i}@example.org").exit_code == 0
         store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-        unsub = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
-        store.create_issue(
-            date="2026-11-24",
-            created_at=NOW,
-            subject="Yesterday",
-            html=f'<a href="{unsub}">Unsubscribe</a>',
-            text=f"Unsubscribe: {unsub}\n",
-            preheader="",
-            article_ids=[],
-        )
+        stored_issue(store, date="2026-11-24", created_at=NOW)
         dry = run(config, "send", "--dry-run", "--date", "2026-11-24")
         assert dry.exit_code == 0
         assert "r0@example.org\tsend" in dry.stdout and "send 3" in dry.stdout

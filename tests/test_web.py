@@ -21,11 +21,12 @@ from starlette.applications import Starlette
 
 from digest.config import Config, SiteConfig, SmtpConfig
 from digest.mail.deliver import send_issue
-from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story, Subscriber
+from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
 from digest.tokens import strip_tokens
 from digest.web import create_app, is_one_click
+from tests.helpers import add_readers
 from tests.smtpserver import LocalSMTPServer, free_port
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -79,10 +80,6 @@ def client(tmp_path: Path, store: Store) -> Iterator[httpx.Client]:
         yield c
 
 
-def subscribe(store: Store, n: int) -> list[Subscriber]:
-    return [store.add_subscriber(f"reader{i}@example.org", now=NOW)[0] for i in range(n)]
-
-
 def statuses(store: Store) -> dict[str, str]:
     return {s.email: s.status for s in store.list_subscribers()}
 
@@ -133,7 +130,7 @@ def assert_plain_answer(res: httpx.Response) -> None:
 def test_one_click_post_unsubscribes_and_next_send_skips(
     tmp_path: Path, store: Store, client: httpx.Client
 ) -> None:
-    subs = subscribe(store, 3)
+    subs = add_readers(store, 3)
     res = client.post(f"/unsubscribe?token={subs[1].token}", data=ONE_CLICK)
     assert res.status_code == 200, res.text
     assert_plain_answer(res)
@@ -168,7 +165,7 @@ def test_one_click_post_unsubscribes_and_next_send_skips(
 
 
 def test_multipart_one_click_body_is_accepted(store: Store, client: httpx.Client) -> None:
-    (sub,) = subscribe(store, 1)
+    (sub,) = add_readers(store, 1)
     # RFC 8058 says receivers SHOULD send multipart/form-data.
     res = client.post(
         f"/unsubscribe?token={sub.token}", files={"List-Unsubscribe": (None, "One-Click")}
@@ -180,7 +177,7 @@ def test_multipart_one_click_body_is_accepted(store: Store, client: httpx.Client
 def test_get_only_confirms_and_post_needs_the_one_click_body(
     store: Store, client: httpx.Client
 ) -> None:
-    (sub,) = subscribe(store, 1)
+    (sub,) = add_readers(store, 1)
     page = client.get(f"/unsubscribe?token={sub.token}")
     assert page.status_code == 200
     assert_plain_answer(page)
@@ -212,7 +209,7 @@ FORGED = [
 
 
 def test_forged_or_malformed_tokens_change_nothing(store: Store, client: httpx.Client) -> None:
-    subs = subscribe(store, 2)
+    subs = add_readers(store, 2)
     store.set_subscriber_status(status="unsubscribed", now=NOW, email=subs[1].email)
     before = statuses(store)
     for token in FORGED:
@@ -231,7 +228,7 @@ def test_forged_or_malformed_tokens_change_nothing(store: Store, client: httpx.C
 def test_forged_token_of_the_right_shape_near_a_real_one(
     store: Store, client: httpx.Client
 ) -> None:
-    (sub,) = subscribe(store, 1)
+    (sub,) = add_readers(store, 1)
     near = sub.token[:-1] + ("A" if sub.token[-1] != "A" else "B")
     for res in (
         client.post(f"/unsubscribe?token={near}", data=ONE_CLICK),
@@ -245,7 +242,7 @@ def test_forged_token_of_the_right_shape_near_a_real_one(
 def test_resubscribe_undoes_an_unsubscribe_but_not_a_bounce(
     store: Store, client: httpx.Client
 ) -> None:
-    subs = subscribe(store, 2)
+    subs = add_readers(store, 2)
     assert client.post(f"/unsubscribe?token={subs[0].token}", data=ONE_CLICK).status_code == 200
     page = client.get(f"/unsubscribe?token={subs[0].token}")
     assert "You are unsubscribed" in page.text and "/resubscribe?token=" in page.text
@@ -301,7 +298,7 @@ def test_links_with_a_merged_spelling_token_reach_the_merged_reader(
 def test_archive_lists_issues_and_shows_them_without_tokens(
     store: Store, client: httpx.Client
 ) -> None:
-    subs = subscribe(store, 2)
+    subs = add_readers(store, 2)
     rendered_issue(store, "2026-11-24", title="Older <b>news</b> & more")
     issue = rendered_issue(store, "2026-11-25", title="Council approves the budget")
     assert TOKEN_PLACEHOLDER in issue.html  # the stored issue carries the placeholder
@@ -390,7 +387,7 @@ def test_digest_serve_answers_on_loopback(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
-    (sub,) = subscribe(store, 1)
+    (sub,) = add_readers(store, 1)
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(

@@ -25,9 +25,9 @@ from digest.config.load import load_config
 from digest.mail import workers
 from digest.mail.claims import Lease
 from digest.mail.deliver import SendReport
-from digest.models import TOKEN_PLACEHOLDER
 from digest.store import Store, StoredIssue
 from tests import configfile
+from tests.helpers import import_readers, stored_issue
 from tests.smtpserver import LocalSMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,20 +46,8 @@ def write_config(tmp_path: Path, url: str, port: int, connections: int = 2) -> P
 
 def setup_issue(url: str, n: int) -> tuple[Store, StoredIssue]:
     store = Store.open(url)
-    store.import_subscribers(
-        [(f"reader{i:05d}@example.org", "", "active") for i in range(n)], now=NOW
-    )
-    unsub = f"https://news.example.com/unsubscribe?token={TOKEN_PLACEHOLDER}"
-    issue = store.create_issue(
-        date=DATE,
-        created_at=NOW,
-        subject="The Daily Digest — many workers",
-        html=f'<p>News.</p><a href="{unsub}">Unsubscribe</a>',
-        text=f"News.\nUnsubscribe: {unsub}\n",
-        preheader="",
-        article_ids=[],
-    )
-    return store, issue
+    import_readers(store, n, now=NOW, address="reader{i:05d}@example.org")
+    return store, stored_issue(store, date=DATE, created_at=NOW)
 
 
 def worker(config: Path, *extra: str) -> subprocess.Popen[bytes]:
