@@ -100,6 +100,12 @@ def frozen_issue(app: App, now: datetime) -> StoredIssue | None:
     return None
 
 
+def _prestart_workers() -> None:
+    from digest.collect.pool import prestart
+
+    prestart()
+
+
 def build_preview(app: App, now: datetime, *, collect: bool, quiet: bool = False) -> Preview:
     """Return today's issue: the stored one once deliveries started, else composed afresh."""
     from digest import pipeline
@@ -332,6 +338,8 @@ def preview(
     json_out: Path | None,
 ) -> None:
     """Collect and render today's issue to a local HTML file, then lint it."""
+    if not no_collect:
+        _prestart_workers()
     now = _now()
     shown = build_preview(app, now, collect=not no_collect)
     rendered = shown.rendered
@@ -398,6 +406,7 @@ def report_json(report: CollectReport) -> dict[str, object]:
 @click.pass_obj
 def collect_cmd(app: App, as_json: bool) -> None:
     """Fetch all sources now and store new articles."""
+    _prestart_workers()
     if as_json:
         from digest import pipeline
 

@@ -192,6 +192,20 @@ def _kill(pool: ProcessPoolExecutor) -> None:
             proc.kill()
 
 
+def prestart() -> None:
+    """Start the forkserver now, without waiting for it.
+
+    It imports trafilatura and loads the language model (about a second of CPU) on
+    the other core while this process still imports the pipeline and fetches feeds,
+    so the workers are warm when the first page arrives. Idempotent.
+    """
+    if _context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        with _main_hidden():
+            forkserver.ensure_running()
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """Return a forkserver context that preloads trafilatura (spawn where there is none)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
