@@ -1,0 +1,264 @@
+"""Collect feeds and their article pages (over HTTP, or from disk for local feeds).
+
+Many fetches run at once (`fetch.Fetcher` bounds each one) and a whole run stops at
+`[collect] deadline`. One failing source or page becomes an error string in its result;
+it never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from digest.collect.feeds import canonical_url, parse_feed
+from digest.collect.fetch import PAGE_ACCEPT, Fetcher, FetchResult, read_local, secs
+from digest.config import CollectConfig, SourceConfig
+from digest.errors import FetchError
+from digest.models import Entry
+
+log = logging.getLogger(__name__)
+
+# trusted_hosts marker the pipeline uses for a source that is a local file.
+LOCAL_SOURCE = "__local__"
+
+Progress = Callable[[str], None]  # called with what was just fetched
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    """One source after a collection run: its entries, or why there are none."""
+
+    source: SourceConfig
+    entries: tuple[Entry, ...] = ()
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+
+
+async def _run_all(
+    jobs: Mapping[str, Coroutine[Any, Any, T]], *, deadline: float
+) -> dict[str, T | str]:
+    """Run `jobs` concurrently; those unfinished after `deadline` seconds get an error string."""
+    tasks = {key: asyncio.create_task(job) for key, job in jobs.items()}
+    if not tasks:
+        return {}
+    try:
+        _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
+    finally:
+        # On the deadline, or when our caller is cancelled, stop whatever is still running.
+        unfinished = [t for t in tasks.values() if not t.done()]
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
+    late = f"deadline of {secs(deadline)} exceeded"
+    return {key: late if task in pending else task.result() for key, task in tasks.items()}
+
+
+async def collect_feeds(
+    sources: Sequence[SourceConfig],
+    cfg: CollectConfig,
+    states: Mapping[str, tuple[str | None, str | None]],
+    *,
+    client: httpx.AsyncClient | None = None,
+    progress: Progress | None = None,
+) -> list[FeedResult]:
+    """Fetch and parse every source concurrently; a failing source only fails its own result."""
+    now = datetime.now(tz=UTC)
+    async with Fetcher(cfg, client) as fetcher:
+        jobs = {
+            str(i): _collect_one(
+                fetcher, src, states.get(src.name, (None, None)), now=now, progress=progress
+            )
+            for i, src in enumerate(sources)
+        }
+        done = await _run_all(jobs, deadline=cfg.deadline)
+    results: list[FeedResult] = []
+    for i, src in enumerate(sources):
+        outcome = done[str(i)]
+        if isinstance(outcome, str):
+            etag, modified = states.get(src.name, (None, None))
+            outcome = FeedResult(src, error=outcome, etag=etag, last_modified=modified)
+        results.append(outcome)
+    return results
+
+
+async def _collect_one(
+    fetcher: Fetcher,
+    src: SourceConfig,
+    state: tuple[str | None, str | None],
+    *,
+    now: datetime,
+    progress: Progress | None,
+) -> FeedResult:
+    etag, modified = state
+    cfg = fetcher.cfg
+    try:
+        if src.is_local:
+            res = await asyncio.to_thread(read_local, src.url, max_bytes=cfg.max_bytes)
+            base = src.public_url or res.final_url
+        else:
+            # The operator chose this host; redirects elsewhere must pass the guard.
+            host = urlsplit(src.url).hostname or ""
+            res = await fetcher.fetch(
+                src.url,
+                etag=etag,
+                last_modified=modified,
+                trusted_hosts=frozenset({host}),
+                check_private=True,
+            )
+            if res.not_modified:
+                log.info("source %s: not modified", src.name)
+                return FeedResult(
+                    src, etag=res.etag, last_modified=res.last_modified, not_modified=True
+                )
+            base = res.final_url
+        if res.truncated:
+            raise FetchError(
+                f"body over {cfg.max_bytes} bytes, cut; raise [collect] max_bytes "
+                "if the feed is really that big"
+            )
+        # In a worker thread: a huge or pathological feed (feedparser is slow on
+        # thousands of inline elements) must not stall the other sources' timeouts.
+        entries = await asyncio.to_thread(
+            parse_feed,
+            res.body,
+            source=src.name,
+            base_url=base,
+            content_type=res.content_type,
+            now=now,
+        )
+        log.info("source %s: %d entries", src.name, len(entries))
+        return FeedResult(
+            src, entries=tuple(entries), etag=res.etag, last_modified=res.last_modified
+        )
+    except FetchError as exc:
+        return FeedResult(src, error=str(exc), etag=etag, last_modified=modified)
+    except Exception as exc:  # a bug must not sink the other sources; keep the traceback
+        log.exception("source %s: unexpected error", src.name)
+        return FeedResult(
+            src,
+            error=f"unexpected error: {type(exc).__name__}: {exc}",
+            etag=etag,
+            last_modified=modified,
+        )
+    finally:
+        if progress is not None:
+            progress(src.name)
+
+
+async def fetch_pages(
+    urls: Sequence[tuple[str, str]],
+    cfg: CollectConfig,
+    *,
+    client: httpx.AsyncClient | None = None,
+    trusted_hosts_by_source: Mapping[str, frozenset[str]] | None = None,
+    sources: Mapping[str, SourceConfig] | None = None,
+    progress: Progress | None = None,
+    deadline: float | None = None,
+    on_page: Callable[[str, FetchResult], Awaitable[None]] | None = None,
+) -> dict[str, FetchResult | str]:
+    """Fetch article pages for (source name, url) pairs; map each url to a result or an error.
+
+    Pages of a local feed (file:// links, or links below its `public_url`) are read from
+    the feed's folder. Other pages must resolve to public addresses unless their host is
+    trusted for that source or `cfg.allow_private` is set. `deadline` (seconds, default
+    `cfg.deadline`) bounds the whole call.
+    """
+    trust = trusted_hosts_by_source or {}
+    by_url: dict[str, str] = {}
+    for name, url in urls:
+        by_url.setdefault(url, name)
+    limit = cfg.deadline if deadline is None else deadline
+    async with Fetcher(cfg, client, deadline=limit) as fetcher:
+        jobs = {
+            url: _page_job(
+                fetcher,
+                url,
+                trusted=trust.get(name, frozenset()),
+                source=(sources or {}).get(name),
+                progress=progress,
+                on_page=on_page,
+            )
+            for url, name in by_url.items()
+        }
+        return await _run_all(jobs, deadline=limit)
+
+
+async def _page_job(
+    fetcher: Fetcher,
+    url: str,
+    *,
+    trusted: frozenset[str],
+    source: SourceConfig | None,
+    progress: Progress | None,
+    on_page: Callable[[str, FetchResult], Awaitable[None]] | None = None,
+) -> FetchResult | str:
+    try:
+        res = await _fetch_page(fetcher, url, trusted=trusted, source=source)
+        if on_page is not None:
+            await on_page(url, res)
+        return res
+    except FetchError as exc:
+        return str(exc)
+    except Exception as exc:  # one odd page must not sink the run; keep the traceback
+        log.exception("page %s: unexpected error", url)
+        return f"unexpected error: {type(exc).__name__}: {exc}"
+    finally:
+        if progress is not None:
+            progress(url)
+
+
+async def _fetch_page(
+    fetcher: Fetcher, url: str, *, trusted: frozenset[str], source: SourceConfig | None
+) -> FetchResult:
+    cfg = fetcher.cfg
+    scheme = urlsplit(url).scheme.lower()
+    if source is not None and source.is_local:
+        path = _local_page_path(source, url)
+        if path is not None:
+            res = await asyncio.to_thread(read_local, str(path), max_bytes=cfg.max_bytes)
+            # Pages mapped from public_url keep their web address so relative links work.
+            return replace(res, url=url, final_url=res.final_url if scheme == "file" else url)
+    if scheme == "file":
+        raise FetchError("refused: file: links are only read for local feed files")
+    res = await fetcher.fetch(
+        url,
+        trusted_hosts=trusted - {LOCAL_SOURCE},
+        check_private=True,
+        accept=PAGE_ACCEPT,
+    )
+    ctype = (res.content_type or "").split(";")[0].strip().lower()
+    if ctype and not ("html" in ctype or "xml" in ctype or ctype.startswith("text/")):
+        raise FetchError(f"not a web page ({ctype})")
+    return res
+
+
+def _local_page_path(source: SourceConfig, url: str) -> Path | None:
+    """Map a page link of a local feed to a file in the feed's folder (None: not a local page)."""
+    folder = Path(source.url).parent.resolve()
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise FetchError(f"refused: {url[:200]} is on another machine")
+        path = Path(url2pathname(parts.path))
+    elif source.public_url and canonical_url(url).startswith(canonical_url(source.public_url)):
+        rest = canonical_url(url)[len(canonical_url(source.public_url)) :]
+        path = folder / unquote(urlsplit(rest).path)
+    else:
+        return None
+    resolved = path.resolve()
+    if not resolved.is_relative_to(folder):
+        raise FetchError(f"refused: {url[:200]} is outside the feed's folder")
+    return resolved
