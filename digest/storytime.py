@@ -16,9 +16,8 @@ URL or quoted-printable encoding alters it and no wording is longer than the slo
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from html import escape
-from zoneinfo import ZoneInfo
 
 from digest import i18n
 from digest.compose import relative_time
@@ -42,9 +41,7 @@ def placeholder_time(match: re.Match[str] | re.Match[bytes]) -> datetime:
     return datetime.fromtimestamp(int(match[1]), tz=UTC)
 
 
-def absolute_time(
-    when: datetime, tz: ZoneInfo, day: date | None = None, language: str = "en"
-) -> str:
+def absolute_time(when: datetime, tz: tzinfo, day: date | None = None, language: str = "en") -> str:
     """Return a local clock time, "07:42", with the date (in `language`) when it is not `day`."""
     local = when.astimezone(tz)
     clock = f"{local:%H:%M}"
@@ -56,7 +53,7 @@ def absolute_time(
 
 def word_time(
     when: datetime,
-    tz: ZoneInfo,
+    tz: tzinfo,
     *,
     now: datetime | None,
     day: date | None,
@@ -71,7 +68,7 @@ def word_time(
 
 def fill_times(
     text: str,
-    tz: ZoneInfo,
+    tz: tzinfo,
     *,
     now: datetime | None,
     day: date | None = None,

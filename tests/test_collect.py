@@ -484,7 +484,9 @@ def test_dns_rebinding_is_caught_at_connect_time(http_server: LocalHTTPServer) -
 
 def test_guard_refuses_a_client_it_cannot_guard() -> None:
     async def go() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(httpx.Response)) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(lambda _req: httpx.Response(200))
+        ) as client:
             with pytest.raises(RuntimeError, match="cannot guard"):
                 guard_client(client)
         async with httpx.AsyncClient() as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ TEXT = (
 )
 
 
-def feed_file(tmp_path: Path, items: list[tuple[str, str, str, datetime | None]]) -> Path:
+def feed_file(tmp_path: Path, items: Sequence[tuple[str, str, str, datetime | None]]) -> Path:
     """Write an RSS file of (link, title, description, date) items; "" link = no <link>."""
     parts = []
     for i, (link, title, desc, when) in enumerate(items):

@@ -43,7 +43,7 @@ def parts(raw: bytes) -> tuple[str, str]:
     msg = parse(raw)
     text, html = msg.get_body(("plain",)), msg.get_body(("html",))
     assert text is not None and html is not None
-    return tuple(p.get_content().replace("\r\n", "\n") for p in (text, html))  # type: ignore[return-value]
+    return tuple(p.get_content().replace("\r\n", "\n") for p in (text, html))
 
 
 def squeeze(s: str) -> str:

@@ -39,11 +39,10 @@ import textwrap
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import premailer
 from jinja2 import (
@@ -422,7 +421,7 @@ def render_issue(
     *,
     env: Environment,
     now: datetime,
-    tz: ZoneInfo,
+    tz: tzinfo,
     subject_template: str = DEFAULT_SUBJECT,
     max_subject: int = DEFAULT_MAX_SUBJECT,
     unsubscribe_url: str,
