@@ -17,8 +17,13 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def command_paths(group: click.Group, prefix: str = "digest") -> list[str]:
+    # Through list_commands/get_command, as `--help` does: the top group loads its
+    # command modules only when asked (group.commands holds only those loaded so far).
+    ctx = click.Context(group)
     paths = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         if isinstance(command, click.Group):
             paths.extend(command_paths(command, path))

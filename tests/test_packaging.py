@@ -121,3 +121,31 @@ def test_a_wheel_built_from_the_sdist_ships_templates_and_sample(tmp_path: Path)
         assert f"digest/web/templates/web/{page}" in names
     assert "digest/config/sample.toml" in names
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
+
+
+def test_command_modules_load_only_when_their_command_runs() -> None:
+    """`digest.cli` names every command but imports a command's module on first use."""
+    code = (
+        "import sys, click, digest.cli as c\n"
+        "def loaded():\n"
+        "    mods = [m[11:] for m in sys.modules if m.startswith('digest.cli.')]\n"
+        "    return sorted('digest.cli.' + m for m in mods if m != 'app')\n"
+        "print(loaded())\n"
+        "ctx = click.Context(c.cli)\n"
+        "print(c.cli.get_command(ctx, 'subscribers').name, loaded())\n"
+        "names = c.cli.list_commands(ctx)\n"
+        "print(len(names), all(c.cli.get_command(ctx, n) for n in names))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    first, second, third = out.stdout.splitlines()
+    assert first == "[]"
+    assert second == "subscribers ['digest.cli.mail']"
+    assert third == f"{len(digest_cli_commands())} True"
+
+
+def digest_cli_commands() -> dict[str, tuple[str, str]]:
+    from digest.cli import COMMANDS
+
+    return COMMANDS
