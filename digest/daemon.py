@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -208,11 +208,9 @@ def deliver_issue(
 def create_issue(config: Config, store: Store, *, now: datetime) -> StoredIssue | None:
     """Create today's issue under the minimum-content rule; None when the day is skipped."""
     minimum = config.compose.min_articles
-    quiet_send = config.schedule.quiet_day == "send" and minimum > 1
-    cfg = replace(config, compose=replace(config.compose, min_articles=1)) if quiet_send else config
     date = pipeline.today(config, now)
     try:
-        issue = pipeline.ensure_issue(cfg, store, now=now)
+        issue = pipeline.ensure_issue(config, store, now=now)
     except EmptyIssueError as exc:
         n = len(store.unissued_articles(pipeline.cutoff_for(config, store, now)))
         if n:

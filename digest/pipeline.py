@@ -429,11 +429,18 @@ def document(config: Config, issue: Issue, rendered: RenderedIssue) -> dict[str,
 def ensure_issue(
     config: Config, store: Store, *, now: datetime, progress: Progress | None = None
 ) -> StoredIssue:
-    """Return today's frozen issue, collecting, composing and storing it if needed."""
+    """Return today's frozen issue, collecting, composing and storing it if needed.
+
+    A day with fewer than `[compose].min_articles` new articles raises EmptyIssueError,
+    unless `[schedule].quiet_day = "send"`: then it gets a short issue. `digest send`
+    and `digest run` both come here, so both follow the same rule.
+    """
     date = today(config, now)
     existing = store.issue_for_date(date)
     if existing is not None:
         return existing
+    if config.schedule.quiet_day == "send" and config.compose.min_articles > 1:
+        config = replace(config, compose=replace(config.compose, min_articles=1))
     report = collect_articles(config, store, now=now, progress=progress)
     issue = build_issue(config, store, now=now)
     if issue is None:

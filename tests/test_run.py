@@ -29,7 +29,7 @@ from digest import daemon, pipeline
 from digest.cli import cli
 from digest.config import Config
 from digest.config.load import load_config
-from digest.errors import LockHeldError
+from digest.errors import EmptyIssueError, LockHeldError
 from digest.store import Store, locks
 from tests.helpers import add_readers, stored_issue
 from tests.httpserver import LocalHTTPServer, Response
@@ -388,6 +388,32 @@ def test_quiet_day_is_skipped_or_sent_short(
         (issue,) = store.list_issues()
         assert len(issue.article_ids) == 3
         assert "a short issue with 3 article(s)" in caplog.text
+    store.close()
+
+
+@pytest.mark.parametrize("quiet_day", ["skip", "send"])
+def test_digest_send_follows_the_same_quiet_day_rule(
+    tmp_path: Path, site: LocalHTTPServer, smtp: LocalSMTPServer, quiet_day: str
+) -> None:
+    """`digest send` by hand decides a quiet day exactly as the daemon does."""
+    path = write_config(
+        tmp_path,
+        site,
+        smtp,
+        send_at=soon(3600),
+        extra=f'quiet_day = "{quiet_day}"\n[compose]\nmin_articles = 5\n',
+    )
+    store = Store.open(load_config(path).store.url)
+    add_readers(store, 1, named=True, now=datetime.now(tz=UTC))
+    done = CliRunner().invoke(cli, ["--config", str(path), "send"])
+    if quiet_day == "skip":
+        assert done.exit_code == EmptyIssueError.exit_code, done.output
+        assert "nothing to send today" in done.stderr
+        assert store.list_issues() == [] and smtp.messages == []
+    else:
+        assert done.exit_code == 0, done.output
+        (issue,) = store.list_issues()
+        assert len(issue.article_ids) == 3 and len(smtp.messages) == 1
     store.close()
 
 
