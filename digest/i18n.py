@@ -2,7 +2,8 @@
 
 `[site].language` (ISO 639-1, default "en") picks the catalog that translates every
 string a reader sees: the email's headings, buttons and footer, relative times and
-dates, and the web pages (unsubscribe, archive). Catalogs are `.po` files in
+dates, and the web pages (sign-up, confirmation, preferences, unsubscribe, archive) with
+the confirmation mail. Catalogs are `.po` files in
 `digest/locale/<code>/LC_MESSAGES/digest.po`, compiled to the `.mo` beside them and
 shipped in the package (tests check each `.mo` matches its `.po`). A language without a
 catalog, or a string missing from one, falls back to the English text, string by

@@ -31,8 +31,13 @@ NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
 def extracted() -> set[str]:
     """Return every interface string in the code and templates, as `pybabel extract` sees it."""
-    method_map = [("digest/**.py", "python"), ("templates/**", "jinja2")]
-    options = {"templates/**": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true"}}
+    method_map = [
+        ("digest/**.py", "python"),
+        ("templates/**", "jinja2"),
+        ("digest/web/templates/**", "jinja2"),  # the readers' pages and the opt-in mail
+    ]
+    jinja = {"extensions": "jinja2.ext.i18n", "trim_blocks": "true"}
+    options = {"templates/**": jinja, "digest/web/templates/**": jinja}
     keywords = {"_": None, "gettext": None, "translate": (2,)}
     found = extract_from_dir(str(ROOT), method_map, options, keywords=keywords, comment_tags=())
     return {str(message) for _, _, message, _, _ in found}

@@ -416,3 +416,42 @@ def test_subscribe_config_is_checked(tmp_path: Path) -> None:
         bad = configfile.write_config(tmp_path, extra=f"\n[subscribe]\n{extra}\n")
         with pytest.raises(ConfigError, match=re.escape(key)):
             load_config(bad)
+
+
+def test_sign_up_pages_and_mail_are_in_the_sites_language(
+    tmp_path: Path, smtp: LocalSMTPServer
+) -> None:
+    """A German site signs readers up in German: pages, errors, the mail and its subject."""
+    store = Store.open(f"sqlite:///{tmp_path / 'digest.db'}")
+    base = make_config(tmp_path, smtp.port)
+    cfg = replace(base, site=replace(base.site, language="de", name="Die <Zeitung>"))
+    with LocalWebServer(create_app(cfg, store, clock=Clock(NOW))) as web:
+        form = web.get("/subscribe").text
+        assert '<html lang="de">' in form
+        assert "<title>Die &lt;Zeitung&gt; abonnieren · Die &lt;Zeitung&gt;</title>" in form
+        assert "Die &lt;Zeitung&gt; per E-Mail erhalten." in form  # escaped inside the text
+        assert ">Abonnieren</button>" in form and "E-Mail-Adresse" in form
+        assert "Subscribe" not in form and "Email address" not in form
+        bad = sign_up(web, "not-an-address")
+        assert bad.status_code == 400
+        assert "Bitte geben Sie eine gültige E-Mail-Adresse ein." in bad.text
+        sent = sign_up(web, "anna@example.de")
+        assert "Sehen Sie in Ihr Postfach" in sent.text and "Spam-Ordner" in sent.text
+        wait_for(lambda: len(smtp.messages) == 1, "the confirmation mail")
+        mail = smtp.messages[0].parse()
+        assert mail["Subject"] == "Bestätigen Sie Ihr Abonnement von Die <Zeitung>"
+        body = mail.get_body(("plain",))
+        assert body is not None
+        text = body.get_content().replace("\r\n", "\n")
+        assert text.startswith("Hallo,\n\njemand (hoffentlich Sie) möchte Die <Zeitung>")
+        assert "Der Link gilt 48 Stunden." in text
+        page = web.get(confirm_path(smtp))
+        assert "Abonnement bestätigen" in page.text and "a•••@example.de" in page.text
+        done = web.post(confirm_path(smtp))
+        assert "Sie haben abonniert" in done.text and "ab der nächsten Ausgabe" in done.text
+        prefs = re.search(r'href="(/preferences\?token=[^"]+)"', done.text)
+        assert prefs is not None
+        page = web.get(prefs.group(1)).text
+        assert "Ihre Einstellungen" in page and "Einstellungen speichern" in page
+        assert "Zeitzone" in page and "Zustellzeit" in page and ">Abmelden</button>" in page
+    store.close()

@@ -50,11 +50,13 @@ def confirmation_message(
 
 def send_opt_in(config: Config, sub: Subscriber, token: str, *, now: datetime) -> None:
     """Mail a reader their confirmation link (text from the template web/confirm_mail.txt)."""
+    from digest import i18n
     from digest.web.readers import make_web_environment  # the pages' templates, themeable
 
     base = config.site.url.rstrip("/")
+    language = config.site.language
     text = (
-        make_web_environment(config.render.templates or None)
+        make_web_environment(config.render.templates or None, language)
         .get_template("web/confirm_mail.txt")
         .render(
             name=sub.name,
@@ -69,7 +71,9 @@ def send_opt_in(config: Config, sub: Subscriber, token: str, *, now: datetime) -
         config,
         email=sub.email,
         name=sub.name,
-        subject=f"Confirm your subscription to {config.site.name}",
+        subject=i18n.translate(
+            language, "Confirm your subscription to %(site)s", site=config.site.name
+        ),
         text=text,
         now=now,
     )

@@ -54,7 +54,7 @@ from digest.models import Subscriber
 from digest.store import Store, StoredIssue
 from digest.storytime import fill_times
 from digest.tokens import strip_tokens, valid_token
-from digest.web.readers import ReaderPages
+from digest.web.readers import ReaderPages, mask
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class WebApp:
         self.readers = ReaderPages(config, store, clock, _HEADERS)
 
     def _mask(self, address: str) -> str:
-        return _mask(address) or i18n.translate(self.language, "your address")
+        return mask(address) or i18n.translate(self.language, "your address")
 
     def _(self, message: str, **values: str) -> str:
         """Return `message` in the site's language; values are HTML-escaped first."""
@@ -403,12 +403,6 @@ async def _read_body(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _mask(address: str) -> str:
-    """Return "j•••@example.com": enough for the reader to recognise, little for a bystander."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}•••@{domain}" if domain else ""
 
 
 class SecurityHeaders:

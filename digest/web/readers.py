@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from digest import i18n
 from digest.config import Config
 from digest.errors import AddressError, DigestError
 from digest.mail import subscribers as subs
@@ -57,17 +58,21 @@ MAX_FORM = 16 * 1024
 _SECRET_NAME = "web-form-key"
 
 
-def make_web_environment(templates_dir: str | None) -> Environment:
-    """Return the pages' Jinja environment: the operator's [render].templates folder first."""
+def make_web_environment(templates_dir: str | None, language: str = "en") -> Environment:
+    """Return the pages' Jinja environment: the operator's [render].templates folder first,
+    words translated into `language` with `_()` (the catalogs of `digest.i18n`)."""
     loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
-    return Environment(
+    env = Environment(
         loader=ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 class RateLimit:
@@ -182,7 +187,8 @@ class ReaderPages:
         self.store = store
         self.clock = clock
         self.headers = headers
-        self.env = make_web_environment(config.render.templates or None)
+        self.language = config.site.language
+        self.env = make_web_environment(config.render.templates or None, self.language)
         self.base = config.site.url.rstrip("/")
         self.prefix = urlsplit(self.base).path.rstrip("/")
         sub = config.subscribe
@@ -193,6 +199,13 @@ class ReaderPages:
         self._zones: list[str] | None = None
 
     # -- rendering --------------------------------------------------------------
+
+    def _(self, message: str, **values: str) -> str:
+        """Return `message` in the site's language (English when untranslated)."""
+        return i18n.translate(self.language, message, **values)
+
+    def _mask(self, address: str) -> str:
+        return mask(address) or self._("your address")
 
     def render(
         self, template: str, title: str, status: int = 200, *, nonce: str = "", **context: Any
@@ -232,15 +245,19 @@ class ReaderPages:
             )
         if not same_site(request, self.base):
             return self.message(
-                "Request refused", "This form was sent from another site.", status=403
+                self._("Request refused"),
+                self._("This form was sent from another site."),
+                status=403,
             )
         return None
 
     def _stale_form(self, form_name: str, **context: Any) -> HTMLResponse:
         return self.message(
-            "Please try again",
-            "This form was open too long or did not come from this site; nothing was "
-            "changed. Reload the page and send it again.",
+            self._("Please try again"),
+            self._(
+                "This form was open too long or did not come from this site; nothing was "
+                "changed. Reload the page and send it again."
+            ),
             status=400,
         )
 
@@ -255,7 +272,7 @@ class ReaderPages:
     def _subscribe_page(self, *, email: str, name: str, error: str = "") -> HTMLResponse:
         return self.render(
             "web/subscribe.html",
-            f"Subscribe to {self.config.site.name}",
+            self._("Subscribe to %(site)s", site=self.config.site.name),
             400 if error else 200,
             email=email,
             name=name,
@@ -278,11 +295,11 @@ class ReaderPages:
             email = subs.normalize_address(raw)
         except AddressError:
             return self._subscribe_page(
-                email=raw[:320], name=name, error="Please enter a valid email address."
+                email=raw[:320], name=name, error=self._("Please enter a valid email address.")
             )
         sent = self.render(
             "web/subscribe_sent.html",
-            "Check your inbox",
+            self._("Check your inbox"),
             resend_minutes=f"{self.config.subscribe.resend_minutes:g}",
         )
         if _one(form, "website"):  # the honeypot: people never see it, robots fill it in
@@ -329,8 +346,8 @@ class ReaderPages:
             return self._expired(token)
         return self.render(
             "web/confirm.html",
-            "Confirm your subscription",
-            email=_mask(sub.email),
+            self._("Confirm your subscription"),
+            email=self._mask(sub.email),
             token=token,
             csrf=self.forms.token("confirm"),
         )
@@ -379,7 +396,9 @@ class ReaderPages:
             )
         )
         sent = self.render(
-            "web/subscribe_sent.html", "Check your inbox", resend_minutes=f"{cfg.resend_minutes:g}"
+            "web/subscribe_sent.html",
+            self._("Check your inbox"),
+            resend_minutes=f"{cfg.resend_minutes:g}",
         )
         if sub is not None and new is not None:
             sent.background = BackgroundTask(self._mail, sub, new, now)
@@ -387,16 +406,18 @@ class ReaderPages:
 
     def _bad_confirm(self) -> HTMLResponse:
         return self.message(
-            "This link is not valid",
-            "The link may be incomplete or mistyped. Please use the link from the most "
-            "recent confirmation email, or sign up again.",
+            self._("This link is not valid"),
+            self._(
+                "The link may be incomplete or mistyped. Please use the link from the most "
+                "recent confirmation email, or sign up again."
+            ),
             status=400,
         )
 
     def _expired(self, token: str) -> HTMLResponse:
         return self.render(
             "web/confirm_expired.html",
-            "This link has expired",
+            self._("This link has expired"),
             400,
             token=token,
             csrf=self.forms.token("confirm"),
@@ -405,8 +426,8 @@ class ReaderPages:
     def _confirmed(self, sub: Subscriber) -> HTMLResponse:
         return self.render(
             "web/confirmed.html",
-            "You are subscribed",
-            email=_mask(sub.email),
+            self._("You are subscribed"),
+            email=self._mask(sub.email),
             preferences_url=f"{self.prefix}/preferences?token={sub.token}",
         )
 
@@ -439,10 +460,10 @@ class ReaderPages:
         chosen = set(sub.sections)
         return self.render(
             "web/preferences.html",
-            "Your preferences",
+            self._("Your preferences"),
             400 if error else 200,
             nonce=secrets.token_urlsafe(16),
-            email=_mask(sub.email),
+            email=self._mask(sub.email),
             token=token,
             csrf=self.forms.token("preferences"),
             saved=saved,
@@ -498,13 +519,17 @@ class ReaderPages:
 
     def _bad_preferences(self) -> HTMLResponse:
         return self.message(
-            "This link is not valid",
-            "The link may be incomplete or mistyped. Please use the "
-            "“Manage preferences” link from the most recent email you received.",
+            self._("This link is not valid"),
+            self._(
+                "The link may be incomplete or mistyped. Please use the "
+                "“Manage preferences” link from the most recent email you received."
+            ),
             status=400,
         )
 
 
-def _mask(address: str) -> str:
+def mask(address: str) -> str | None:
+    """Return "j•••@example.com": enough for the reader to recognise, little for a bystander
+    (None when the address has no domain)."""
     local, _, domain = address.partition("@")
-    return f"{local[:1]}•••@{domain}" if domain else "your address"
+    return f"{local[:1]}•••@{domain}" if domain else None
