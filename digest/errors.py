@@ -64,7 +64,16 @@ class AddressError(DigestError):
 
 
 class PreferenceError(DigestError):
-    """A reader's preference (time zone, delivery time, sections) is not valid."""
+    """A reader's preference (time zone, delivery time, sections) is not valid.
+
+    `template` and `values` say it again for a translator: the preferences page shows
+    it in the site's language (`str()` is the English text, for the CLI).
+    """
+
+    def __init__(self, template: str, **values: str) -> None:
+        super().__init__(template % values if values else template)
+        self.template = template
+        self.values = values
 
 
 class ReportError(DigestError):

@@ -38,7 +38,7 @@ def extracted() -> set[str]:
     ]
     jinja = {"extensions": "jinja2.ext.i18n", "trim_blocks": "true"}
     options = {"templates/**": jinja, "digest/web/templates/**": jinja}
-    keywords = {"_": None, "gettext": None, "translate": (2,)}
+    keywords = {"_": None, "gettext": None, "translate": (2,), "PreferenceError": None}
     found = extract_from_dir(str(ROOT), method_map, options, keywords=keywords, comment_tags=())
     return {str(message) for _, _, message, _, _ in found}
 

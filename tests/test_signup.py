@@ -451,7 +451,11 @@ def test_sign_up_pages_and_mail_are_in_the_sites_language(
         assert "Sie haben abonniert" in done.text and "ab der nächsten Ausgabe" in done.text
         prefs = re.search(r'href="(/preferences\?token=[^"]+)"', done.text)
         assert prefs is not None
-        page = web.get(prefs.group(1)).text
-        assert "Ihre Einstellungen" in page and "Einstellungen speichern" in page
-        assert "Zeitzone" in page and "Zustellzeit" in page and ">Abmelden</button>" in page
+        settings = web.get(prefs.group(1)).text
+        assert "Ihre Einstellungen" in settings and "Einstellungen speichern" in settings
+        assert "Zeitzone" in settings and "Zustellzeit" in settings
+        assert ">Abmelden</button>" in settings
+        wrong = web.post(prefs.group(1), data={"csrf": csrf(settings), "timezone": "Mars/Olympus"})
+        assert wrong.status_code == 400
+        assert "unbekannte Zeitzone &#39;Mars/Olympus&#39;" in wrong.text
     store.close()

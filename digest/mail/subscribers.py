@@ -56,20 +56,31 @@ def check_preferences(
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise PreferenceError(
-                f"unknown time zone {tz!r}; write an IANA name such as Europe/Berlin"
+                "unknown time zone %(zone)s; write an IANA name such as Europe/Berlin",
+                zone=repr(tz),
             ) from None
     at = send_at.strip()
     if at:
         m = _HHMM.fullmatch(at[:5] if len(at) == 8 and at.endswith(":00") else at)
         if m is None:
-            raise PreferenceError(f'{at!r} is not a time of day; write 24-hour "HH:MM" like 07:30')
+            raise PreferenceError(
+                '%(time)s is not a time of day; write 24-hour "HH:MM" like 07:30', time=repr(at)
+            )
         at = f"{int(m[1]):02d}:{m[2]}"
     chosen = tuple(dict.fromkeys(s.strip() for s in sections if s.strip()))
     known = config.sections
     unknown = [s for s in chosen if s not in known]
     if unknown:
-        listed = ", ".join(known) if known else "none (the config names no sections)"
-        raise PreferenceError(f"unknown section {unknown[0]!r}; the sections are: {listed}")
+        if not known:
+            raise PreferenceError(
+                "unknown section %(section)s; this newsletter has no sections",
+                section=repr(unknown[0]),
+            )
+        raise PreferenceError(
+            "unknown section %(section)s; the sections are: %(sections)s",
+            section=repr(unknown[0]),
+            sections=", ".join(known),
+        )
     if set(chosen) == set(known):
         chosen = ()  # every section is the default
     return Preferences(timezone=tz, send_at=at, sections=chosen)

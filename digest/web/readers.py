@@ -42,7 +42,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from digest import i18n
 from digest.config import Config
-from digest.errors import AddressError, DigestError
+from digest.errors import AddressError, DigestError, PreferenceError
 from digest.mail import subscribers as subs
 from digest.models import Subscriber
 from digest.store import Store
@@ -494,8 +494,9 @@ class ReaderPages:
         sections = [s.strip() for s in form.get("section", []) if s.strip()]
         try:
             prefs = subs.check_preferences(self.config, timezone=tz, send_at=at, sections=sections)
-        except DigestError as exc:
-            return self._preferences_page(sub, token, error=str(exc), timezone=tz, send_at=at)
+        except PreferenceError as exc:
+            error = self._(exc.template, **exc.values)
+            return self._preferences_page(sub, token, error=error, timezone=tz, send_at=at)
         assert sub.id is not None
         sub_id = sub.id
         now = self.clock()
