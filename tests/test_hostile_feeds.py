@@ -512,7 +512,7 @@ url = "sqlite:///state.db"
 
 [collect]
 timeout = 1.5
-deadline = 8.0
+deadline = 30.0
 max_bytes = 1000000
 {extra}
 """,
@@ -534,7 +534,9 @@ def test_hostile_sources_fail_alone_once_with_reason_and_the_issue_is_clean(
     with caplog.at_level(logging.WARNING, logger="digest"):
         report = pipeline.collect_articles(config, store, now=now)
     elapsed = time.monotonic() - start
-    assert elapsed < config.collect.deadline, elapsed  # side by side, inside the deadline
+    # Side by side: the hanging source costs its 1.5 s timeout, not the others' turns
+    # (one after another would take well over a minute; a busy machine needs slack).
+    assert elapsed < config.collect.deadline, elapsed
 
     by_name = {r.source: r for r in report.sources}
     assert [r.source for r in report.sources] == list(PATHS)  # every source, in order
