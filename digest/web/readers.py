@@ -20,18 +20,13 @@ the one-click unsubscribe POST keeps its RFC 8058 semantics. No handler redirect
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -47,14 +42,13 @@ from digest.mail import subscribers as subs
 from digest.models import Subscriber
 from digest.store import Store
 from digest.tokens import valid_token
+from digest.web.guards import Forms, RateLimit, read_form, same_site
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
 SHIPPED = Path(__file__).parent / "templates"
-CSRF_TTL = 6 * 3600  # seconds a form stays usable after it was shown
-MAX_FORM = 16 * 1024
 _SECRET_NAME = "web-form-key"
 
 
@@ -73,97 +67,6 @@ def make_web_environment(templates_dir: str | None, language: str = "en") -> Env
     )
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
     return env
-
-
-class RateLimit:
-    """At most `limit` events per client in any `window` seconds (in this process)."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self.seen: dict[str, deque[float]] = {}
-        self.lock = threading.Lock()
-
-    def retry_after(self, client: str) -> int:
-        """Count one event; return 0 when allowed, else seconds until the next is."""
-        now = self.clock()
-        with self.lock:
-            if len(self.seen) > 50_000:  # forget idle clients rather than grow without end
-                for key in [k for k, q in self.seen.items() if not q or q[-1] < now - self.window]:
-                    del self.seen[key]
-            times = self.seen.setdefault(client, deque())
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) >= self.limit:
-                return max(1, int(times[0] + self.window - now + 0.999))
-            times.append(now)
-            return 0
-
-
-class Forms:
-    """Signed, expiring form tokens (CSRF) keyed by a secret kept in the store."""
-
-    def __init__(self, key: Callable[[], bytes], clock: Callable[[], float] = time.time) -> None:
-        self._key_source = key
-        self._key: bytes | None = None
-        self.clock = clock
-
-    @property
-    def key(self) -> bytes:
-        """Return the signing key (read from the store on first use)."""
-        if self._key is None:
-            self._key = self._key_source()
-        return self._key
-
-    def token(self, form: str) -> str:
-        """Return a token for one form, valid for CSRF_TTL seconds."""
-        stamp = str(int(self.clock()))
-        return f"{stamp}.{self._mac(form, stamp)}"
-
-    def valid(self, form: str, token: str) -> bool:
-        """Return True for an unexpired token this server made for this form."""
-        stamp, _, mac = token.partition(".")
-        if not stamp.isdigit() or not hmac.compare_digest(mac, self._mac(form, stamp)):
-            return False
-        return 0 <= self.clock() - int(stamp) <= CSRF_TTL
-
-    def _mac(self, form: str, stamp: str) -> str:
-        return hmac.new(self.key, f"{form}:{stamp}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def same_site(request: Request, site_url: str) -> bool:
-    """Return False when the browser says a POST comes from another site."""
-    if request.headers.get("sec-fetch-site", "") == "cross-site":
-        return False
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None  # "null": a sandboxed or privacy-stripped cross-site frame
-    ours = {_origin(site_url)}
-    host = request.headers.get("host")
-    if host:
-        ours.add(f"{request.url.scheme}://{host}")
-    return origin.rstrip("/") in ours
-
-
-def _origin(url: str) -> str:
-    p = urlsplit(url)
-    return f"{p.scheme}://{p.netloc}"
-
-
-async def read_form(request: Request) -> dict[str, list[str]] | None:
-    """Return an urlencoded form body (None when too large)."""
-    size = 0
-    chunks = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM:
-            return None
-        chunks.append(chunk)
-    try:
-        return parse_qs(b"".join(chunks).decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        return {}
 
 
 def _one(form: dict[str, list[str]], name: str) -> str:
