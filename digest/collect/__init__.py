@@ -9,28 +9,30 @@ feedparser, which only the main process uses.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from digest import lazy
 
 if TYPE_CHECKING:
     from digest.collect.gather import (
-        LOCAL_SOURCE,
-        FeedResult,
-        Progress,
-        collect_feeds,
-        fetch_pages,
+        LOCAL_SOURCE as LOCAL_SOURCE,
+    )
+    from digest.collect.gather import (
+        FeedResult as FeedResult,
+    )
+    from digest.collect.gather import (
+        Progress as Progress,
+    )
+    from digest.collect.gather import (
+        collect_feeds as collect_feeds,
+    )
+    from digest.collect.gather import (
+        fetch_pages as fetch_pages,
     )
 
-__all__ = ["LOCAL_SOURCE", "FeedResult", "Progress", "collect_feeds", "fetch_pages"]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'digest.collect' has no attribute {name!r}")
-    value = getattr(importlib.import_module("digest.collect.gather"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+HOMES = {
+    name: "digest.collect.gather"
+    for name in ("LOCAL_SOURCE", "FeedResult", "Progress", "collect_feeds", "fetch_pages")
+}
+__all__ = sorted(HOMES)
+__getattr__, __dir__ = lazy.exports(__name__, HOMES)

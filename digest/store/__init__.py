@@ -9,64 +9,94 @@ that only uses `digest.store.quick` or `digest.store.rows` never loads SQLAlchem
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from digest import lazy
 
 if TYPE_CHECKING:
     from digest.store.core import (
-        MIGRATIONS,
-        SCHEMA_VERSION,
-        BounceOutcome,
-        BounceRecord,
-        Confirmation,
-        LedgerWriter,
-        SourceResult,
-        SourceState,
-        Store,
-        StoredIssue,
-        StoredVariant,
-        UTCDateTime,
-        address_key,
-        articles,
-        deliveries,
-        issues,
-        metadata,
-        sections_key,
-        sources,
-        subscribers,
+        BounceOutcome as BounceOutcome,
+    )
+    from digest.store.core import (
+        BounceRecord as BounceRecord,
+    )
+    from digest.store.core import (
+        SourceResult as SourceResult,
+    )
+    from digest.store.core import (
+        SourceState as SourceState,
+    )
+    from digest.store.core import (
+        Store as Store,
+    )
+    from digest.store.core import (
+        StoredIssue as StoredIssue,
+    )
+    from digest.store.ledger import (
+        LedgerWriter as LedgerWriter,
+    )
+    from digest.store.readers import (
+        Confirmation as Confirmation,
+    )
+    from digest.store.readers import (
+        StoredVariant as StoredVariant,
+    )
+    from digest.store.readers import (
+        sections_key as sections_key,
+    )
+    from digest.store.rows import (
+        address_key as address_key,
+    )
+    from digest.store.schema import (
+        MIGRATIONS as MIGRATIONS,
+    )
+    from digest.store.schema import (
+        SCHEMA_VERSION as SCHEMA_VERSION,
+    )
+    from digest.store.schema import (
+        UTCDateTime as UTCDateTime,
+    )
+    from digest.store.schema import (
+        articles as articles,
+    )
+    from digest.store.schema import (
+        deliveries as deliveries,
+    )
+    from digest.store.schema import (
+        issues as issues,
+    )
+    from digest.store.schema import (
+        metadata as metadata,
+    )
+    from digest.store.schema import (
+        sources as sources,
+    )
+    from digest.store.schema import (
+        subscribers as subscribers,
     )
 
-__all__ = [
-    "MIGRATIONS",
-    "Confirmation",
-    "StoredVariant",
-    "sections_key",
-    "SCHEMA_VERSION",
-    "BounceOutcome",
-    "BounceRecord",
-    "LedgerWriter",
-    "SourceResult",
-    "SourceState",
-    "Store",
-    "StoredIssue",
-    "UTCDateTime",
-    "address_key",
-    "articles",
-    "deliveries",
-    "issues",
-    "metadata",
-    "sources",
-    "subscribers",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'digest.store' has no attribute {name!r}")
-    value = getattr(importlib.import_module("digest.store.core"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# Each name and the module it lives in; imported on first use (see `digest.lazy`).
+HOMES = {
+    "Store": "digest.store.core",
+    "StoredIssue": "digest.store.core",
+    "SourceResult": "digest.store.core",
+    "SourceState": "digest.store.core",
+    "BounceOutcome": "digest.store.core",
+    "BounceRecord": "digest.store.core",
+    "Confirmation": "digest.store.readers",
+    "StoredVariant": "digest.store.readers",
+    "sections_key": "digest.store.readers",
+    "LedgerWriter": "digest.store.ledger",
+    "MIGRATIONS": "digest.store.schema",
+    "SCHEMA_VERSION": "digest.store.schema",
+    "UTCDateTime": "digest.store.schema",
+    "articles": "digest.store.schema",
+    "deliveries": "digest.store.schema",
+    "issues": "digest.store.schema",
+    "metadata": "digest.store.schema",
+    "sources": "digest.store.schema",
+    "subscribers": "digest.store.schema",
+    "address_key": "digest.store.rows",
+}
+__all__ = sorted(HOMES)
+__getattr__, __dir__ = lazy.exports(__name__, HOMES)

@@ -20,12 +20,10 @@ from sqlalchemy.engine import Engine
 from digest.errors import StoreError
 from digest.language import to_code
 from digest.models import Article, RenderedIssue, Subscriber
-from digest.store.ledger import Ledger, LedgerWriter
-from digest.store.readers import Confirmation, Readers, StoredVariant, sections_key
+from digest.store.ledger import Ledger
+from digest.store.readers import Readers
 from digest.store.rows import address_key, from_row, subscriber_from_row
 from digest.store.schema import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
     Database,
     UTCDateTime,
     articles,
@@ -33,37 +31,12 @@ from digest.store.schema import (
     deliveries,
     issues,
     merged_tokens,
-    metadata,
     schema_version,
     sources,
     status_rank,
     subscribers,
 )
 from digest.tokens import new_token
-
-# Re-exported: callers import these from digest.store.
-__all__ = [
-    "MIGRATIONS",
-    "Confirmation",
-    "StoredVariant",
-    "sections_key",
-    "SCHEMA_VERSION",
-    "BounceOutcome",
-    "BounceRecord",
-    "LedgerWriter",
-    "SourceResult",
-    "SourceState",
-    "Store",
-    "StoredIssue",
-    "UTCDateTime",
-    "address_key",
-    "articles",
-    "deliveries",
-    "issues",
-    "metadata",
-    "sources",
-    "subscribers",
-]
 
 log = logging.getLogger(__name__)
 
