@@ -89,3 +89,21 @@ def language_name(code: str, language: str) -> str:
     except (UnknownLocaleError, ValueError):
         return code
     return str(name) if name else code
+
+
+def jinja_environment(loader: Any, language: str, *, autoescape: Any) -> Any:
+    """Return a Jinja environment for what readers see: undefined names fail, blocks are
+    trimmed, and `_()` translates into `language` (the email and the web pages share it)."""
+    from jinja2 import Environment, StrictUndefined
+
+    env = Environment(
+        loader=loader,
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env

@@ -50,7 +50,6 @@ from jinja2 import (
     ChoiceLoader,
     Environment,
     FileSystemLoader,
-    StrictUndefined,
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
@@ -198,19 +197,14 @@ def make_environment(templates_dir: str | Path | None, language: str = "en") -> 
             )
         loaders.append(FileSystemLoader(folder))
     loaders.append(FileSystemLoader(SHIPPED_TEMPLATES))
-    env = Environment(
-        loader=ChoiceLoader(loaders),
+    env: Environment = i18n.jinja_environment(
+        ChoiceLoader(loaders),
+        language,
         # Escape in HTML templates only: escaping the text part would show "&amp;" to readers.
         autoescape=select_autoescape(
             enabled_extensions=("html", "htm", "xml"), default_for_string=True, default=False
         ),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        extensions=["jinja2.ext.i18n"],
     )
-    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["language"] = language
     env.filters["wrap"] = wrap_text
     env.filters["breakable"] = breakable

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -56,16 +56,11 @@ def make_web_environment(templates_dir: str | None, language: str = "en") -> Env
     """Return the pages' Jinja environment: the operator's [render].templates folder first,
     words translated into `language` with `_()` (the catalogs of `digest.i18n`)."""
     loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
-    env = Environment(
-        loader=ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),
+    env: Environment = i18n.jinja_environment(
+        ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),
+        language,
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        extensions=["jinja2.ext.i18n"],
     )
-    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
     return env
 
 
