@@ -152,6 +152,9 @@ def test_ctrl_c_says_to_run_send_again(tmp_path: Path, store: Store) -> None:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+            # As from a terminal: a suite started in the background (`cmd &` in a script)
+            # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 120
         while not server.handler.messages:
