@@ -221,7 +221,11 @@ class Similarity:
 
     def __init__(self, articles: Sequence[Article], *, language: str = "english") -> None:
         self.articles = list(articles)
-        self.docs = [_doc(a, (a.language or language).lower()) for a in self.articles]
+        from digest.summarize.tokenize import normalize_language
+
+        # Articles carry ISO codes ("en"), the stemmers and stop words go by name
+        # ("english"): without this, stored articles were compared unstemmed.
+        self.docs = [_doc(a, normalize_language(a.language or language)) for a in self.articles]
         # Headlines and leads weigh words by how many headlines and leads use them,
         # whole texts by how many texts do.
         idf = _idf([Counter(set(d.title) | set(d.lead)) for d in self.docs])
