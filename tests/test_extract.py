@@ -517,3 +517,58 @@ def test_feed_text_that_repeats_the_title_is_dropped() -> None:
         language=None,
     )
     assert art.feed_summary == "Workers accepted the offer."
+
+
+# -- a body cut in parts (advertisements between them) -------------------------------
+
+_PART = (
+    "<p>The regional council voted on Tuesday to expand the tram network by 2030, "
+    "adding three lines that connect the northern suburbs with the city centre. {n}</p>"
+    "<p>Officials said the plan would cost about 4 billion euros and create 12,000 "
+    "jobs over the decade, most of them in construction and operations. {n}</p>"
+)
+
+
+def _split_page() -> str:
+    parts = [
+        f'<div class="article__body grid">{_PART.format(n=f"Part {i}.")}</div>'
+        f'<div class="ad"><p>Advertisement</p></div>'
+        for i in range(1, 4)
+    ]
+    teasers = "".join(
+        f'<div class="teaser"><p>Another story, number {i}, about something else.</p></div>'
+        for i in range(3)
+    )
+    return f"<html><body><main>{''.join(parts)}</main><aside>{teasers}</aside></body></html>"
+
+
+def test_the_article_block_gathers_every_part_of_a_split_body_in_order() -> None:
+    from digest.collect.extract import _densest_block, _parse
+
+    block = _densest_block(_parse(_split_page()))
+    parts = [re.search(r"Part (\d)", piece) for piece in block]
+    assert [m.group(1) for m in parts if m] == ["1", "1", "2", "2", "3", "3"]
+    assert not any("Another story" in piece or "Advertisement" in piece for piece in block)
+
+
+def test_a_partial_extraction_is_rescued_only_from_its_own_block() -> None:
+    from digest.collect.extract import _densest_block, _parse, _rescued
+
+    block = _densest_block(_parse(_split_page()))
+    whole = "\n".join(block)
+    first = "\n".join(block[:2])  # what an extractor stopped by the first ad keeps
+    assert _rescued(first, block) == whole
+    # Most of the block already kept: left alone (the clean-up may have cut the rest).
+    assert _rescued("\n".join(block[:4]), block) == "\n".join(block[:4])
+    # Text from elsewhere on the page is never swapped for this block.
+    elsewhere = "A different article about the harbour, the ferries and the night boats."
+    assert _rescued(elsewhere, block) == elsewhere
+    assert _rescued("", block) == ""
+
+
+def test_a_body_cut_by_advertisements_comes_back_whole() -> None:
+    """trafilatura alone stops at the first advertisement here (as on wired.com)."""
+    text = extract_page(_split_page(), "https://news.example.com/tram").text
+    parts = re.findall(r"Part \d", text)
+    assert parts == ["Part 1", "Part 1", "Part 2", "Part 2", "Part 3", "Part 3"]
+    assert "Advertisement" not in text and "Another story" not in text

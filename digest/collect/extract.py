@@ -157,6 +157,7 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     # Page titles are as untrusted as feed titles: no markup, controls or bidi tricks.
     title = one_line(plain_text(_page_title(tree, metas, ld)), TITLE_LIMIT) or None
     author = _clean_author(_page_author(metas, ld))
+    block = _densest_block(tree)  # before trafilatura, which prunes the tree in place
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -169,7 +170,7 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     image = _first_url(images, url)
     width, height = _image_size(metas, image, url)
     declared = _declared_language(tree, metas)
-    raw_text = doc.text or ""
+    raw_text = _rescued(doc.text or "", block)
     # The declaration, unless the text plainly says otherwise: it picks the furniture rules.
     # One detection (4 ms) serves here and, through `Page.detected`, the article's language.
     detected = detect(raw_text)
@@ -195,6 +196,59 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
         image_width=width,
         image_height=height,
     )
+
+
+_BLOCK_TAGS = ("p", "h2", "h3", "h4", "li", "blockquote")
+RESCUE_SHARE = 0.5  # the extraction kept less than this share of the article's block ...
+RESCUE_COVER = 0.9  # ... and nearly all it kept comes from that block
+
+
+def _densest_block(tree: Any) -> list[str]:
+    """Return the text pieces of the elements holding the most paragraph words.
+
+    An article's body lives in one element on most pages, or in several of the same
+    tag and class (a long piece cut by advertisements); when the extractor keeps only
+    part of it, the rest is still there.
+    """
+    words: dict[Any, int] = {}
+    members: dict[Any, list[Any]] = {}
+    for p in tree.iter("p"):
+        parent = p.getparent()
+        if parent is None:
+            continue
+        key = (parent.tag, parent.get("class")) if parent.get("class") else parent
+        if parent not in members.setdefault(key, []):
+            members[key].append(parent)
+        words[key] = words.get(key, 0) + len(p.text_content().split())
+    if not words:
+        return []
+    best = max(words, key=lambda k: words[k])
+    out = []
+    for container in members[best]:
+        for el in container.iter(*_BLOCK_TAGS):
+            parent = el.getparent()
+            if parent is not None and parent.tag in _SKIP_INSIDE:
+                continue
+            text = " ".join(el.text_content().split())
+            if text:
+                out.append(text)
+    return out
+
+
+_SKIP_INSIDE = ("li",)  # a <p> inside a list item is already in the item's text
+
+
+def _rescued(extracted: str, block: list[str]) -> str:
+    """Return the whole article block when the extraction kept only a part of it."""
+    block_text = "\n".join(block)
+    have, whole = _words(extracted), _words(block_text)
+    if not have or have >= RESCUE_SHARE * whole:
+        return extracted
+    inside = set(block_text.casefold().split())
+    kept = extracted.casefold().split()
+    if sum(w in inside for w in kept) < RESCUE_COVER * len(kept):
+        return extracted
+    return block_text
 
 
 def _declared_language(tree: Any, metas: dict[str, str]) -> str | None:
