@@ -25,7 +25,8 @@ from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
 from digest.tokens import strip_tokens
-from digest.web import create_app, is_one_click
+from digest.web import create_app
+from digest.web.unsubscribe import is_one_click
 from tests.helpers import add_readers
 from tests.smtpserver import LocalSMTPServer, free_port
 

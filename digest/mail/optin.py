@@ -51,7 +51,7 @@ def confirmation_message(
 def send_opt_in(config: Config, sub: Subscriber, token: str, *, now: datetime) -> None:
     """Mail a reader their confirmation link (text from the template web/confirm_mail.txt)."""
     from digest import i18n
-    from digest.web.readers import make_web_environment  # the pages' templates, themeable
+    from digest.web.pages import make_web_environment  # the pages' templates, themeable
 
     base = config.site.url.rstrip("/")
     language = config.site.language

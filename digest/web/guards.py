@@ -97,16 +97,24 @@ def _origin(url: str) -> str:
     return f"{p.scheme}://{p.netloc}"
 
 
-async def read_form(request: Request) -> dict[str, list[str]] | None:
-    """Return an urlencoded form body (None when too large)."""
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """Return the request body, or None when it is larger than `limit` bytes."""
     size = 0
     chunks = []
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_FORM:
+        if size > limit:
             return None
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(request: Request) -> dict[str, list[str]] | None:
+    """Return an urlencoded form body (None when too large)."""
+    body = await read_body(request, MAX_FORM)
+    if body is None:
+        return None
     try:
-        return parse_qs(b"".join(chunks).decode("utf-8"), keep_blank_values=True)
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         return {}

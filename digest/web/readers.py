@@ -22,20 +22,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from digest import i18n
 from digest.config import Config
 from digest.errors import AddressError, DigestError, PreferenceError
 from digest.mail import subscribers as subs
@@ -43,25 +38,12 @@ from digest.models import Subscriber
 from digest.store import Store
 from digest.tokens import valid_token
 from digest.web.guards import Forms, RateLimit, read_form, same_site
+from digest.web.pages import HEADERS, Clock, Pages
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
-SHIPPED = Path(__file__).parent / "templates"
 _SECRET_NAME = "web-form-key"
-
-
-def make_web_environment(templates_dir: str | None, language: str = "en") -> Environment:
-    """Return the pages' Jinja environment: the operator's [render].templates folder first,
-    words translated into `language` with `_()` (the catalogs of `digest.i18n`)."""
-    loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
-    env: Environment = i18n.jinja_environment(
-        ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),
-        language,
-        autoescape=select_autoescape(enabled_extensions=("html",), default=False),
-    )
-    return env
 
 
 def _one(form: dict[str, list[str]], name: str) -> str:
@@ -69,26 +51,19 @@ def _one(form: dict[str, list[str]], name: str) -> str:
     return values[0].strip()
 
 
-class ReaderPages:
-    """The sign-up and preferences handlers, bound to one config, store and clock."""
+class ReaderPages(Pages):
+    """The sign-up and preferences handlers."""
 
     def __init__(
         self,
         config: Config,
         store: Store,
         clock: Clock,
-        headers: dict[str, str],
+        headers: dict[str, str] = HEADERS,
         *,
         limiter: RateLimit | None = None,
     ) -> None:
-        self.config = config
-        self.store = store
-        self.clock = clock
-        self.headers = headers
-        self.language = config.site.language
-        self.env = make_web_environment(config.render.templates or None, self.language)
-        self.base = config.site.url.rstrip("/")
-        self.prefix = urlsplit(self.base).path.rstrip("/")
+        super().__init__(config, store, clock, headers)
         sub = config.subscribe
         self.limiter = limiter or RateLimit(sub.client_posts, sub.client_window_minutes * 60)
         self.forms = Forms(
@@ -96,40 +71,7 @@ class ReaderPages:
         )
         self._zones: list[str] | None = None
 
-    # -- rendering --------------------------------------------------------------
-
-    def _(self, message: str, **values: str) -> str:
-        """Return `message` in the site's language (English when untranslated)."""
-        return i18n.translate(self.language, message, **values)
-
-    def _mask(self, address: str) -> str:
-        return mask(address) or self._("your address")
-
-    def render(
-        self, template: str, title: str, status: int = 200, *, nonce: str = "", **context: Any
-    ) -> HTMLResponse:
-        """Render a page template with the site's name and this page's title."""
-        values: dict[str, Any] = {
-            "title": title,
-            "site_name": self.config.site.name,
-            "site_url": self.base,
-            "prefix": self.prefix,
-            "lang": self.config.site.language,
-            "content": "",
-            "paragraphs": (),
-            "nonce": nonce,
-            **context,
-        }
-        html = self.env.get_template(template).render(values)
-        headers = dict(self.headers)
-        if nonce:
-            csp = headers.get("Content-Security-Policy", "")
-            headers["Content-Security-Policy"] = f"{csp}; script-src 'nonce-{nonce}'"
-        return HTMLResponse(html, status_code=status, headers=headers)
-
-    def message(self, title: str, *paragraphs: str, status: int = 200) -> HTMLResponse:
-        """Return a page of plain paragraphs."""
-        return self.render("web/message.html", title, status, paragraphs=paragraphs)
+    # -- guards -----------------------------------------------------------------
 
     def _guard(self, request: Request) -> Response | None:
         """Refuse rate-limited or cross-site posts; None when the post may proceed."""
@@ -425,10 +367,3 @@ class ReaderPages:
             ),
             status=400,
         )
-
-
-def mask(address: str) -> str | None:
-    """Return "j•••@example.com": enough for the reader to recognise, little for a bystander
-    (None when the address has no domain)."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}•••@{domain}" if domain else None
