@@ -51,7 +51,8 @@ if TYPE_CHECKING:
         StoreError,
         SummaryError,
     )
-    from digest.mail.deliver import SendReport, send_issue
+    from digest.mail.deliver import send_issue
+    from digest.mail.report import SendReport
     from digest.models import Article, Entry, Issue, Page, RenderedIssue, Story, Subscriber
     from digest.pipeline import (
         build_issue,
@@ -83,7 +84,7 @@ _HOMES: dict[str, str] = {
     "Config": "digest.config",
     "load_config": "digest.config.load",
     **dict.fromkeys(_ERRORS, "digest.errors"),
-    "SendReport": "digest.mail.deliver",
+    "SendReport": "digest.mail.report",
     "send_issue": "digest.mail.deliver",
     **dict.fromkeys(
         ("Article", "Entry", "Issue", "Page", "RenderedIssue", "Story", "Subscriber"),

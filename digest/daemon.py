@@ -58,7 +58,8 @@ from digest.config.load import load_config
 from digest.due import Group, log_report, send_due
 from digest.due import groups as due_groups
 from digest.errors import DigestError, EmptyIssueError, LockLostError
-from digest.mail.deliver import SendReport, open_issue, send_issue
+from digest.mail.deliver import open_issue, send_issue
+from digest.mail.report import SendReport
 from digest.store import SourceState, Store, StoredIssue, locks
 from digest.store.locks import DaemonLock, LockInfo, read_lock, stale_reason
 

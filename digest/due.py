@@ -33,7 +33,8 @@ from zoneinfo import ZoneInfo
 from digest import pipeline
 from digest.config import Config
 from digest.localtime import last_slot, next_slot, parse_hhmm, slot_on, weekdays
-from digest.mail.deliver import SendProgress, SendReport, send_issue
+from digest.mail.deliver import send_issue
+from digest.mail.report import SendProgress, SendReport
 from digest.models import Subscriber
 from digest.store import Store, StoredIssue
 

@@ -18,7 +18,8 @@ import trustme
 
 from digest.config import Config, SiteConfig, SmtpConfig
 from digest.errors import DeliveryError
-from digest.mail.deliver import TEST_TOKEN, SendReport, plan, send_issue, send_test
+from digest.mail.deliver import TEST_TOKEN, plan, send_issue, send_test
+from digest.mail.report import SendReport
 from digest.models import Subscriber
 from digest.store import Store, StoredIssue
 from tests.helpers import NOW, UNSUB, add_readers, stored_issue

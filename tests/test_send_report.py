@@ -17,7 +17,8 @@ from rich.console import Console
 
 from digest.cli import cli
 from digest.cli.mail import send_progress, uncertain_text
-from digest.mail.deliver import SendReport, send_issue
+from digest.mail.deliver import send_issue
+from digest.mail.report import SendReport
 from digest.models import Delivery
 from digest.store import Store
 from tests import configfile

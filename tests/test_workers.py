@@ -24,7 +24,7 @@ from digest.cli import cli
 from digest.config.load import load_config
 from digest.mail import workers
 from digest.mail.claims import Lease
-from digest.mail.deliver import SendReport
+from digest.mail.report import SendReport
 from digest.store import Store, StoredIssue
 from tests import configfile
 from tests.helpers import import_readers, stored_issue

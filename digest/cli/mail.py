@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-    from digest.mail.deliver import SendReport
+    from digest.mail.report import SendReport
     from digest.models import Delivery
     from digest.store import StoredIssue
     from digest.store.locks import LockInfo

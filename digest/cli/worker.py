@@ -13,7 +13,7 @@ from digest.cli.app import App, console, err_console, iso_date, on_signals
 from digest.errors import DeliveryError
 
 if TYPE_CHECKING:
-    from digest.mail.deliver import SendReport
+    from digest.mail.report import SendReport
     from digest.store import StoredIssue
 
 

@@ -40,13 +40,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from digest.config import Config, SmtpConfig
 from digest.errors import DeliveryError
-from digest.mail.bounces import verp_address
 from digest.mail.claims import FixedQueue, Lease, LeasedQueue, new_worker_id
-from digest.mail.message import MessageTemplate, build_template, dkim_sign, format_date, mailbox
+from digest.mail.message import build_template
+from digest.mail.personalize import NoStories, Sender, section_variants, smtp_password
+from digest.mail.report import SendProgress, SendReport
 from digest.mail.smtp import (
     Abandoned,
     Fatal,
@@ -62,7 +62,6 @@ from digest.store import LedgerWriter, Store, StoredIssue
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-SendProgress = Callable[[str, str], None]  # (address, outcome), called from worker threads
 
 TEST_TOKEN = "TESTCOPYXNOTXAXREALXTOKENXXXXXXX"  # 32 chars like a real token; matches nobody
 MAX_BACKOFF = 300.0
@@ -70,175 +69,6 @@ MAX_BACKOFF = 300.0
 
 def _utcnow() -> datetime:
     return datetime.now(tz=UTC)
-
-
-@dataclass(frozen=True)
-class SendReport:
-    """The state of an issue's deliveries after a send run."""
-
-    issue_id: int
-    sent: int  # accepted by the server during this run
-    already_sent: int  # accepted during earlier runs
-    failed: int  # permanently refused (all runs)
-    to_retry: int  # still pending: run `digest send` again
-    uncertain: int  # left "sending" by a crash or lost reply; never resent automatically
-    skipped: int = 0  # the subscriber left before their delivery
-    error: str | None = None  # a problem that stopped the run (login refused, ...)
-    interrupted: bool = False
-    # Readers this run gave up on: refused for now for [smtp].give_up_hours ("address: why").
-    gave_up: tuple[str, ...] = ()
-
-    @classmethod
-    def from_counts(
-        cls,
-        issue_id: int,
-        counts: dict[str, int],
-        *,
-        sent_now: int,
-        error: str | None = None,
-        interrupted: bool = False,
-        gave_up: tuple[str, ...] = (),
-    ) -> SendReport:
-        """Build the report from the ledger's counts per status after a run."""
-        return cls(
-            issue_id=issue_id,
-            sent=sent_now,
-            already_sent=counts.get("sent", 0) - sent_now,
-            failed=counts.get("failed", 0),
-            to_retry=counts.get("pending", 0),
-            uncertain=counts.get("sending", 0),
-            skipped=counts.get("skipped", 0),
-            error=error,
-            interrupted=interrupted,
-            gave_up=gave_up,
-        )
-
-    def __str__(self) -> str:
-        return (
-            f"sent {self.sent}, already sent {self.already_sent}, failed {self.failed}, "
-            f"to retry {self.to_retry}, uncertain {self.uncertain}, skipped {self.skipped}"
-            + (" (stopped early)" if self.interrupted else "")
-        )
-
-    @property
-    def exit_code(self) -> int:
-        """Return 0 when done, 3 when deliveries remain to retry, 4 when some are uncertain."""
-        if self.to_retry or self.error or self.interrupted:
-            return 3
-        if self.uncertain:
-            return 4
-        return 0
-
-
-def _password(smtp: SmtpConfig) -> str:
-    if not smtp.username:
-        return ""
-    password = smtp.password()
-    if not password:
-        raise DeliveryError(
-            f"smtp.username is set but ${smtp.password_env} is empty; "
-            f"export {smtp.password_env}=… in the environment of `digest send`"
-        )
-    if smtp.security == "none":
-        log.warning('smtp.security is "none": the SMTP password travels unencrypted')
-    return password
-
-
-def _dkim_key(smtp: SmtpConfig) -> bytes | None:
-    if not smtp.dkim_key:
-        return None
-    try:
-        return Path(smtp.dkim_key).read_bytes()
-    except OSError as exc:
-        raise DeliveryError(
-            f"cannot read smtp.dkim_key {smtp.dkim_key!r}: {exc.strerror}"
-        ) from None
-
-
-class NoStories(Exception):
-    """The reader's chosen sections have no story in this issue: nothing to send them."""
-
-
-Variant = Callable[[tuple[str, ...]], MessageTemplate | None]
-
-
-class _Sender:
-    """Per-message personalization (To, Date, Message-ID, token, DKIM) from finished templates.
-
-    Readers who chose sections get the template of their choice, built once per
-    choice by `variants`; everyone else (and every reader when the config names no
-    sections) gets the issue's own template with no extra work per message.
-
-    Story times are worded against the send time once per batch: every message sent
-    within the same minute shares one wording ("2 hours ago"), at most a minute off the
-    exact gap.
-    """
-
-    def __init__(
-        self,
-        template: MessageTemplate,
-        smtp: SmtpConfig,
-        clock: Clock,
-        variants: Variant | None = None,
-    ) -> None:
-        self.template = template
-        self.smtp = smtp
-        self.clock = clock
-        self.key = _dkim_key(smtp)
-        self.variants = variants
-        self._by_choice: dict[tuple[str, ...], MessageTemplate | None] = {}
-        self._lock = threading.Lock()
-        self._times_lock = threading.Lock()
-        self._times: dict[int, tuple[datetime, tuple[bytes, ...]]] = {}
-
-    def template_for(self, sub: Subscriber) -> MessageTemplate | None:
-        """Return the template for a reader's sections (None: no story for them)."""
-        if not sub.sections or self.variants is None:
-            return self.template
-        try:
-            return self._by_choice[sub.sections]
-        except KeyError:
-            with self._lock:  # one render per choice, however many threads ask at once
-                if sub.sections not in self._by_choice:
-                    self._by_choice[sub.sections] = self.variants(sub.sections)
-                return self._by_choice[sub.sections]
-
-    def times(self, now: datetime, template: MessageTemplate | None = None) -> tuple[bytes, ...]:
-        """Return a template's story times worded for messages sent at `now` (per minute)."""
-        template = template or self.template
-        minute = now.replace(second=0, microsecond=0)
-        with self._times_lock:
-            cached = self._times.get(id(template))
-            if cached is None or cached[0] != minute:
-                cached = (minute, template.times_at(now))
-                self._times[id(template)] = cached
-            return cached[1]
-
-    def envelope_from(self, token: str) -> str:
-        """Return the envelope sender: the VERP bounce address with `token`, else From."""
-        if self.smtp.bounce_address:
-            return verp_address(self.smtp.bounce_address, token)
-        return self.template.sender
-
-    def message(self, sub: Subscriber, token: str) -> tuple[str, bytes]:
-        """Return (Message-ID, message bytes) for one recipient; NoStories if none for them."""
-        template = self.template_for(sub)
-        if template is None:
-            raise NoStories(sub.email)
-        message_id = template.new_message_id()
-        now = self.clock()
-        data = template.render(
-            to=mailbox(sub.email, sub.name),
-            date=format_date(now),
-            message_id=message_id,
-            token=token,
-            times=self.times(now, template),
-        )
-        if self.key is not None:
-            data = dkim_sign(
-                data, selector=self.smtp.dkim_selector, domain=template.domain, key=self.key
-            )
-        return message_id, data
 
 
 def _backoff(smtp: SmtpConfig, n: int) -> float:
@@ -253,7 +83,7 @@ class _Run:
         store: Store,
         issue: StoredIssue,
         smtp: SmtpConfig,
-        sender: _Sender,
+        sender: Sender,
         source: FixedQueue | LeasedQueue,
         *,
         password: str,
@@ -476,8 +306,10 @@ def send_issue(
     store.check_writable()
     clock = clock or _utcnow
     template = build_template(issue.rendered(), smtp=smtp, site=config.site)
-    sender = _Sender(template, smtp, clock, _variants(store, issue, config, template, now=now))
-    password = _password(smtp)
+    sender = Sender(
+        template, smtp, clock, section_variants(store, issue, config, template, now=now)
+    )
+    password = smtp_password(smtp)
     if resend_uncertain:
         n = store.ledger.requeue_uncertain(issue.id, now=now)
         log.warning("requeued %d uncertain deliveries", n)
@@ -541,27 +373,6 @@ def send_issue(
     )
 
 
-def _variants(
-    store: Store, issue: StoredIssue, config: Config, full: MessageTemplate, *, now: datetime
-) -> Variant | None:
-    """Return the builder of per-section templates, or None when the config has no sections."""
-    if not config.sections:
-        return None
-    from digest.sections import Variants, normalize_choice  # composing: only with sections
-
-    smtp = config.require_smtp()
-    made = Variants(config, store, issue)
-
-    def build(sections: tuple[str, ...]) -> MessageTemplate | None:
-        choice = normalize_choice(config, sections)
-        if not choice:
-            return full
-        rendered = made.get(choice, now=now)
-        return None if rendered is None else build_template(rendered, smtp=smtp, site=config.site)
-
-    return build
-
-
 # Pending deliveries of an older issue are left alone: a day-old newsletter arriving
 # late is worse than none (`digest send --date` or `digest worker --date` still can).
 OPEN_FOR = timedelta(hours=20)
@@ -580,8 +391,8 @@ def send_test(
     smtp = config.require_smtp()
     rendered = issue.rendered() if isinstance(issue, StoredIssue) else issue
     template = build_template(rendered, smtp=smtp, site=config.site)
-    sender = _Sender(template, smtp, lambda: now)
-    client = SmtpClient(smtp, password=_password(smtp), local_hostname=socket.getfqdn())
+    sender = Sender(template, smtp, lambda: now)
+    client = SmtpClient(smtp, password=smtp_password(smtp), local_hostname=socket.getfqdn())
     message_id, data = sender.message(Subscriber(email=address), TEST_TOKEN)
     last = ""
     try:

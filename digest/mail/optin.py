@@ -83,13 +83,13 @@ def send_confirmation(
     config: Config, *, email: str, name: str, subject: str, text: str, now: datetime
 ) -> None:
     """Send one confirmation mail, retrying temporary failures; raise DeliveryError if not."""
-    from digest.mail.deliver import _password  # the same password rules as a send
+    from digest.mail.personalize import smtp_password  # the same password rules as a send
 
     smtp = config.require_smtp()
     sender, data = confirmation_message(
         config, email=email, name=name, subject=subject, text=text, now=now
     )
-    client = SmtpClient(smtp, password=_password(smtp), local_hostname=socket.getfqdn())
+    client = SmtpClient(smtp, password=smtp_password(smtp), local_hostname=socket.getfqdn())
     last = ""
     try:
         for attempt in range(1, smtp.max_attempts + 1):

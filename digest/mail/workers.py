@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from digest.config import Config
 from digest.errors import DigestError, StoreError
 from digest.mail.claims import Lease
-from digest.mail.deliver import SendProgress, SendReport, open_issue, send_issue
+from digest.mail.deliver import open_issue, send_issue
+from digest.mail.report import SendProgress, SendReport
 from digest.store import Store, StoredIssue
 
 log = logging.getLogger(__name__)
