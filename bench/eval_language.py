@@ -79,7 +79,7 @@ def make(name: str) -> Callable[[str], str]:
 
         return lingua
     if name == "digest":
-        from digest.language import detect_language
+        from digest.text.language import detect_language
 
         return lambda t: detect_language(t) or "??"
     raise SystemExit(f"unknown detector {name}")

@@ -45,7 +45,7 @@ class Page:
     image_width: int | None = None  # the size the page declares (og:image:width/height)
     image_height: int | None = None
     site_name: str | None = None  # og:site_name, to strip from titles
-    # `digest.language.detect()` of the extracted text (before its clean-up), worked out
+    # `digest.text.language.detect()` of the extracted text (before its clean-up), worked out
     # in the extraction worker: the main process neither loads the model nor classifies.
     detected: tuple[str | None, float] | None = None
 

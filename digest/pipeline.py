@@ -31,7 +31,7 @@ from digest.compose import Rules, compose_issue, make_stories
 from digest.compose.document import issue_document
 from digest.config import Config, SourceConfig
 from digest.errors import EmptyIssueError
-from digest.language import choose_language
+from digest.mail.tokens import archive_url, preferences_url, unsubscribe_url
 from digest.models import (
     REPORTED,
     Article,
@@ -43,7 +43,7 @@ from digest.models import (
     Story,
 )
 from digest.store import SourceResult, Store, StoredIssue
-from digest.tokens import archive_url, preferences_url, unsubscribe_url
+from digest.text.language import choose_language
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.config.load import load_config
-from digest.due import plan_due, send_due
-from digest.localtime import last_slot, next_slot, parse_hhmm, slot_on
+from digest.schedule.due import plan_due, send_due
+from digest.schedule.localtime import last_slot, next_slot, parse_hhmm, slot_on
 from digest.store import Store, deliveries
 from tests import configfile
 from tests.helpers import stored_issue

@@ -12,7 +12,7 @@ import pytest
 from digest.collect.feeds import canonical_url, parse_feed, title_key
 from digest.errors import FetchError
 from digest.models import Entry
-from digest.textclean import html_to_text, one_line
+from digest.text.clean import html_to_text, one_line
 
 DATA = Path(__file__).parent / "data" / "feeds"
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)

@@ -30,11 +30,11 @@ from digest.collect.feeds import parse_feed
 from digest.collect.netguard import check_url_allowed
 from digest.config import CollectConfig, SourceConfig
 from digest.config.load import load_config
-from digest.daemon import gather_status
 from digest.errors import FetchError
 from digest.mail.message import build_template
 from digest.models import Entry
 from digest.render.emailsafety import check_email_html
+from digest.schedule.status import gather_status
 from digest.store import Store
 from tests.httpserver import LocalHTTPServer, Response
 

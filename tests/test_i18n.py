@@ -13,13 +13,13 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from digest import i18n
 from digest.compose import relative_time
 from digest.config.load import load_config
 from digest.models import Article, Issue, Story
 from digest.render import long_date, make_environment, render_issue
 from digest.store import Store
-from digest.storytime import fill_times
+from digest.text import i18n
+from digest.text.storytime import fill_times
 from digest.web import create_app
 from tests.test_web import LocalWebServer
 

@@ -20,7 +20,7 @@ from digest.config.load import load_config
 from digest.models import Article, Issue, Story
 from digest.render import make_environment, render_issue
 from digest.store import Store
-from digest.storytime import fill_times
+from digest.text.storytime import fill_times
 from digest.web import create_app
 from tests import configfile
 from tests.smtpserver import LocalSMTPServer

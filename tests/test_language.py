@@ -16,12 +16,9 @@ from pathlib import Path
 import pytest
 
 from digest import pipeline
-from digest.boilerplate import is_furniture
 from digest.collect.extract import clean_lines
 from digest.config.load import load_config
-from digest.language import choose_language, detect_language, from_tag, to_code
 from digest.store import Store
-from digest.storytime import fill_times
 from digest.summarize import summarize
 from digest.summarize.rules import is_boilerplate, word_count
 from digest.summarize.tokenize import (
@@ -31,6 +28,9 @@ from digest.summarize.tokenize import (
     get_tokenizer,
     split_sentences,
 )
+from digest.text.boilerplate import is_furniture
+from digest.text.language import choose_language, detect_language, from_tag, to_code
+from digest.text.storytime import fill_times
 from tests.httpserver import LocalHTTPServer, Response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -391,7 +391,7 @@ def test_cli_reports_the_language(tmp_path: Path) -> None:
 
 def test_models_load_on_first_use() -> None:
     code = (
-        "import importlib, digest.cli, digest.language as L;"
+        "import importlib, digest.cli, digest.text.language as L;"
         "T = importlib.import_module('digest.summarize.tokenize');"
         "import punkt.model.registry as R;"
         "assert L._identifier is None and not T.get_tokenizer.built, 'loaded at startup';"

@@ -24,8 +24,8 @@ from digest.mail.message import (
     qp_encode,
     unstructured,
 )
+from digest.mail.tokens import new_token
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
-from digest.tokens import new_token
 
 SITE = SiteConfig(name="The Daily Digest", url="https://news.example.com/")
 SMTP = SmtpConfig(
@@ -270,7 +270,7 @@ def test_sender_without_address_is_a_config_error() -> None:
 def test_story_times_are_slots_worded_per_send_within_line_limits() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from digest.storytime import time_placeholder
+    from digest.text.storytime import time_placeholder
 
     published = datetime(2026, 2, 3, 6, 20, tzinfo=UTC)
     ph = time_placeholder(published)

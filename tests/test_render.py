@@ -15,8 +15,8 @@ from digest.errors import RenderError
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, RenderedIssue, Story
 from digest.render import make_environment, render_issue, safe_url
 from digest.render.emailsafety import check_email_html
-from digest.storytime import fill_times
-from digest.textclean import html_to_text
+from digest.text.clean import html_to_text
+from digest.text.storytime import fill_times
 from tests.httpserver import LocalHTTPServer, Response
 
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -378,7 +378,7 @@ def test_long_tokens_get_break_opportunities_after_escaping() -> None:
     url = "https://example.com/a-very/long/path/that/goes/on?and=on&on=and"
     assert "/" + MARK in str(breakable(url)) and "&amp;" in str(breakable(url))
     # A time placeholder is one token that delivery replaces: never broken.
-    from digest.storytime import time_placeholder
+    from digest.text.storytime import time_placeholder
 
     ph = time_placeholder(NOW)
     assert str(breakable(f"City Desk · {ph}")) == f"City Desk · {ph}"

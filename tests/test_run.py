@@ -25,11 +25,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from digest import daemon, pipeline
+from digest import pipeline
 from digest.cli import cli
 from digest.config import Config
 from digest.config.load import load_config
 from digest.errors import EmptyIssueError, LockHeldError
+from digest.schedule import daemon, daily
 from digest.store import Store, locks
 from tests.helpers import add_readers, stored_issue
 from tests.httpserver import LocalHTTPServer, Response
@@ -347,7 +348,7 @@ def test_send_goes_out_on_time_or_late_within_grace_only(
     missed = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "digest.daemon" and "was missed by" in r.getMessage()
+        if r.name == "digest.schedule.daemon" and "was missed by" in r.getMessage()
     ]
     if sent:
         assert missed == []
@@ -379,7 +380,7 @@ def test_quiet_day_is_skipped_or_sent_short(
     config = load_config(path)
     store = Store.open(config.store.url)
     add_readers(store, 1, named=True, now=datetime.now(tz=UTC))
-    report = daemon.send_today(config, store, now=datetime.now(tz=UTC))
+    report = daily.send_today(config, store, now=datetime.now(tz=UTC))
     if quiet_day == "skip":
         assert report is None and store.list_issues() == [] and smtp.messages == []
         assert "quiet day" in caplog.text and "3 new article(s), fewer than" in caplog.text
@@ -426,13 +427,13 @@ def test_collection_retries_pending_deliveries(
     add_readers(store, 2, named=True, now=datetime.now(tz=UTC))
     smtp.handler.data_replies = ["451 4.3.0 try later"] * 20  # the mail server is struggling
     now = datetime.now(tz=UTC)
-    first = daemon.send_today(config, store, now=now)
+    first = daily.send_today(config, store, now=now)
     assert first is not None and first.to_retry == 2 and smtp.messages == []
     smtp.handler.data_replies = []
-    again = daemon.retry_pending(config, store, now=now + timedelta(minutes=30))
+    again = daily.retry_pending(config, store, now=now + timedelta(minutes=30))
     assert again is not None and again.sent == 2 and again.to_retry == 0
     assert sorted(smtp.handler.recipients()) == ["reader0@example.org", "reader1@example.org"]
-    assert daemon.retry_pending(config, store, now=now + timedelta(minutes=60)) is None
+    assert daily.retry_pending(config, store, now=now + timedelta(minutes=60)) is None
     store.close()
 
 

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest import daemon
 from digest.config import Config
 from digest.config.load import load_config
-from digest.daemon import DailyTrigger
 from digest.errors import ConfigError
+from digest.schedule import daemon
+from digest.schedule.daemon import DailyTrigger
 from digest.store import Store
 from tests.helpers import stored_issue
 

@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from digest import daemon
+from digest.schedule import daemon
 from digest.store import Store
 from tests.helpers import add_readers
 from tests.httpserver import LocalHTTPServer

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.storytime import (
+from digest.text.storytime import (
     PLACEHOLDER_LEN,
     TIME_PLACEHOLDER,
     absolute_time,

@@ -21,10 +21,10 @@ from starlette.applications import Starlette
 
 from digest.config import Config, SiteConfig, SmtpConfig
 from digest.mail.deliver import send_issue
+from digest.mail.tokens import strip_tokens
 from digest.models import TOKEN_PLACEHOLDER, Article, Issue, Story
 from digest.render import make_environment, render_issue
 from digest.store import Store, StoredIssue
-from digest.tokens import strip_tokens
 from digest.web import create_app
 from digest.web.unsubscribe import is_one_click
 from tests.helpers import add_readers

@@ -516,7 +516,7 @@ def _parse_now(text: str) -> datetime:
 
 
 def _due_dry_run(app: App, now: datetime, *, as_json: bool) -> None:
-    from digest.due import plan_due
+    from digest.schedule.due import plan_due
 
     plan = plan_due(app.config, app.store, now=now)
     if as_json:
@@ -529,7 +529,7 @@ def _due_dry_run(app: App, now: datetime, *, as_json: bool) -> None:
 
 
 def _send_due(app: App, now: datetime, *, resend_uncertain: bool) -> None:
-    from digest.due import send_due
+    from digest.schedule.due import send_due
 
     config, store = app.config, app.store
     if resend_uncertain:

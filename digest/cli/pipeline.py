@@ -18,8 +18,8 @@ from rich.table import Table
 from digest.cli.app import App, console, report_printed
 from digest.config import SUMMARY_METHODS, CollectConfig, SummaryConfig
 from digest.errors import DigestError, EmptyIssueError, ExtractError, FetchError
-from digest.language import choose_language, to_code
 from digest.models import TOKEN_PLACEHOLDER, Issue, RenderedIssue
+from digest.text.language import choose_language, to_code
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -199,7 +199,7 @@ def _as_read(
     rendered: RenderedIssue, *, now: datetime, tz: ZoneInfo, language: str = "en"
 ) -> tuple[str, str]:
     """Return (html, text) as a reader would get them now: a token, story times worded now."""
-    from digest.storytime import fill_times
+    from digest.text.storytime import fill_times
 
     html = fill_times(rendered.html, tz, now=now, html=True, language=language)
     text = fill_times(rendered.text, tz, now=now, language=language)

@@ -13,7 +13,7 @@ from rich.markup import escape
 from digest.cli.app import App, console, on_signals
 
 if TYPE_CHECKING:
-    from digest import daemon
+    from digest.schedule.status import Status
 
 
 def _now() -> datetime:
@@ -34,7 +34,7 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
-def status_json(st: daemon.Status) -> dict[str, object]:
+def status_json(st: Status) -> dict[str, object]:
     """Return `digest status` as JSON-ready data."""
     return {
         "now": st.now.isoformat(),
@@ -77,11 +77,11 @@ def status_json(st: daemon.Status) -> dict[str, object]:
 @click.pass_obj
 def status_cmd(app: App, as_json: bool) -> None:
     """Show the daemon, next collection and send, recent issues and failing sources."""
-    from digest import daemon
+    from digest.schedule import daemon, status
     from digest.store.locks import describe
 
     config = app.config
-    st = daemon.gather_status(config, app.store, now=_now())
+    st = status.gather_status(config, app.store, now=_now())
     if as_json:
         click.echo(json.dumps(status_json(st), ensure_ascii=False, indent=2))
         return
@@ -110,7 +110,7 @@ def status_cmd(app: App, as_json: bool) -> None:
         + ", ".join(f"{n} {status}" for status, n in shown.items() if n or status == "active")
     )
     if st.groups:
-        from digest.due import local_time
+        from digest.schedule.due import local_time
 
         lines.append("local-time sends (next per time zone and delivery time):")
         for g in st.groups:
@@ -150,7 +150,7 @@ def status_cmd(app: App, as_json: bool) -> None:
 @click.pass_obj
 def run_cmd(app: App, standby: bool) -> None:
     """Run the daemon: collect all day, send at [schedule].send_at (SIGTERM stops it)."""
-    from digest import daemon
+    from digest.schedule import daemon
 
     # A daemon's log is its output: one line per event by default, -v adds detail.
     logging.getLogger("digest").setLevel(logging.DEBUG if app.verbose else logging.INFO)

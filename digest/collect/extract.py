@@ -19,12 +19,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from digest.boilerplate import is_furniture
 from digest.collect.titles import best_title
 from digest.errors import ExtractError
-from digest.language import choose_language, detect, from_tag, to_code
 from digest.models import Article, Entry, Page
-from digest.textclean import one_line, plain_text
+from digest.text.boilerplate import is_furniture
+from digest.text.clean import one_line, plain_text
+from digest.text.language import choose_language, detect, from_tag, to_code
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def clean_lines(
 
     `rules` names the clean-up rules to apply (all by default; see `RULES`). The English
     furniture and tail patterns apply to English (`language` "en") only; other languages
-    use their own from `digest.boilerplate`, an unknown one (None) the neutral ones.
+    use their own from `digest.text.boilerplate`, an unknown one (None) the neutral ones.
     """
     out: list[str] = []
     names = {n.casefold() for n in (author,) if n} | _GENERIC_AUTHORS
@@ -390,7 +390,7 @@ def merge_article(
 
     `language` is the source's own ([[sources]].language), which wins outright; else
     the page's declaration, the feed's, the text's, then `fallback_language`
-    (`digest.language.choose_language`). The feed's own text (the fallback when the page
+    (`digest.text.language.choose_language`). The feed's own text (the fallback when the page
     yields too little) loses the pieces in `repeated` (see `repeated_feed_text`) and
     paragraphs that only repeat the title.
     """

@@ -26,9 +26,9 @@ import feedparser
 import feedparser.sanitizer
 
 from digest.errors import FetchError
-from digest.language import from_tag
 from digest.models import Entry
-from digest.textclean import one_line, plain_text
+from digest.text.clean import one_line, plain_text
+from digest.text.language import from_tag
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import gc
 import lxml.html  # noqa: F401
 import trafilatura  # noqa: F401
 
-from digest import language
 from digest.collect import extract  # noqa: F401
+from digest.text import language
 
 language.detect("Loading the language model once, here, before any worker is forked.")
 # Workers inherit all of the above: frozen, the collector never scans it again (nor

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from digest import i18n
-from digest.language import language_name, to_code
 from digest.models import Article, Issue, Story
+from digest.text import i18n
+from digest.text.language import language_name, to_code
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def relative_time(when: datetime, now: datetime, language: str = "en") -> str:
     """Return how long ago `when` was, in words of `language` ("4 hours ago", "vor 4 Stunden").
 
     Calendar words use `now`'s time zone. The words come from Babel (CLDR) and the
-    catalogs of `digest.i18n`.
+    catalogs of `digest.text.i18n`.
     """
     if when.tzinfo is None or now.tzinfo is None:
         raise ValueError("relative_time needs timezone-aware datetimes")

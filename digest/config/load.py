@@ -33,7 +33,7 @@ from digest.config import (
     SummaryConfig,
 )
 from digest.errors import ConfigError
-from digest.language import to_code
+from digest.text.language import to_code
 
 T = TypeVar("T")
 

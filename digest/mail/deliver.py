@@ -292,7 +292,7 @@ def send_issue(
     """Deliver an issue to every active subscriber not yet served; return the ledger's state.
 
     `only` queues just these subscribers (those whose local time has come, see
-    digest.due); deliveries queued earlier and still pending are finished either way.
+    digest.schedule.due); deliveries queued earlier and still pending are finished either way.
 
     Safe to run again at any time (after a crash, a kill or a partial failure): accepted
     deliveries are never repeated, and "uncertain" ones are left alone unless

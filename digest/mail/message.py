@@ -1,7 +1,7 @@
 """Build an issue's MIME message once, then personalize it per subscriber by substitution.
 
 The stored issue carries `TOKEN_PLACEHOLDER` wherever a subscriber's unsubscribe token
-goes, and a time placeholder (digest.storytime) wherever a story's time is shown.
+goes, and a time placeholder (digest.text.storytime) wherever a story's time is shown.
 `build_template` encodes headers and both bodies once (quoted-printable, CRLF,
 no line over 76 octets, a placeholder never split by a soft line break) and keeps
 the result as literal byte segments with slots between them for To, Date,
@@ -28,10 +28,10 @@ from zoneinfo import ZoneInfo
 
 from digest.config import SiteConfig, SmtpConfig
 from digest.errors import ConfigError, DeliveryError
+from digest.mail.tokens import unsubscribe_url, valid_token
 from digest.models import TOKEN_PLACEHOLDER, RenderedIssue
-from digest.storytime import PLACEHOLDER_LEN, TIME_PLACEHOLDER, placeholder_time, word_time
-from digest.textclean import one_line
-from digest.tokens import unsubscribe_url, valid_token
+from digest.text.clean import one_line
+from digest.text.storytime import PLACEHOLDER_LEN, TIME_PLACEHOLDER, placeholder_time, word_time
 
 # Slots in a template, in the order `render` takes their values; a slot numbered
 # FIRST_TIME + k holds the wording of `MessageTemplate.times[k]`.

@@ -50,7 +50,7 @@ def confirmation_message(
 
 def send_opt_in(config: Config, sub: Subscriber, token: str, *, now: datetime) -> None:
     """Mail a reader their confirmation link (text from the template web/confirm_mail.txt)."""
-    from digest import i18n
+    from digest.text import i18n
     from digest.web.pages import make_web_environment  # the pages' templates, themeable
 
     base = config.site.url.rstrip("/")

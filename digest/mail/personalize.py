@@ -143,7 +143,7 @@ def section_variants(
     """Return the builder of per-section templates, or None when the config has no sections."""
     if not config.sections:
         return None
-    from digest.sections import Variants, normalize_choice  # composing: only with sections
+    from digest.mail.sections import Variants, normalize_choice  # composing: only with sections
 
     smtp = config.require_smtp()
     made = Variants(config, store, issue)

@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.config import Config
 from digest.errors import AddressError, DigestError, PreferenceError
+from digest.mail.tokens import token_in_subject
 from digest.models import SUBSCRIBER_STATUSES, Subscriber
 from digest.store.rows import address_key
-from digest.tokens import token_in_subject
 
 if TYPE_CHECKING:
     from digest.store import Store

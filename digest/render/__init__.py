@@ -21,13 +21,13 @@ Templates see only plain, already-cleaned values (never a model object):
 `javascript:`; every other string is one line of plain text that autoescape escapes
 in .html templates (.txt templates are not escaped: plain text needs no escaping).
 `when` (and so `meta`) holds a time placeholder that delivery words at send time
-(see digest.storytime); it is "" for an undated story.
+(see digest.text.storytime); it is "" for an undated story.
 
 The `breakable` filter escapes a string and adds line-break opportunities (<wbr>)
 inside long tokens, for text shown in HTML; never use it on a URL in an attribute.
 
 Templates translate their words with `{% trans %}` / `_()` (jinja2.ext.i18n) from the
-catalog of the issue's language (`digest.i18n`); dates and relative times arrive
+catalog of the issue's language (`digest.text.i18n`); dates and relative times arrive
 already in that language.
 """
 
@@ -57,13 +57,13 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
-from digest import i18n
 from digest.errors import RenderError
-from digest.language import to_code
 from digest.models import Issue, RenderedIssue, Story
 from digest.render.emailsafety import GMAIL_CLIP_BYTES
-from digest.storytime import TIME_PLACEHOLDER, time_placeholder
-from digest.textclean import one_line
+from digest.text import i18n
+from digest.text.clean import one_line
+from digest.text.language import to_code
+from digest.text.storytime import TIME_PLACEHOLDER, time_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,7 @@ def render_issue(
 ) -> RenderedIssue:
     """Render an issue to inlined HTML, plain text, subject and preheader, once.
 
-    Story times are placeholders, worded when the issue is sent (digest.storytime);
+    Story times are placeholders, worded when the issue is sent (digest.text.storytime);
     `now` and `tz` only date the issue's own log lines. `language` ([site].language) is
     the email's `lang` and its interface's language, whatever the lead story is written
     in; `env` should translate into it too.

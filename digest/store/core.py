@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from digest.errors import StoreError
-from digest.language import to_code
+from digest.mail.tokens import new_token
 from digest.models import Article, RenderedIssue, Subscriber
 from digest.store.ledger import Ledger
 from digest.store.readers import Readers
@@ -36,7 +36,7 @@ from digest.store.schema import (
     status_rank,
     subscribers,
 )
-from digest.tokens import new_token
+from digest.text.language import to_code
 
 log = logging.getLogger(__name__)
 

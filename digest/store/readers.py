@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from digest.mail.tokens import new_token
 from digest.models import Subscriber
 from digest.store.rows import address_key, subscriber_from_row
 from digest.store.schema import (
@@ -26,7 +27,6 @@ from digest.store.schema import (
     settings,
     subscribers,
 )
-from digest.tokens import new_token
 
 # Statuses a web sign-up may (re)start the opt-in from; active, bounced and complained
 # addresses are left alone (the answer to the form is the same anyway).

@@ -35,7 +35,6 @@ from sumy.nlp.stemmers import null_stemmer
 
 from digest.config import SUMMARY_METHODS
 from digest.errors import SummaryError
-from digest.language import choose_language, to_code
 from digest.summarize.position import Decision, PositionSummarizer, truncate
 from digest.summarize.rules import is_boilerplate, word_count
 from digest.summarize.tokenize import (
@@ -48,6 +47,7 @@ from digest.summarize.tokenize import (
     stemmer,
     stop_words,
 )
+from digest.text.language import choose_language, to_code
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ def summarize_jsonl(
 
     A bad line gives {"id", "error"}. The language is `language` if given, else a line's
     own "language", else detected from its text, else `fallback_language`
-    (`digest.language.choose_language`).
+    (`digest.text.language.choose_language`).
     """
     forced = to_code(language) if language else None
     for number, line in enumerate(lines, start=1):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from digest.boilerplate import is_furniture
 from digest.summarize.tokenize import language_code, normalize_language
+from digest.text.boilerplate import is_furniture
 
 
 def _set(words: str) -> frozenset[str]:
@@ -132,7 +132,7 @@ _ANYWHERE_HINTS = ("image", "photo", "picture", "cookie", "click", "scroll", "ri
 def is_boilerplate(sentence: str, language: str = "english") -> bool:
     """Return True for page furniture: bylines, share buttons, "Click here", credits.
 
-    The patterns above are English; other languages use `digest.boilerplate`'s own.
+    The patterns above are English; other languages use `digest.text.boilerplate`'s own.
     """
     code = language_code(language)
     if code != "en":

@@ -20,7 +20,7 @@ import punkt
 from punkt.model.prefixes import with_nonbreaking_prefixes
 
 from digest.errors import SummaryError
-from digest.language import to_code
+from digest.text.language import to_code
 
 # ISO 639-1 → the name of the bundled punkt model (and sumy's stemmer and stop words).
 SPACED: dict[str, str] = {

@@ -17,7 +17,7 @@ A token that is malformed, forged or unknown gets a 400 and changes nothing.
 `create_app(config, store)` returns the Starlette app; `digest serve` runs it with uvicorn
 behind the operator's reverse proxy at `[site].url`. Links use the path of `[site].url`,
 so a proxy that maps https://example.com/news/ to this app's root keeps them working.
-Every page is in `[site].language` (`digest.i18n`), with English for untranslated words.
+Every page is in `[site].language` (`digest.text.i18n`), with English for untranslated words.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from digest import i18n
+from digest.mail.tokens import strip_tokens
 from digest.store import StoredIssue
-from digest.storytime import fill_times
-from digest.tokens import strip_tokens
+from digest.text import i18n
+from digest.text.storytime import fill_times
 from digest.web.pages import HEADERS, Pages
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -18,9 +18,9 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
-from digest import i18n
 from digest.config import Config
 from digest.store import Store
+from digest.text import i18n
 
 Clock = Callable[[], datetime]
 
@@ -38,7 +38,7 @@ HEADERS = {
 
 def make_web_environment(templates_dir: str | None, language: str = "en") -> Environment:
     """Return the pages' Jinja environment: the operator's [render].templates folder first,
-    words translated into `language` with `_()` (the catalogs of `digest.i18n`)."""
+    words translated into `language` with `_()` (the catalogs of `digest.text.i18n`)."""
     loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
     env: Environment = i18n.jinja_environment(
         ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),

@@ -34,9 +34,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from digest.config import Config
 from digest.errors import AddressError, DigestError, PreferenceError
 from digest.mail import subscribers as subs
+from digest.mail.tokens import valid_token
 from digest.models import Subscriber
 from digest.store import Store
-from digest.tokens import valid_token
 from digest.web.guards import Forms, RateLimit, read_form, same_site
 from digest.web.pages import HEADERS, Clock, Pages
 

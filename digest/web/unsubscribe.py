@@ -21,8 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from digest.mail.tokens import valid_token
 from digest.models import Subscriber
-from digest.tokens import valid_token
 from digest.web.guards import read_body
 from digest.web.pages import Pages
 

@@ -2,7 +2,7 @@
 
 Each reader has a delivery time in a time zone (their own, or the first
 [schedule].send_at in [site].timezone). Their *slot* is the latest instant at or before
-now that is that wall time there (see digest.localtime for daylight saving).
+now that is that wall time there (see digest.schedule.localtime for daylight saving).
 
 Which issue a reader gets at a slot: **the most recent issue released at or before
 the slot**, where an issue is released at the earlier of its scheduled time (the first
@@ -32,10 +32,10 @@ from zoneinfo import ZoneInfo
 
 from digest import pipeline
 from digest.config import Config
-from digest.localtime import last_slot, next_slot, parse_hhmm, slot_on, weekdays
 from digest.mail.deliver import send_issue
 from digest.mail.report import SendProgress, SendReport
 from digest.models import Subscriber
+from digest.schedule.localtime import last_slot, next_slot, parse_hhmm, slot_on, weekdays
 from digest.store import Store, StoredIssue
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def compose_if_due(config: Config, store: Store, *, now: datetime) -> StoredIssu
     """Compose today's issue when its scheduled time has passed and it is not stored yet."""
     if not today_needs_composing(config, store, now):
         return None
-    from digest.daemon import create_issue  # the quiet-day rules live with the schedule
+    from digest.schedule.daily import create_issue  # imports this module: import on use
 
     return create_issue(config, store, now=now)
 

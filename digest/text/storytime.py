@@ -19,8 +19,8 @@ import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from html import escape
 
-from digest import i18n
 from digest.compose import relative_time
+from digest.text import i18n
 
 TIME_PLACEHOLDER = re.compile(r"DIGESTXTIMEX(\d{12})XXXXXXXX")
 PLACEHOLDER_LEN = 32

@@ -13,7 +13,7 @@ was missed while no daemon ran:
               today's issue and deliver it through the ledger to the readers on the
               site's default schedule (and anyone else whose time it is)
     due       every minute: send each reader whose own local delivery time has come
-              their issue (see digest.due for which issue that is)
+              their issue (see digest.schedule.due for which issue that is)
 
 Nothing is ever sent twice: an issue is unique per date and each delivery is a
 compare-and-set in the ledger, so a restart, a misfire catch-up, a second send time
@@ -33,7 +33,6 @@ datetimes sharing one tzinfo compare by wall time, which is wrong across a fall-
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -55,13 +54,15 @@ from apscheduler.util import obj_to_ref
 from digest import pipeline
 from digest.config import Config
 from digest.config.load import load_config
-from digest.due import Group, log_report, send_due
-from digest.due import groups as due_groups
-from digest.errors import DigestError, EmptyIssueError, LockLostError
-from digest.mail.deliver import open_issue, send_issue
-from digest.mail.report import SendReport
-from digest.store import SourceState, Store, StoredIssue, locks
-from digest.store.locks import DaemonLock, LockInfo, read_lock, stale_reason
+from digest.errors import DigestError, LockLostError
+from digest.schedule.daily import (
+    collect_now,
+    retry_pending,
+    send_today,
+)
+from digest.schedule.due import send_due
+from digest.store import Store, locks
+from digest.store.locks import DaemonLock
 
 log = logging.getLogger(__name__)
 
@@ -173,94 +174,6 @@ def due_send(config: Config, store: Store, *, now: datetime) -> datetime | None:
         t = later
     date = pipeline.today(config, t)
     return t if store.issue_for_date(date) is None else None
-
-
-# -- what the jobs do -----------------------------------------------------------
-
-
-def collect_now(config: Config, store: Store, *, now: datetime) -> pipeline.CollectReport:
-    """Collect every source and log one line per source."""
-    report = pipeline.collect_articles(config, store, now=now)
-    for s in report.sources:
-        if s.ok:  # failures are logged by the pipeline
-            skipped = f", {s.pages_skipped} page(s) skipped" if s.pages_skipped else ""
-            log.info(
-                "collected %s: %d new of %d item(s)%s", s.source, s.new_articles, s.entries, skipped
-            )
-    return report
-
-
-def deliver_issue(
-    config: Config,
-    store: Store,
-    issue: StoredIssue,
-    *,
-    now: datetime,
-    stop: threading.Event | None = None,
-    only: Sequence[int] | None = None,
-) -> SendReport:
-    """Deliver an issue through the ledger and log the outcome in one line."""
-    # On `stop` the messages in flight finish and the rest stay pending for a restart.
-    r = send_issue(store, issue, config, now=now, stop=stop, only=only)
-    log_report(issue, r)
-    return r
-
-
-def create_issue(config: Config, store: Store, *, now: datetime) -> StoredIssue | None:
-    """Create today's issue under the minimum-content rule; None when the day is skipped."""
-    minimum = config.compose.min_articles
-    date = pipeline.today(config, now)
-    try:
-        issue = pipeline.ensure_issue(config, store, now=now)
-    except EmptyIssueError as exc:
-        n = len(store.unissued_articles(pipeline.cutoff_for(config, store, now)))
-        if n:
-            log.info(
-                "quiet day %s: %d new article(s), fewer than [compose].min_articles = %d; "
-                'no issue (set [schedule].quiet_day = "send" to send a short one)',
-                date,
-                n,
-                minimum,
-            )
-        else:
-            log.info("no issue for %s: %s", date, exc)
-        return None
-    n = len(issue.article_ids)
-    if n < minimum:
-        log.info("quiet day %s: a short issue with %d article(s)", issue.date, n)
-    log.info("issue %s created: %d article(s), subject %r", issue.date, n, issue.subject)
-    return issue
-
-
-def send_today(
-    config: Config, store: Store, *, now: datetime, stop: threading.Event | None = None
-) -> SendReport | None:
-    """Create today's issue if needed and deliver it; None when there is no issue today."""
-    issue = store.issue_for_date(pipeline.today(config, now))
-    if issue is None:
-        issue = create_issue(config, store, now=now)
-        if issue is None:
-            return None
-    else:
-        log.info("issue %s already exists; delivering what is still pending", issue.date)
-    # This job fires at the site's send time: the time of every reader on the default
-    # schedule. Readers with their own zone or time get it when theirs comes (DUE_JOB).
-    reports = send_due(config, store, now=now, compose=False, default_readers=True, stop=stop)
-    return next((r for i, r in reports if i.id == issue.id), None)
-
-
-def retry_pending(
-    config: Config, store: Store, *, now: datetime, stop: threading.Event | None = None
-) -> SendReport | None:
-    """Finish the latest issue's pending deliveries (after an SMTP outage or a stop)."""
-    issue = open_issue(store, now=now)
-    if issue is None:
-        return None
-    pending = store.ledger.delivery_counts(issue.id).get("pending", 0)
-    if not pending:
-        return None
-    log.info("issue %s: %d delivery(ies) pending; retrying", issue.date, pending)
-    return deliver_issue(config, store, issue, now=now, stop=stop, only=())
 
 
 # -- the jobs (module level, pickled by reference with the config path) --------
@@ -519,53 +432,3 @@ def run_daemon(
             "check that only one daemon is configured"
         )
     log.info("digest run stopped")
-
-
-@dataclass(frozen=True)
-class Status:
-    """What `digest status` shows, gathered without writing anything."""
-
-    now: datetime
-    daemon: LockInfo | None  # the lock of a live `digest run`
-    dead_daemon: str | None  # why a leftover lock is stale
-    next_collect: datetime | None  # None: no daemon scheduled one
-    next_send: datetime | None
-    issues: tuple[tuple[StoredIssue, dict[str, int]], ...]
-    failing: tuple[SourceState, ...]
-    active_subscribers: int
-    workers: dict[str, tuple[int, datetime]]  # live leases on the newest issue
-    groups: tuple[Group, ...] = ()  # readers by time zone and delivery time, soonest first
-    subscribers: dict[str, int] = field(default_factory=dict)  # how many in each status
-
-
-def gather_status(config: Config, store: Store, *, now: datetime, issues: int = 5) -> Status:
-    """Collect the daemon's state, next run times, recent issues and failing sources."""
-    lock = read_lock(store, RUN_LOCK)
-    dead = None
-    if lock is not None:
-        dead = stale_reason(lock, now=now, stale_after=LOCK_STALE_AFTER, host=socket.gethostname())
-    times = next_run_times(store) if lock is not None and dead is None else {}
-    next_send = times.get(SEND_JOB)
-    if next_send is None:  # no daemon: when it would send once started
-        next_send = send_trigger(config).get_next_fire_time(None, now)
-    names = {s.name for s in config.sources}
-    failing = tuple(
-        s
-        for s in store.source_states().values()
-        if s.name in names and s.consecutive_failures >= config.collect.flag_after_failures
-    )
-    recent = store.list_issues(issues)
-    counts = store.subscriber_counts()
-    return Status(
-        now=now,
-        daemon=lock if dead is None else None,
-        dead_daemon=dead,
-        next_collect=times.get(COLLECT_JOB),
-        next_send=next_send,
-        issues=tuple((i, store.ledger.delivery_counts(i.id)) for i in recent),
-        failing=failing,
-        active_subscribers=counts.get("active", 0),
-        workers=store.ledger.live_leases(recent[0].id, now=now) if recent else {},
-        groups=tuple(due_groups(config, store, now=now)),
-        subscribers=counts,
-    )
