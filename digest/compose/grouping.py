@@ -114,10 +114,9 @@ class _Doc:
 def _stemmer(language: str) -> Callable[[str], str] | None:
     if language not in _STEMMABLE:
         return None
-    from digest.summarize.tokenize import stemmer  # Snowball, as the summarizer uses
+    from digest.summarize.tokenize import stemmer  # the summarizer's, with its stems
 
-    # News repeats its words: remembering stems makes a day's texts cheap to stem.
-    return lru_cache(maxsize=200_000)(stemmer(language))
+    return stemmer(language)
 
 
 def _stop_words(language: str) -> frozenset[str]:

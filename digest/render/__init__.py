@@ -33,6 +33,7 @@ already in that language.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import textwrap
@@ -183,10 +184,14 @@ def wrap_text(text: str, width: int = 72, indent: str = "", first: str | None = 
     )
 
 
+@functools.lru_cache(maxsize=16)
 def make_environment(templates_dir: str | Path | None, language: str = "en") -> Environment:
     """Return the one Jinja environment: the user's folder first, then the shipped templates.
 
     `_()` and `{% trans %}` translate into `language` (English where it has no catalog).
+    Built once per folder and language: an issue rendered once per choice of sections
+    (and every preview reload) reuses the compiled templates; Jinja still reloads a
+    template whose file changed.
     """
     loaders: list[BaseLoader] = []
     if templates_dir:

@@ -27,7 +27,6 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import lru_cache
 from typing import Any
 
 from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
@@ -111,12 +110,11 @@ class _Language:
         # CJK words here are character pairs, which sumy's word lists do not match.
         stop = frozenset() if self.neutral or self.cjk else stop_words(name)
         self.stop_words = stop | _EXTRA_STOP_WORDS.get(name, frozenset())
-        try:
-            sumy_stem = stemmer(name) if not self.neutral else null_stemmer
-        except LookupError:  # a punkt language with no stemmer (estonian, slovene, turkish)
-            sumy_stem = null_stemmer
-        # Snowball is the slowest step of ranking; news reuses a small vocabulary.
-        self.stem: Callable[[str], str] = lru_cache(maxsize=65536)(sumy_stem)
+        self.stem: Callable[[str], str] = null_stemmer
+        if not self.neutral:
+            # Shared with story grouping, stems remembered (see tokenize.stemmer).
+            with contextlib.suppress(LookupError):  # punkt languages with no stemmer
+                self.stem = stemmer(name)  # (estonian, slovene, turkish)
         self._rankers: dict[str, Any] = {}
 
     def ranker(self, method: str) -> Any:

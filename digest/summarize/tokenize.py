@@ -387,21 +387,22 @@ def stop_words(language: str) -> frozenset[str]:
     return frozenset(w.rstrip() for w in (data or b"").decode("utf-8").splitlines() if w)
 
 
+@functools.lru_cache(maxsize=32)
 def stemmer(name: str) -> Callable[[str], str]:
     """Return sumy's stemmer for a language's full name ("german"), as `Stemmer(name)` does.
 
     Raises LookupError when the language has none. Built without `Stemmer.__init__`,
     which runs every name through pycountry (0.3 s to load) though a full name needs no
-    lookup.
+    lookup. One per language, remembering its stems: Snowball is the slowest step of
+    ranking and grouping, and both stem the same day's words.
     """
     import nltk.stem.snowball as snowball  # type: ignore[import-untyped]
     from sumy.nlp.stemmers import Stemmer
 
-    special: Callable[[str], str] | None = Stemmer.SPECIAL_STEMMERS.get(name)
-    if special is not None:
-        return special
-    cls = getattr(snowball, name.capitalize() + "Stemmer", None)
-    if cls is None:
-        raise LookupError(f"Stemmer is not available for language {name}.")
-    stem: Callable[[str], str] = cls().stem
-    return stem
+    stem: Callable[[str], str] | None = Stemmer.SPECIAL_STEMMERS.get(name)
+    if stem is None:
+        cls = getattr(snowball, name.capitalize() + "Stemmer", None)
+        if cls is None:
+            raise LookupError(f"Stemmer is not available for language {name}.")
+        stem = cls().stem
+    return functools.lru_cache(maxsize=200_000)(stem)

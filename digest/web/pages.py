@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +37,12 @@ HEADERS = {
 }
 
 
+@functools.lru_cache(maxsize=16)
 def make_web_environment(templates_dir: str | None, language: str = "en") -> Environment:
     """Return the pages' Jinja environment: the operator's [render].templates folder first,
-    words translated into `language` with `_()` (the catalogs of `digest.text.i18n`)."""
+    words translated into `language` with `_()` (the catalogs of `digest.text.i18n`).
+
+    One per folder and language, shared by every page handler and every opt-in mail."""
     loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
     env: Environment = i18n.jinja_environment(
         ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),
