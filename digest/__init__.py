@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from digest import lazy
+from digest import startup
 
 if TYPE_CHECKING:
     from digest.config import Config
@@ -133,4 +133,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy.exports(__name__, _HOMES)
+__getattr__, __dir__ = startup.exports(__name__, _HOMES)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from digest import lazy
+from digest import startup
 
 if TYPE_CHECKING:
     from digest.collect.gather import (
@@ -35,4 +35,4 @@ HOMES = {
     for name in ("LOCAL_SOURCE", "FeedResult", "Progress", "collect_feeds", "fetch_pages")
 }
 __all__ = sorted(HOMES)
-__getattr__, __dir__ = lazy.exports(__name__, HOMES)
+__getattr__, __dir__ = startup.exports(__name__, HOMES)

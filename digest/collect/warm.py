@@ -7,16 +7,13 @@ paid again per worker, and the main process never loads the model for extracted 
 
 from __future__ import annotations
 
-import gc
-
 import lxml.html  # noqa: F401
 import trafilatura  # noqa: F401
 
+from digest import startup
 from digest.collect import extract  # noqa: F401
 from digest.text import language
 
 language.detect("Loading the language model once, here, before any worker is forked.")
-# Workers inherit all of the above: frozen, the collector never scans it again (nor
-# touches its pages, which stay shared with the forkserver), and collections are rarer.
-gc.freeze()
-gc.set_threshold(20_000, 20, 20)
+# Workers inherit all of the above, frozen, and the same rarer collections.
+startup.tune_gc()

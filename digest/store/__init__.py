@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from digest import lazy
+from digest import startup
 
 if TYPE_CHECKING:
     from digest.store.core import (
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
         subscribers as subscribers,
     )
 
-# Each name and the module it lives in; imported on first use (see `digest.lazy`).
+# Each name and the module it lives in; imported on first use (see `digest.startup`).
 HOMES = {
     "Store": "digest.store.core",
     "StoredIssue": "digest.store.core",
@@ -99,4 +99,4 @@ HOMES = {
     "address_key": "digest.store.rows",
 }
 __all__ = sorted(HOMES)
-__getattr__, __dir__ = lazy.exports(__name__, HOMES)
+__getattr__, __dir__ = startup.exports(__name__, HOMES)
