@@ -572,3 +572,51 @@ def test_a_body_cut_by_advertisements_comes_back_whole() -> None:
     parts = re.findall(r"Part \d", text)
     assert parts == ["Part 1", "Part 1", "Part 2", "Part 2", "Part 3", "Part 3"]
     assert "Advertisement" not in text and "Another story" not in text
+
+
+# -- one <article> holding the page's prose ------------------------------------------
+
+_STORY = "".join(
+    f"<p>The harbour authority said on Monday that the night ferries would run again "
+    f"from March, after a winter of repairs to the northern pier. Paragraph {n}.</p>"
+    for n in range(6)
+)
+
+
+def _article_page(*, outside: str = "", articles: int = 1) -> str:
+    body = "".join(f"<article><h1>Ferries return</h1>{_STORY}</article>" for _ in range(articles))
+    nav = "<nav><ul><li><a href='/'>Home</a></li><li><a href='/news'>News</a></li></ul></nav>"
+    teasers = "<aside><h3>Most read</h3><p>Another story about the budget.</p></aside>"
+    return f"<html><body>{nav}<main>{outside}{body}</main>{teasers}</body></html>"
+
+
+def test_the_one_article_holding_the_prose_becomes_the_whole_body() -> None:
+    from digest.collect.extract import _focus_article, _parse
+
+    tree = _parse(_article_page())
+    assert _focus_article(tree)
+    body = tree.find("body")
+    assert [child.tag for child in body] == ["article"]
+    assert "Most read" not in body.text_content() and "Paragraph 5." in body.text_content()
+    assert not _focus_article(tree)  # already done: nothing left to cut
+
+    page = extract_page(_article_page(), "https://news.example.com/ferries")
+    assert all(f"Paragraph {n}." in page.text for n in range(6))
+    assert "budget" not in page.text
+
+
+def test_an_article_with_prose_outside_it_or_a_list_of_articles_is_left_alone() -> None:
+    from digest.collect.extract import _focus_article, _parse
+
+    standfirst = "".join(
+        f"<p>Standfirst outside the article element, sentence {n}, with many more words "
+        "that belong to the story the reader came for and must not be lost.</p>"
+        for n in range(4)
+    )
+    tree = _parse(_article_page(outside=standfirst))  # under 80% of the prose inside
+    assert not _focus_article(tree)
+    assert "Standfirst outside" in tree.find("body").text_content()
+
+    tree = _parse(_article_page(articles=2))  # a front page of teasers
+    assert not _focus_article(tree)
+    assert len(tree.xpath("//article")) == 2
