@@ -8,6 +8,7 @@ test with a fixed clock) can drive a whole run from Python.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
 from digest.collect.netguard import is_public_address
 from digest.collect.pool import ExtractPool
-from digest.compose import Rules, compose_issue, make_stories
+from digest.compose import Rules, compose_issue, make_stories, prepare
 from digest.compose.document import issue_document
 from digest.config import Config, SourceConfig
 from digest.errors import EmptyIssueError
@@ -43,7 +44,7 @@ from digest.models import (
     Story,
 )
 from digest.store import SourceResult, Store, StoredIssue
-from digest.text.language import choose_language
+from digest.text.language import language_name
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,20 @@ async def collect_articles_async(
     progress: Progress | None = None,
     client: httpx.AsyncClient | None = None,
     extract_workers: int | None = None,
+    ahead: bool = False,
 ) -> CollectReport:
     """Fetch every source, extract and store new articles; one bad source never sinks the run.
 
-    Pages are extracted in `extract_workers` processes (default: one per core).
+    Pages are extracted in `extract_workers` processes (default: one per core). With
+    `ahead`, for a caller that composes an issue next, the workers also make each
+    article's grouping terms and summaries (`digest.compose.prepare`).
     """
     started = time.monotonic()
     cutoff = cutoff_for(config, store, now)
     states = {n: (s.etag, s.last_modified) for n, s in store.source_states().items()}
     # Extraction workers start now, so they are warm when the first page arrives.
-    async with ExtractPool(extract_workers) as pool:
+    compose = config.site.language if ahead else None
+    async with ExtractPool(extract_workers, compose=compose) as pool:
         return await _collect_with(
             config,
             store,
@@ -155,6 +160,7 @@ async def collect_articles_async(
             states=states,
             progress=progress,
             client=client,
+            ahead=ahead,
         )
 
 
@@ -169,6 +175,7 @@ async def _collect_with(
     states: dict[str, tuple[str | None, str | None]],
     progress: Progress | None,
     client: httpx.AsyncClient | None,
+    ahead: bool = False,
 ) -> CollectReport:
     results = await collect_stage.collect_feeds(
         config.sources, config.collect, states, client=client, progress=progress
@@ -223,11 +230,17 @@ async def _collect_with(
         if e.url
     ]
     extracted: dict[str, Page | str] = {}
+    plans = _plans(config, kept, repeated) if ahead else {}
+    made: list[prepare.Prepared] = []
 
     async def extract_now(url: str, fetched: FetchResult) -> None:
         # In a worker process, as each page arrives: extraction overlaps the other pages'
         # network waits and uses every core. A crashed worker yields CRASHED for this page.
-        extracted[url] = await pool.extract(fetched.body, fetched.final_url)
+        plan = plans.get(url)
+        then = functools.partial(prepare.prepare, plan=plan) if plan is not None else None
+        extracted[url], ready = await pool.extract_then(fetched.body, fetched.final_url, then)
+        if ready is not None:
+            made.append(ready)
 
     remaining = config.collect.deadline - (time.monotonic() - started)
     pages = await collect_stage.fetch_pages(
@@ -240,6 +253,7 @@ async def _collect_with(
         deadline=max(remaining, 1.0),
         on_page=extract_now,
     )
+    prepare.remember(made)
 
     to_add: list[tuple[Article, str]] = []
     warned: dict[str, dict[str, list[str]]] = {}  # source -> reason -> pages
@@ -280,6 +294,29 @@ async def _collect_with(
     return CollectReport(sources=ordered, cutoff=cutoff)
 
 
+def _plans(
+    config: Config, kept: dict[str, list[Entry]], repeated: dict[str, frozenset[str]]
+) -> dict[str, prepare.Plan]:
+    """Return, by page URL, what a worker needs to prepare that page's article."""
+    by_name = {s.name: s for s in config.sources}
+    sizes = prepare.sizes(config.summary)
+    fallback = language_name(config.site.language)  # as `compose_articles` groups
+    return {
+        e.url: prepare.Plan(
+            entry=e,
+            source_name=name,
+            source_language=by_name[name].language or None,
+            repeated=repeated.get(name, frozenset()),
+            fallback_language=fallback,
+            summary=config.summary,
+            sizes=sizes,
+        )
+        for name, entries in kept.items()
+        for e in entries
+        if e.url
+    }
+
+
 def _skipped_lines(skipped: dict[str, list[str]]) -> tuple[str, ...]:
     """Say each reason once: eight pages refused for one loopback host are one line."""
     lines = []
@@ -292,35 +329,23 @@ def _skipped_lines(skipped: dict[str, list[str]]) -> tuple[str, ...]:
 
 
 def collect_articles(
-    config: Config, store: Store, *, now: datetime, progress: Progress | None = None
+    config: Config,
+    store: Store,
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+    ahead: bool = False,
 ) -> CollectReport:
     """Run `collect_articles_async` to completion."""
-    return asyncio.run(collect_articles_async(config, store, now=now, progress=progress))
+    return asyncio.run(
+        collect_articles_async(config, store, now=now, progress=progress, ahead=ahead)
+    )
 
 
 def _summarize(config: Config, article: Article, sentences: int) -> tuple[str, ...]:
-    from digest.summarize import summarize
+    from digest.compose.prepare import summarize_article
 
-    cfg = config.summary
-    # Articles stored before languages were detected: detect now. Still none known: the
-    # summarizer's neutral splitter and position-only ranking.
-    language = article.language or choose_language(article.text, fallback=cfg.language)[0]
-    out: tuple[str, ...] = ()
-    # The feed's own description is the fallback, under the same rules: it is where
-    # title repeats, captions and teasers come from.
-    for text in (article.text, article.feed_summary):
-        if out or not text:
-            continue
-        out = summarize(
-            text,
-            sentences=sentences,
-            method=cfg.method,
-            language=language,
-            max_words=cfg.max_words,
-            max_words_oneliner=cfg.max_words_oneliner,
-            title=article.title or None,
-        )
-    return out
+    return summarize_article(config.summary, article, sentences)
 
 
 def rules(config: Config) -> Rules:

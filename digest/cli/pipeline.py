@@ -32,8 +32,8 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _collect_with_progress(app: App, now: datetime) -> CollectReport:
-    """Run a collection with a rich progress bar on stderr."""
+def _collect_with_progress(app: App, now: datetime, *, ahead: bool = False) -> CollectReport:
+    """Run a collection with a rich progress bar on stderr (`ahead`: an issue follows)."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
     from digest import pipeline
@@ -53,7 +53,9 @@ def _collect_with_progress(app: App, now: datetime) -> CollectReport:
             bar.update(task, advance=1, description=f"collecting {what[:60]}")
 
         with report_printed():
-            return pipeline.collect_articles(app.config, app.store, now=now, progress=tick)
+            return pipeline.collect_articles(
+                app.config, app.store, now=now, progress=tick, ahead=ahead
+            )
 
 
 def _report_table(report: CollectReport) -> Table:
@@ -100,10 +102,10 @@ def frozen_issue(app: App, now: datetime) -> StoredIssue | None:
     return None
 
 
-def _prestart_workers() -> None:
+def _prestart_workers(*, compose: str | None = None) -> None:
     from digest.collect.pool import prestart
 
-    prestart()
+    prestart(compose=compose)
 
 
 def build_preview(app: App, now: datetime, *, collect: bool, quiet: bool = False) -> Preview:
@@ -131,7 +133,7 @@ def build_preview(app: App, now: datetime, *, collect: bool, quiet: bool = False
             f"one unless you run `digest issue discard --date {stored.date}` first."
         )
     if collect:
-        report = _collect_with_progress(app, now)
+        report = _collect_with_progress(app, now, ahead=True)
         if not quiet:
             _print_report(report)
     issue = pipeline.build_issue(config, store, now=now)
@@ -339,7 +341,7 @@ def preview(
 ) -> None:
     """Collect and render today's issue to a local HTML file, then lint it."""
     if not no_collect:
-        _prestart_workers()
+        _prestart_workers(compose=app.config.site.language)
     now = _now()
     shown = build_preview(app, now, collect=not no_collect)
     rendered = shown.rendered

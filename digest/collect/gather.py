@@ -174,7 +174,8 @@ async def fetch_pages(
     Pages of a local feed (file:// links, or links below its `public_url`) are read from
     the feed's folder. Other pages must resolve to public addresses unless their host is
     trusted for that source or `cfg.allow_private` is set. `deadline` (seconds, default
-    `cfg.deadline`) bounds the whole call.
+    `cfg.deadline`) bounds the whole call. A page given to `on_page` comes back without
+    its body (`on_page` had it).
     """
     trust = trusted_hosts_by_source or {}
     by_url: dict[str, str] = {}
@@ -209,6 +210,8 @@ async def _page_job(
         res = await _fetch_page(fetcher, url, trusted=trusted, source=source)
         if on_page is not None:
             await on_page(url, res)
+            # Handed over: a day's pages are tens of megabytes, held to the end otherwise.
+            res = replace(res, body=b"")
         return res
     except FetchError as exc:
         return str(exc)

@@ -22,21 +22,26 @@ import os
 import signal
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from types import TracebackType
+from typing import TypeVar
 
 from digest.errors import ExtractError
 from digest.models import Page
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CRASHED = "extraction crashed; used the feed text"
 # Test-only: a worker asked to extract this exact URL aborts (SIGABRT), like a native
 # crash inside lxml would. tests/test_extract_pool.py uses it; never set it otherwise.
 ABORT_URL_ENV = "DIGEST_TEST_ABORT_URL"
 _PRELOAD = ["digest.collect.warm"]
+_PRELOAD_COMPOSE = ["digest.compose.warmup"]
+# The site's language, for the forkserver's `digest.compose.warmup` (it takes no arguments).
+WARM_LANGUAGE_ENV = "DIGEST_WARM_LANGUAGE"
 _WARM_HTML = (
     "<html><head><title>w</title></head><body><article>"
     + "<p>Warm-up paragraph with enough words to count as the text of an article.</p>" * 4
@@ -52,16 +57,24 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _extract(html: bytes, url: str) -> Page | str:
-    """Run in a worker: extract one page; an ExtractError comes back as its message."""
+def _extract(
+    html: bytes, url: str, then: Callable[[Page], T] | None = None
+) -> tuple[Page | str, T | None]:
+    """Run in a worker: extract one page (an ExtractError comes back as its message),
+    then run `then` on the page, here too; a failure there only loses its result."""
     from digest.collect.extract import extract_page
 
     if url and url == os.environ.get(ABORT_URL_ENV):
         os.abort()
     try:
-        return extract_page(html, url)
+        page = extract_page(html, url)
     except ExtractError as exc:
-        return str(exc)
+        return str(exc), None
+    try:
+        return page, None if then is None else then(page)
+    except Exception:  # the caller computes it again itself, and says why there
+        log.debug("page %s: work after extraction failed", url, exc_info=True)
+        return page, None
 
 
 def _warm() -> int:
@@ -75,9 +88,9 @@ def _warm() -> int:
 class ExtractPool:
     """Worker processes extracting pages as they arrive; use `async with ExtractPool():`."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, compose: str | None = None) -> None:
         self.workers = workers or default_workers()
-        self._ctx = _context()
+        self._ctx = _context(compose=compose)
         self._free: asyncio.Queue[int] = asyncio.Queue()
         self._slots: list[ProcessPoolExecutor | None] = [None] * self.workers
         self._busy: set[int] = set()
@@ -129,6 +142,16 @@ class ExtractPool:
 
     async def extract(self, html: bytes, url: str) -> Page | str:
         """Extract one page in a worker: a Page, an ExtractError message, or `CRASHED`."""
+        return (await self.extract_then(html, url, None))[0]
+
+    async def extract_then(
+        self, html: bytes, url: str, then: Callable[[Page], T] | None
+    ) -> tuple[Page | str, T | None]:
+        """Extract one page in a worker, then run `then(page)` in that worker as well.
+
+        `then` must pickle (a module-level function, or a `functools.partial` of one);
+        its result is None when the page yields none or `then` fails.
+        """
         if self._ready is None:
             raise RuntimeError("use ExtractPool as `async with ExtractPool() as pool:`")
         await asyncio.shield(self._ready)  # raises if the workers could not start
@@ -138,12 +161,12 @@ class ExtractPool:
             pool = self._slots[slot]
             assert pool is not None
             try:
-                return await asyncio.wrap_future(pool.submit(_extract, html, url))
+                return await asyncio.wrap_future(pool.submit(_extract, html, url, then))
             except BrokenExecutor:
                 self.crashes += 1
                 log.warning("page %s: extraction worker crashed; using the feed text", url)
                 self._replace(slot)
-                return CRASHED
+                return CRASHED, None
             except asyncio.CancelledError:
                 # The run's deadline: the worker may be stuck on this page; do not wait for it.
                 self._replace(slot, kill=True)
@@ -192,24 +215,32 @@ def _kill(pool: ProcessPoolExecutor) -> None:
             proc.kill()
 
 
-def prestart() -> None:
+def prestart(*, compose: str | None = None) -> None:
     """Start the forkserver now, without waiting for it.
 
     It imports trafilatura and loads the language model (about a second of CPU) on
     the other core while this process still imports the pipeline and fetches feeds,
-    so the workers are warm when the first page arrives. Idempotent.
+    so the workers are warm when the first page arrives. With `compose` (an issue in
+    that language is composed after the collection) it loads the summarizer too, for
+    the work the workers do beside each page (`digest.compose.prepare`). Idempotent:
+    the first start decides what is preloaded.
     """
-    if _context().get_start_method() == "forkserver":
+    if _context(compose=compose).get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
         with _main_hidden():
             forkserver.ensure_running()
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context(*, compose: str | None = None) -> multiprocessing.context.BaseContext:
     """Return a forkserver context that preloads trafilatura (spawn where there is none)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
+        preload = list(_PRELOAD)
+        if compose is not None:
+            preload += _PRELOAD_COMPOSE
+            # Read by the preloaded module: the forkserver starts with this environment.
+            os.environ[WARM_LANGUAGE_ENV] = compose
+        ctx.set_forkserver_preload(preload)
         return ctx
     return multiprocessing.get_context("spawn")

@@ -185,14 +185,45 @@ def _names(text: str, language: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def _doc(article: Article, language: str) -> _Doc:
-    lead = lead_text(article.text)
+DocKey = tuple[str, str, str]  # title, text, language (the article's, else the fallback)
+# Terms made ahead, in the extraction workers (`digest.compose.prepare`), by content.
+_READY: dict[DocKey, _Doc] = {}
+_READY_MAX = 20_000  # a day is a few hundred articles; a daemon must not grow forever
+
+
+def doc_key(article: Article, language: str) -> DocKey:
+    """Return what an article's terms depend on (`language`: the fallback, as grouped)."""
+    return (article.title, article.text, article.language or language)
+
+
+def make_doc(key: DocKey) -> _Doc:
+    """Return the terms of the article `key` names: pure, the same wherever it runs."""
+    from digest.summarize.tokenize import normalize_language
+
+    # Articles carry ISO codes ("en"), the stemmers and stop words go by name
+    # ("english"): without this, stored articles were compared unstemmed.
+    title, text, language = key
+    language = normalize_language(language)
+    lead = lead_text(text)
     return _Doc(
-        title=Counter(_terms(article.title, language)),
+        title=Counter(_terms(title, language)),
         lead=Counter(_terms(lead, language)),
-        body=Counter(_terms(article.title + "\n" + article.text[:BODY_CHARS], language)),
-        names=_names(article.title, language) | _names(lead, language),
+        body=Counter(_terms(title + "\n" + text[:BODY_CHARS], language)),
+        names=_names(title, language) | _names(lead, language),
     )
+
+
+def remember(key: DocKey, doc: _Doc) -> None:
+    """Keep terms made elsewhere (an extraction worker) for the grouping to come."""
+    if len(_READY) >= _READY_MAX:
+        _READY.clear()
+    _READY[key] = doc
+
+
+def _doc(article: Article, language: str) -> _Doc:
+    key = doc_key(article, language)
+    ready = _READY.get(key)
+    return ready if ready is not None else make_doc(key)
 
 
 def _idf(docs: Sequence[Counter[str]]) -> dict[str, float]:
@@ -220,11 +251,7 @@ class Similarity:
 
     def __init__(self, articles: Sequence[Article], *, language: str = "english") -> None:
         self.articles = list(articles)
-        from digest.summarize.tokenize import normalize_language
-
-        # Articles carry ISO codes ("en"), the stemmers and stop words go by name
-        # ("english"): without this, stored articles were compared unstemmed.
-        self.docs = [_doc(a, normalize_language(a.language or language)) for a in self.articles]
+        self.docs = [_doc(a, language) for a in self.articles]
         # Headlines and leads weigh words by how many headlines and leads use them,
         # whole texts by how many texts do.
         idf = _idf([Counter(set(d.title) | set(d.lead)) for d in self.docs])

@@ -41,6 +41,7 @@ from digest.summarize.tokenize import (
     get_tokenizer,
     is_cjk,
     is_supported,
+    normalize_language,
     per_language,
     split_paragraphs,
     stemmer,
@@ -150,6 +151,11 @@ class _Language:
 
 
 _language = per_language(_Language)
+
+
+def has_tools(language: str) -> bool:
+    """Return True when this process has built the summarizer's tools for `language`."""
+    return normalize_language(language) in _language.built
 
 
 def summarize(

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Generic, TypeVar
 
 import punkt
+import punkt.data
 from punkt.model.prefixes import with_nonbreaking_prefixes
 
 from digest.errors import SummaryError
@@ -114,6 +115,11 @@ _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 _SPACE = re.compile(r"\s+")
 
 
+def needs_model(language: str) -> bool:
+    """Return True when `language`'s tools load data (a sentence model, a stemmer)."""
+    return normalize_language(language) in SPACED.values()
+
+
 def normalize_language(language: str) -> str:
     """Return the full lower-case name of `language` ("de" → "german").
 
@@ -155,10 +161,13 @@ class Tokenizer:
                 f"no sentence model for language {language!r}; use one of {', '.join(LANGUAGES)}"
             )
         self._language = name
-        params = with_nonbreaking_prefixes(punkt.load_model(name), name)
-        # A copy with our additions; the cached bundled model stays untouched.
+        # The bundled model's word statistics are read, never written, by tokenizing: use
+        # the bundled module's own table instead of the two copies punkt's loaders make
+        # (megabytes per language, in every extraction worker that meets the language).
+        params = with_nonbreaking_prefixes(punkt.data.load_bundled(name), name)
         params = replace(
             params,
+            ortho_context=punkt.data.load_module(name).ORTHO_CONTEXT,
             abbrev_types=set(params.abbrev_types) | _NEWS_ABBREVIATIONS.get(name, frozenset()),
             numeric_abbrev_types=set(params.numeric_abbrev_types)
             | _NUMERIC_ABBREVIATIONS.get(name, frozenset()),
