@@ -408,3 +408,27 @@ def test_models_load_on_first_use() -> None:
     assert out.stdout.decode().split() == ["['german']", "['punkt.data.german']", "True"], (
         out.stderr
     )
+
+
+def test_the_compacted_model_classifies_exactly_as_the_loaded_one() -> None:
+    """Its two per-state tables become arrays (shared pages stay shared in the workers)."""
+    from array import array
+
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from digest.text import language
+
+    plain = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    compact = language._model()
+    assert isinstance(compact._rowbase, array) and isinstance(compact.tk_output, array)
+    assert isinstance(plain._rowbase, list)
+    texts = [
+        "The council voted on Tuesday to expand the tram network by 2030.",
+        "Der Stadtrat hat am Dienstag beschlossen, das Straßenbahnnetz auszubauen.",
+        "Le conseil municipal a voté mardi l'extension du réseau de tramway.",
+        "Городской совет во вторник проголосовал за расширение трамвайной сети.",
+        "市議会は火曜日、路面電車網の拡張を決めた。",
+        "ok",
+    ]
+    for text in texts:
+        assert compact.classify(text) == plain.classify(text)

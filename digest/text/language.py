@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import threading
+from array import array
 from typing import Any
 
 # Full names (the config's old spelling) and ISO 639-2 codes → ISO 639-1.
@@ -108,8 +109,26 @@ def _model() -> Any:
             if _identifier is None:
                 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-                _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                _compact(identifier)
+                _identifier = identifier
     return _identifier
+
+
+def _compact(identifier: Any) -> None:
+    """Hold the model's two per-state tables as machine integers, not Python ints.
+
+    Each is a list of 104,583 int objects. An extraction worker reads them for every
+    byte it classifies, and each read writes the object's reference count, so the pages
+    they sit on, shared with the forkserver the worker was forked from, become private
+    copies in every worker (about 12 MB of the preview's peak). As arrays they take
+    1.6 MB, reads write nothing, and classifying is 0.1 ms slower per page. Left as
+    is if a py3langid version keeps them differently.
+    """
+    for name, code in (("_rowbase", "q"), ("tk_output", "q")):
+        table = getattr(identifier, name, None)
+        if isinstance(table, list):
+            setattr(identifier, name, array(code, table))
 
 
 def detect(text: str) -> tuple[str | None, float]:
