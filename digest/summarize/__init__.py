@@ -21,6 +21,7 @@ is cut at the word cap and "…" appended, and a teaser's trailing "..." is writ
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -204,10 +205,9 @@ def explain(
     if sentences <= 0 or not text.strip():
         return ()
     if method == "position":
-        texts = [s for p in split_paragraphs(text) for s in lang.tokenizer.to_sentences(p)]
         ranker: PositionSummarizer = lang.ranker("position")
         return ranker.decide(
-            texts,
+            list(_sentences(lang, text)),
             sentences,
             title=title,
             max_words=max_words,
@@ -250,6 +250,13 @@ def explain(
         else Decision(d.index, d.text, False, _filter_reason(d.text, lang.tokenizer.language))
         for d in decisions
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _sentences(lang: _Language, text: str) -> tuple[str, ...]:
+    """Return the sentences of `text`: an article's lead and one-line summaries are made
+    one after the other (`digest.compose.prepare`), and splitting is most of the cost."""
+    return tuple(s for p in split_paragraphs(text) for s in lang.tokenizer.to_sentences(p))
 
 
 def _filter_reason(sentence: str, language: str) -> str:
