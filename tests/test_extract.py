@@ -620,3 +620,22 @@ def test_an_article_with_prose_outside_it_or_a_list_of_articles_is_left_alone() 
     tree = _parse(_article_page(articles=2))  # a front page of teasers
     assert not _focus_article(tree)
     assert len(tree.xpath("//article")) == 2
+
+
+def test_the_article_rule_on_the_shipped_real_pages() -> None:
+    """The demo's news pages: one <article> each, beside a "Recent Posts" list."""
+    from digest.collect.extract import _focus_article, _parse
+
+    sample = Path(__file__).resolve().parent.parent / "digest" / "sample"
+    xiaomi = (sample / "xiaomi-ev-us-sanctions.html").read_bytes()
+    tree = _parse(xiaomi)
+    assert _focus_article(tree)  # 80 % of the page's prose is the story
+    assert "Two independent research groups" not in tree.find("body").text_content()
+    page = extract_page(xiaomi, "https://news.example.com/sample/xiaomi-ev-us-sanctions.html")
+    assert "Lei Jun" in page.text and "Two independent research groups" not in page.text
+
+    # A short story beside long teasers: most prose is outside its <article>; untouched.
+    short = (sample / "globalfoundries-intel.html").read_bytes()
+    tree = _parse(short)
+    assert not _focus_article(tree)
+    assert "Two independent research groups" in tree.find("body").text_content()
