@@ -117,7 +117,12 @@ def _fresh(code: str, **env: str) -> str:
 
 def test_a_worker_prepares_only_languages_whose_model_it_has_or_needs_none() -> None:
     code = """
+        import sys
         from digest.compose import prepare
+        # A worker whose forkserver did not load the summarizer prepares nothing (and
+        # does not import it to find that out).
+        assert not prepare._tools_here("ko") and "digest.summarize" not in sys.modules
+        import digest.summarize
         before = [prepare._tools_here(c) for c in ("en", "de", "ko", "ja", None)]
         prepare.warm()
         after = [prepare._tools_here(c) for c in ("en", "de", "it", "ko")]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -90,11 +91,11 @@ def _tools_here(language: str | None) -> bool:
     a language model: one loaded before the fork (English and the site's language, see
     `warm`) or a language that needs none. A model loaded in a worker is megabytes of
     private memory in each worker; the issue loads it once instead."""
+    if not language or "digest.summarize" not in sys.modules:
+        return False  # a forkserver started without the summarizer: nothing is loaded
     from digest.summarize import has_tools
     from digest.summarize.tokenize import needs_model
 
-    if not language:
-        return False
     return has_tools(language) or not needs_model(language)
 
 
