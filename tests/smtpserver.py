@@ -154,10 +154,16 @@ class _Controller(Controller):
         if self._thread is not None and self.loop.is_running():
 
             async def close_all() -> None:
-                for session in self.sessions:
+                # Stop accepting first: a client still sending (retrying after an
+                # outage) could otherwise connect after the others were closed.
+                if self.server is not None:
+                    self.server.close()
+                await asyncio.sleep(0)  # connections just accepted get their transport
+                for session in list(self.sessions):
                     if isinstance(session.transport, asyncio.Transport):
                         session.transport.abort()
-                await asyncio.sleep(0)  # the transports' connection_lost closes the sockets
+                for _ in range(3):  # the transports' connection_lost closes the sockets
+                    await asyncio.sleep(0)
 
             asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(60)
         self.sessions.clear()
