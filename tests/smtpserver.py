@@ -121,6 +121,19 @@ def _close(server: SMTP) -> None:
 class _SMTP(SMTP):
     """aiosmtpd's server with one extra fault: hanging up in the middle of DATA."""
 
+    closing: threading.Event | None = None  # set by the controller as it stops
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Accepted as the server stops (a client retrying after an outage): hang up, so
+        # no transport outlives the server (a ResourceWarning fails whichever test runs).
+        if (
+            self.closing is not None
+            and self.closing.is_set()
+            and isinstance(transport, asyncio.Transport)
+        ):
+            transport.abort()
+
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
         handler = self.event_handler
         if handler.drop_in_data > 0 and self.envelope is not None and self.envelope.rcpt_tos:
@@ -141,9 +154,11 @@ class _Controller(Controller):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sessions: set[SMTP] = set()
+        self._closing = threading.Event()
 
     def factory(self) -> SMTP:
         session = _SMTP(self.handler, **self.SMTP_kwargs)
+        session.closing = self._closing
         self.sessions.add(session)
         return session
 
@@ -151,6 +166,7 @@ class _Controller(Controller):
         """Stop, closing the connections still open: aiosmtpd closes only the listener,
         and a client's socket left behind was reported (ResourceWarning) whenever the
         collector found it, failing whichever test was running then."""
+        self._closing.set()  # from now on a new connection hangs up as it is made
         if self._thread is not None and self.loop.is_running():
 
             async def close_all() -> None:
@@ -158,11 +174,12 @@ class _Controller(Controller):
                 # outage) could otherwise connect after the others were closed.
                 if self.server is not None:
                     self.server.close()
-                await asyncio.sleep(0)  # connections just accepted get their transport
+                for _ in range(5):  # connections being accepted get their transports
+                    await asyncio.sleep(0)
                 for session in list(self.sessions):
                     if isinstance(session.transport, asyncio.Transport):
                         session.transport.abort()
-                for _ in range(3):  # the transports' connection_lost closes the sockets
+                for _ in range(5):  # the transports' connection_lost closes the sockets
                     await asyncio.sleep(0)
 
             asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(60)
