@@ -12,7 +12,6 @@ the issue asks for it, with the same result (tests compare both ways).
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Iterable
@@ -23,8 +22,6 @@ from digest.compose import grouping
 from digest.config import SummaryConfig
 from digest.models import Article, Entry, Page
 from digest.text.language import choose_language
-
-log = logging.getLogger(__name__)
 
 # What a summary depends on: the article's texts, title and language, the sentence
 # count and the summary settings.
