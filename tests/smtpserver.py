@@ -172,10 +172,21 @@ class _Controller(Controller):
             async def close_all() -> None:
                 # Stop accepting first: a client still sending (retrying after an
                 # outage) could otherwise connect after the others were closed.
-                if self.server is not None:
-                    self.server.close()
-                for _ in range(5):  # connections being accepted get their transports
-                    await asyncio.sleep(0)
+                if isinstance(self.server, asyncio.Server):
+                    # Stop accepting, but leave the server whole: closed, it fails the
+                    # set-up of a connection accepted a moment before (asyncio 3.11
+                    # asserts the server is open), stranding that socket. aiosmtpd
+                    # closes the server once the loop has stopped.
+                    for sock in self.server.sockets:
+                        self.loop.remove_reader(sock.fileno())
+                # A connection accepted just before is still being set up: wait for
+                # that to finish (it then hangs up by itself, see `_SMTP`), or stopping
+                # the loop would strand its socket, open.
+                for _ in range(500):
+                    if not any(_accepting(t) for t in asyncio.all_tasks()):
+                        break
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0)
                 for session in list(self.sessions):
                     if isinstance(session.transport, asyncio.Transport):
                         session.transport.abort()
@@ -185,6 +196,12 @@ class _Controller(Controller):
             asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(60)
         self.sessions.clear()
         super().stop(no_assert)
+
+
+def _accepting(task: asyncio.Task[Any]) -> bool:
+    """True for asyncio's task that sets up a connection the server just accepted."""
+    name: str = getattr(task.get_coro(), "__qualname__", "")
+    return name.endswith("_accept_connection2")
 
 
 def free_port() -> int:
