@@ -232,6 +232,7 @@ async def _collect_with(
     extracted: dict[str, Page | str] = {}
     plans = _plans(config, kept, repeated) if ahead else {}
     made: list[prepare.Prepared] = []
+    later: list[tuple[Page, prepare.Plan]] = []  # languages the workers had no model for
 
     async def extract_now(url: str, fetched: FetchResult) -> None:
         # In a worker process, as each page arrives: extraction overlaps the other pages'
@@ -241,6 +242,9 @@ async def _collect_with(
         extracted[url], ready = await pool.extract_then(fetched.body, fetched.final_url, then)
         if ready is not None:
             made.append(ready)
+            page = extracted[url]
+            if plan is not None and isinstance(page, Page) and not ready.docs:
+                later.append((page, plan))
 
     remaining = config.collect.deadline - (time.monotonic() - started)
     pages = await collect_stage.fetch_pages(
@@ -253,6 +257,9 @@ async def _collect_with(
         deadline=max(remaining, 1.0),
         on_page=extract_now,
     )
+    if later:
+        remaining = config.collect.deadline - (time.monotonic() - started)
+        made += await _prepare_rest(pool, later, deadline=max(remaining, 1.0))
     prepare.remember(made)
 
     to_add: list[tuple[Article, str]] = []
@@ -292,6 +299,26 @@ async def _collect_with(
         )
     ordered = tuple(reports[s.name] for s in config.sources if s.name in reports)
     return CollectReport(sources=ordered, cutoff=cutoff)
+
+
+async def _prepare_rest(
+    pool: ExtractPool, later: list[tuple[Page, prepare.Plan]], *, deadline: float
+) -> list[prepare.Prepared]:
+    """Prepare the articles the workers left for lack of a language model.
+
+    In fresh workers, once extraction is over: the old ones' memory (a day of parsed
+    pages) is gone before the models load, so the run's peak does not grow, and the
+    main process still never imports the summarizer. Unfinished by `deadline`: the
+    issue computes those itself.
+    """
+    await pool.renew()
+    jobs = [asyncio.ensure_future(pool.call(prepare.prepare, p, plan, True)) for p, plan in later]
+    done, pending = await asyncio.wait(jobs, timeout=deadline)
+    for job in pending:
+        job.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    return [r for job in done if not job.cancelled() and (r := job.result()) is not None]
 
 
 def _plans(

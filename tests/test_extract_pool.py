@@ -127,3 +127,37 @@ def test_collection_survives_a_worker_abort_and_uses_the_feed_text(
     texts = {a.url: a.text for a in store.unissued_articles(NOW - timedelta(days=1))}
     assert texts[s.url("/crash")] == FEED_TEXT
     assert "Paragraph 3 of Council backs cycle lanes" in texts[s.url("/calm")]
+
+
+def _exited(pid: int) -> bool:
+    """True when `pid` ran to its end: no such process, or a zombie its parent (the
+    forkserver) has not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_renewed_workers_are_fresh_processes_and_the_old_ones_are_gone() -> None:
+    """After the pages: new workers from the forkserver, the old ones (and their memory)
+    gone before the new ones start; work goes on in them."""
+
+    async def run() -> tuple[list[int], list[int], bool, Page | str, int | None]:
+        async with ExtractPool(workers=2) as pool:
+            first = await pool.extract(article("Before").encode(), "https://a.example/1")
+            assert isinstance(first, Page)
+            wait_for(lambda: len(pool.pids()) == 2)
+            before = pool.pids()
+            await pool.renew()
+            wait_for(lambda: len(pool.pids()) == 2)
+            after = pool.pids()
+            gone = all(_exited(pid) for pid in before)
+            page = await pool.extract(article("After").encode(), "https://a.example/2")
+            answer = await pool.call(os.getpid)
+            return before, after, gone, page, answer
+
+    before, after, gone, page, answer = asyncio.run(run())
+    assert not set(before) & set(after) and gone
+    assert isinstance(page, Page) and "Paragraph 4 of After" in page.text
+    assert answer in after

@@ -213,3 +213,61 @@ def test_articles_stored_by_a_collection_without_work_ahead_are_computed_as_befo
     assert prepare.summary_key(cfg, article, 1) not in prepare._READY
     sentences = prepare.summarize_article(cfg, article, 1)
     assert len(sentences) == 1 and sentences[0] in TEXT
+
+
+def test_articles_in_another_language_are_prepared_by_fresh_workers(tmp_path: Path) -> None:
+    """An English site with a German page: the workers leave it (no German model loaded
+    before the fork), fresh workers make it once the pages are done, and the main
+    process still never imports the summarizer; the issue is the same either way."""
+    german = (ROOT / "tests" / "data" / "lang" / "de.txt").read_text(encoding="utf-8")
+    paragraphs = "".join(f"<p>{p}</p>" for p in german.split("\n\n") if p.strip())
+    (tmp_path / "de.html").write_text(
+        '<html lang="de"><head><title>Radwege in Leipzig</title></head><body><article>'
+        f"<h1>Radwege in Leipzig</h1>{paragraphs}</article></body></html>",
+        encoding="utf-8",
+    )
+    sample = ROOT / "digest" / "sample"
+    (tmp_path / "en.html").write_bytes((sample / "xiaomi-ev-us-sanctions.html").read_bytes())
+    items = "".join(
+        f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid>"
+        "<pubDate>Mon, 30 Nov 2026 06:00:00 GMT</pubDate></item>"
+        for title, link in (("Radwege in Leipzig", "de.html"), ("Xiaomi and sanctions", "en.html"))
+    )
+    (tmp_path / "feed.xml").write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Mixed</title>'
+        f"<link>https://news.example.com/</link>{items}</channel></rss>",
+        encoding="utf-8",
+    )
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[site]\nname = "Mixed"\nurl = "https://digest.example.org"\ntimezone = "UTC"\n\n'
+        f'[[sources]]\nname = "Mixed"\nurl = "{tmp_path / "feed.xml"}"\n\n'
+        f'[store]\nurl = "sqlite:///{tmp_path}/s.db"\n\n[compose]\nlanguages = ["*"]\n',
+        encoding="utf-8",
+    )
+    out = _fresh(
+        f"""
+        import sys
+        from datetime import datetime, UTC
+        from digest import pipeline
+        from digest.collect.pool import prestart
+        from digest.compose import grouping, prepare
+        from digest.config.load import load_config
+        from digest.store import Store
+        prestart(compose="en")
+        config = load_config({str(cfg)!r})
+        store = Store.open(config.store.url)
+        now = datetime(2026, 11, 30, 8, tzinfo=UTC)
+        pipeline.collect_articles(config, store, now=now, ahead=True)
+        languages = sorted(key[3] for key in prepare._READY)
+        ahead = pipeline.build_issue(config, store, now=now)
+        print(languages, "digest.summarize" in sys.modules)
+        prepare._READY.clear()
+        grouping._READY.clear()
+        afresh = pipeline.build_issue(config, store, now=now)
+        print(ahead == afresh, sorted(s.article.language for s in ahead.stories))
+        """
+    )
+    made, same = out.splitlines()[-2:]
+    assert made == "['de', 'de', 'en', 'en'] False"  # two summary sizes each
+    assert same == "True ['de', 'en']"

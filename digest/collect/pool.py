@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from digest.errors import ExtractError
 from digest.models import Page
@@ -152,6 +152,35 @@ class ExtractPool:
         `then` must pickle (a module-level function, or a `functools.partial` of one);
         its result is None when the page yields none or `then` fails.
         """
+        crash = f"page {url}: extraction worker crashed; using the feed text"
+        done = await self._run(crash, _extract, html, url, then)
+        return done if done is not None else (CRASHED, None)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """Run `fn(*args)` in a free worker (it must pickle); None if the worker died."""
+        return await self._run(f"{getattr(fn, '__name__', 'work')}: worker crashed", fn, *args)
+
+    async def renew(self) -> None:
+        """Replace every worker with a fresh one from the forkserver, the old ones gone
+        first: a worker that extracted a day of pages holds their memory to its end."""
+        if self._ready is None:
+            raise RuntimeError("use ExtractPool as `async with ExtractPool() as pool:`")
+        await asyncio.shield(self._ready)
+        slots = [await self._free.get() for _ in range(self.workers)]  # all idle now
+        try:
+            await asyncio.to_thread(self._renew, slots)
+        finally:
+            for slot in slots:
+                self._free.put_nowait(slot)
+
+    def _renew(self, slots: list[int]) -> None:
+        for slot in slots:
+            old = self._slots[slot]
+            if old is not None:
+                old.shutdown(wait=True)
+            self._slots[slot] = self._start()
+
+    async def _run(self, crash: str, fn: Callable[..., T], *args: Any) -> T | None:
         if self._ready is None:
             raise RuntimeError("use ExtractPool as `async with ExtractPool() as pool:`")
         await asyncio.shield(self._ready)  # raises if the workers could not start
@@ -161,12 +190,12 @@ class ExtractPool:
             pool = self._slots[slot]
             assert pool is not None
             try:
-                return await asyncio.wrap_future(pool.submit(_extract, html, url, then))
+                return await asyncio.wrap_future(pool.submit(fn, *args))
             except BrokenExecutor:
                 self.crashes += 1
-                log.warning("page %s: extraction worker crashed; using the feed text", url)
+                log.warning("%s", crash)
                 self._replace(slot)
-                return CRASHED, None
+                return None
             except asyncio.CancelledError:
                 # The run's deadline: the worker may be stuck on this page; do not wait for it.
                 self._replace(slot, kill=True)

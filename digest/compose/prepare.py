@@ -70,10 +70,13 @@ def merged(plan: Plan, page: Page | None) -> Article:
     )
 
 
-def prepare(page: Page, plan: Plan) -> Prepared:
-    """Run in an extraction worker: make the article's terms and summaries."""
+def prepare(page: Page, plan: Plan, any_language: bool = False) -> Prepared:
+    """Run in an extraction worker: make the article's terms and summaries.
+
+    An article in a language whose model this worker lacks comes back empty, unless
+    `any_language`: asked once the extraction is over, of fresh workers."""
     article = merged(plan, page)
-    if not _tools_here(article.language):
+    if not any_language and not _tools_here(article.language):
         return Prepared(docs=(), summaries=())
     key = grouping.doc_key(article, plan.fallback_language)
     summaries = tuple(
