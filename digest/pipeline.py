@@ -23,9 +23,9 @@ import httpx
 
 from digest import collect as collect_stage
 from digest.collect import Progress
-from digest.collect.extract import merge_article, repeated_feed_text
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
+from digest.collect.merge import merge_article, repeated_feed_text
 from digest.collect.netguard import is_public_address
 from digest.collect.pool import ExtractPool
 from digest.compose import Rules, compose_issue, make_stories, prepare

@@ -14,14 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest.collect.extract import (
-    RULES,
-    clean_lines,
-    extract_page,
-    html_paragraphs,
-    merge_article,
-    repeated_feed_text,
-)
+from digest.collect.cleanup import RULES, clean_lines
+from digest.collect.extract import extract_page
+from digest.collect.merge import html_paragraphs, merge_article, repeated_feed_text
 from digest.errors import ExtractError
 from digest.models import Entry, Page
 

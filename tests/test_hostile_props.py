@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digest import pipeline
-from digest.collect.extract import merge_article
 from digest.collect.feeds import parse_feed
+from digest.collect.merge import merge_article
 from digest.config import Config, SiteConfig, SmtpConfig, SourceConfig
 from digest.errors import FetchError
 from digest.mail.message import build_template

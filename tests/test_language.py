@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from digest import pipeline
-from digest.collect.extract import clean_lines
+from digest.collect.cleanup import clean_lines
 from digest.config.load import load_config
 from digest.store import Store
 from digest.summarize import summarize

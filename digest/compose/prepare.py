@@ -58,7 +58,7 @@ def sizes(summary: SummaryConfig) -> tuple[int, ...]:
 
 def merged(plan: Plan, page: Page | None) -> Article:
     """Return the article the collection stores for `plan`'s entry and its page."""
-    from digest.collect.extract import merge_article
+    from digest.collect.merge import merge_article
 
     return merge_article(
         plan.entry,

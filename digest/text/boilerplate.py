@@ -1,6 +1,6 @@
 """Page furniture in languages other than English: lines no article text ever is.
 
-Shared by extraction (whole lines, `digest.collect.extract`) and the summarizer's rules
+Shared by extraction (whole lines, `digest.collect.cleanup`) and the summarizer's rules
 (sentences, `digest.summarize.rules`), which keep their English patterns themselves.
 Each language has two patterns, both case-insensitive:
 
