@@ -141,7 +141,7 @@ def test_command_modules_load_only_when_their_command_runs() -> None:
     )
     first, second, third = out.stdout.splitlines()
     assert first == "[]"
-    assert second == "subscribers ['digest.cli.mail']"
+    assert second == "subscribers ['digest.cli.subscribers']"
     assert third == f"{len(digest_cli_commands())} True"
 
 

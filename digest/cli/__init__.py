@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("pipeline", "extract"),
     "summarize": ("pipeline", "summarize_cmd"),
     "sources": ("sources", "sources_group"),
-    "subscribers": ("mail", "subscribers_group"),
+    "subscribers": ("subscribers", "subscribers_group"),
     "send": ("mail", "send"),
     "issue": ("mail", "issue_group"),
     "status": ("run", "status_cmd"),
