@@ -1,14 +1,13 @@
 """Parse RSS, Atom and JSON Feed documents into `Entry` values, and normalize URLs and titles.
 
 Pure: bytes in, entries out. feedparser handles RSS 0.9x/1.0/2.0 and Atom (and guesses
-wrong or missing encodings with chardet); JSON Feed 1.0/1.1 is parsed here. Everything a
-feed says is untrusted: text is de-marked-up and flattened, links must be absolute
-http(s), and dates in the far future are dropped.
+wrong or missing encodings with chardet); JSON Feed 1.0/1.1 is `jsonfeed`. Everything a
+feed says is untrusted, in either format: `entries` de-marks-up and flattens its text,
+keeps only absolute http(s) links and drops dates in the far future.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import io
 import json
@@ -18,13 +17,21 @@ import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import feedparser
 import feedparser.sanitizer
 
+from digest.collect.entries import (
+    SUMMARY_LIMIT,
+    absolute_url,
+    make_entry,
+    not_future,
+    text_of,
+)
+from digest.collect.jsonfeed import parse_json_feed
 from digest.errors import FetchError
 from digest.models import Entry
 from digest.text.clean import one_line, plain_text
@@ -32,12 +39,6 @@ from digest.text.language import from_tag
 
 log = logging.getLogger(__name__)
 
-TITLE_LIMIT = 300
-SUMMARY_LIMIT = 1000
-CONTENT_LIMIT = 200_000
-FUTURE_SLACK = timedelta(days=1)
-
-JSON_FEED_VERSIONS = ("https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1")
 
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "mc_cid", "mc_eid", "ref", "ref_src", "igshid", "_hsenc", "_hsmi", "yclid"}
@@ -50,7 +51,6 @@ _FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+
 _XML_DECL = re.compile(rb"(\xef\xbb\xbf)?\s*<\?xml\s")
 # Not errors: notes that the declared encoding was wrong and another one was used.
 _ENCODING_NOTES = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
-_URL_JUNK = re.compile(r"[\t\r\n\x00-\x1f\x7f]")
 # Numeric character references; feedparser crashes on ones no character has
 # (&#x110000;, surrogates, 30-digit numbers), so those become U+FFFD first.
 _CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
@@ -61,9 +61,6 @@ _UTF_BOMS = (
     (b"\xff\xfe", "utf-16-le"),
 )
 _DECL_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*[\"'][^\"']*[\"']")
-# The sanitizer feedparser applies to RSS/Atom content, so JSON Feed content_html is held
-# to the same standard (no scripts, handlers or javascript: links).
-_SANITIZE = getattr(feedparser.sanitizer, "_sanitize_html", None)
 
 
 # --- public helpers -----------------------------------------------------------------------
@@ -123,7 +120,7 @@ def parse_feed(
         raise FetchError("empty document")
     ctype = (content_type or "").split(";")[0].strip().lower()
     if head[:1] in (b"{", b"[") or (head[:1] != b"<" and "json" in ctype):
-        return _parse_json_feed(body, source=source, base_url=base_url, now=now)
+        return parse_json_feed(body, source=source, base_url=base_url, now=now)
     return _parse_xml_feed(body, source=source, base_url=base_url, ctype=content_type, now=now)
 
 
@@ -157,7 +154,7 @@ def _parse_xml_feed(
     # "application/xml" makes it try the XML declaration, then chardet, then UTF-8.
     headers = {"content-type": ctype or "application/xml"}
     if urlsplit(base_url).scheme in ("http", "https"):
-        # feedparser mangles file:// bases; those links are resolved by _abs_url instead.
+        # feedparser mangles file:// bases; those links are resolved by absolute_url instead.
         headers["content-location"] = base_url
     # A BytesIO, never bytes: feedparser treats a bytes argument as a path to open.
     parsed = feedparser.parse(
@@ -189,8 +186,8 @@ def _parse_xml_feed(
         log.info("%s: %s", source, bozo)
     allow_file = urlsplit(base_url).scheme == "file"
     feed = parsed.get("feed")
-    feed_title = one_line(plain_text(_text_of(feed.get("title"))), 200) if feed else ""
-    feed_language = from_tag(_text_of(feed.get("language"))) if feed else None
+    feed_title = one_line(plain_text(text_of(feed.get("title"))), 200) if feed else ""
+    feed_language = from_tag(text_of(feed.get("language"))) if feed else None
     entries: list[Entry] = []
     for raw in raw_entries:
         entry = _xml_entry(raw, source=source, base_url=base_url, allow_file=allow_file, now=now)
@@ -221,7 +218,7 @@ def feed_links(body: bytes, base_url: str) -> list[str]:
         attrs = {k.lower(): v.strip("\"'") for k, v in _ATTR.findall(tag)}
         rel = attrs.get("rel", "").lower().split()
         if "alternate" in rel and attrs.get("type", "").lower() in _FEED_TYPES:
-            href = _abs_url(html.unescape(attrs.get("href", "")), base_url)
+            href = absolute_url(html.unescape(attrs.get("href", "")), base_url)
             if href and href not in found:
                 found.append(href)
     return found
@@ -252,11 +249,11 @@ def _feed_hint(body: bytes, base_url: str) -> str:
 def _xml_entry(
     raw: Mapping[str, Any], *, source: str, base_url: str, allow_file: bool, now: datetime
 ) -> Entry | None:
-    url = _abs_url(_text_of(raw.get("link")), base_url, allow_file=allow_file)
+    url = absolute_url(text_of(raw.get("link")), base_url, allow_file=allow_file)
     if not url:
         for link in raw.get("links") or ():
             if isinstance(link, Mapping) and link.get("rel", "alternate") == "alternate":
-                url = _abs_url(_text_of(link.get("href")), base_url, allow_file=allow_file)
+                url = absolute_url(text_of(link.get("href")), base_url, allow_file=allow_file)
                 if url:
                     break
     content_html = ""
@@ -266,19 +263,19 @@ def _xml_entry(
             if "html" in str(part.get("type", "")):
                 break
     summary = one_line(
-        plain_text(_text_of(raw.get("summary")) or content_html[:20_000]), SUMMARY_LIMIT
+        plain_text(text_of(raw.get("summary")) or content_html[:20_000]), SUMMARY_LIMIT
     )
     parsed = raw.get("published_parsed") or raw.get("updated_parsed")
     author = ""
     detail = raw.get("author_detail")
     if isinstance(detail, Mapping):
-        author = _text_of(detail.get("name"))
-    author = author or _text_of(raw.get("author"))
-    return _make_entry(
+        author = text_of(detail.get("name"))
+    author = author or text_of(raw.get("author"))
+    return make_entry(
         source=source,
-        guid=_text_of(raw.get("id")),
+        guid=text_of(raw.get("id")),
         url=url,
-        title=_text_of(raw.get("title")),
+        title=text_of(raw.get("title")),
         summary=summary,
         content_html=content_html,
         published=_from_struct(parsed, now=now, source=source),
@@ -292,7 +289,7 @@ def _item_language(raw: Mapping[str, Any]) -> str | None:
     for key in ("title_detail", "summary_detail"):
         detail = raw.get(key)
         if isinstance(detail, Mapping):
-            code = from_tag(_text_of(detail.get("language")))
+            code = from_tag(text_of(detail.get("language")))
             if code:
                 return code
     return None
@@ -304,15 +301,15 @@ def _xml_image(raw: Mapping[str, Any], base_url: str) -> str | None:
         if isinstance(media, Mapping) and (
             media.get("medium") == "image" or str(media.get("type", "")).startswith("image/")
         ):
-            candidates.append(_text_of(media.get("url")))
+            candidates.append(text_of(media.get("url")))
     for enc in raw.get("enclosures") or ():
         if isinstance(enc, Mapping) and str(enc.get("type", "")).startswith("image/"):
-            candidates.append(_text_of(enc.get("href")))
+            candidates.append(text_of(enc.get("href")))
     for thumb in raw.get("media_thumbnail") or ():
         if isinstance(thumb, Mapping):
-            candidates.append(_text_of(thumb.get("url")))
+            candidates.append(text_of(thumb.get("url")))
     for candidate in candidates:
-        url = _abs_url(candidate, base_url)
+        url = absolute_url(candidate, base_url)
         if url:
             return url
     return None
@@ -325,192 +322,4 @@ def _from_struct(value: Any, *, now: datetime, source: str) -> datetime | None:
         when = datetime(*value[:6], tzinfo=UTC)  # feedparser normalizes to UTC
     except (ValueError, OverflowError):
         return None
-    return _not_future(when, now=now, source=source)
-
-
-# --- JSON Feed --------------------------------------------------------------------------------
-
-
-def _parse_json_feed(body: bytes, *, source: str, base_url: str, now: datetime) -> list[Entry]:
-    try:
-        doc = json.loads(body)
-    except UnicodeDecodeError:
-        raise FetchError("invalid JSON: not UTF-8 text") from None
-    except RecursionError:
-        raise FetchError("invalid JSON: nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise FetchError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
-    version = doc.get("version") if isinstance(doc, dict) else None
-    if not isinstance(doc, dict) or not (
-        isinstance(version, str)
-        and version.startswith(("https://jsonfeed.org/version/", "http://jsonfeed.org/version/"))
-    ):
-        raise FetchError(
-            "not a feed: JSON without a JSON Feed version "
-            '(expected "version": "https://jsonfeed.org/version/1.1")'
-        )
-    if version.replace("http://", "https://", 1) not in JSON_FEED_VERSIONS:
-        log.warning("%s: unknown JSON Feed version %s; parsing as 1.1", source, version)
-    items = doc.get("items")
-    if not isinstance(items, list):
-        raise FetchError('not a feed: JSON Feed without an "items" list')
-    feed_author = _json_author(doc)
-    feed_language = from_tag(_str(doc.get("language")))
-    feed_title = one_line(plain_text(_str(doc.get("title"))), 200)
-    allow_file = urlsplit(base_url).scheme == "file"
-    entries: list[Entry] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            log.warning("%s: JSON Feed item %d is not an object; skipped", source, i)
-            continue
-        entry = _json_entry(
-            item,
-            source=source,
-            base_url=base_url,
-            allow_file=allow_file,
-            feed_author=feed_author,
-            now=now,
-        )
-        if entry is not None:
-            language = from_tag(_str(item.get("language"))) or feed_language
-            entry = replace(entry, language=language)
-            entries.append(replace(entry, feed_title=feed_title) if feed_title else entry)
-    return entries
-
-
-def _json_entry(
-    item: dict[str, Any],
-    *,
-    source: str,
-    base_url: str,
-    allow_file: bool,
-    feed_author: str,
-    now: datetime,
-) -> Entry | None:
-    raw_id = item.get("id")
-    guid = str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
-    url = _abs_url(_str(item.get("url")), base_url, allow_file=allow_file) or _abs_url(
-        _str(item.get("external_url")), base_url, allow_file=allow_file
-    )
-    content_html = _str(item.get("content_html"))[:CONTENT_LIMIT]
-    if content_html and _SANITIZE is not None:
-        content_html = str(_SANITIZE(content_html, "utf-8", "text/html"))
-    text = _str(item.get("summary")) or _str(item.get("content_text"))
-    summary = one_line(plain_text(text) if text else plain_text(content_html), SUMMARY_LIMIT)
-    published = None
-    for key in ("date_published", "date_modified"):
-        published = _from_iso(_str(item.get(key)), now=now, source=source)
-        if published is not None:
-            break
-    image = _abs_url(_str(item.get("image")), base_url) or _abs_url(
-        _str(item.get("banner_image")), base_url
-    )
-    return _make_entry(
-        source=source,
-        guid=guid,
-        url=url,
-        title=_str(item.get("title")),
-        summary=summary,
-        content_html=content_html,
-        published=published,
-        author=_json_author(item) or feed_author,
-        image=image or None,
-    )
-
-
-def _json_author(obj: dict[str, Any]) -> str:
-    authors = obj.get("authors")
-    candidates = authors if isinstance(authors, list) else []
-    candidates = [*candidates, obj.get("author")]  # JSON Feed 1.0 had one "author"
-    for author in candidates:
-        if isinstance(author, dict) and _str(author.get("name")):
-            return _str(author.get("name"))
-    return ""
-
-
-def _from_iso(value: str, *, now: datetime, source: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return _not_future(when, now=now, source=source)
-
-
-# --- shared -----------------------------------------------------------------------------------
-
-
-def _make_entry(
-    *,
-    source: str,
-    guid: str,
-    url: str,
-    title: str,
-    summary: str,
-    content_html: str,
-    published: datetime | None,
-    author: str,
-    image: str | None,
-) -> Entry | None:
-    """Build a clean Entry, or None when the item has neither a link nor any text."""
-    clean_title = one_line(plain_text(title), TITLE_LIMIT)
-    if not clean_title:
-        # Title-less items (microblogs, some RSS) get the start of their text as a title.
-        clean_title = one_line(summary, 120)
-    if not url and not clean_title:
-        return None
-    guid = one_line(guid, 2000)
-    if len(guid) > 500:
-        guid = "sha1:" + hashlib.sha1(guid.encode("utf-8")).hexdigest()
-    if not guid:
-        # Without a guid or a link, the item's words are its identity: two status
-        # updates titled alike but saying different things stay two items.
-        words = "\n".join((clean_title, summary, content_html[:CONTENT_LIMIT]))
-        guid = url or "sha1:" + hashlib.sha1(words.encode("utf-8")).hexdigest()
-    return Entry(
-        source=source,
-        guid=guid,
-        url=url,
-        title=clean_title,
-        summary=summary,
-        content_html=content_html[:CONTENT_LIMIT],
-        published=published,
-        author=one_line(plain_text(author), 200) or None,
-        image=image or None,
-    )
-
-
-def _not_future(when: datetime, *, now: datetime, source: str) -> datetime | None:
-    if when > now + FUTURE_SLACK:
-        log.info("%s: ignoring a date in the future (%s)", source, when.isoformat())
-        return None
-    return when
-
-
-def _abs_url(link: str, base_url: str, *, allow_file: bool = False) -> str:
-    """Return `link` made absolute against `base_url` when http(s) (or allowed file:), else ""."""
-    link = _URL_JUNK.sub("", link).strip().replace(" ", "%20")
-    if not link:
-        return ""
-    try:
-        url = urljoin(base_url, link)
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https") and parts.hostname:
-        return url
-    if scheme == "file" and allow_file:
-        return url
-    return ""
-
-
-def _text_of(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-_str = _text_of
+    return not_future(when, now=now, source=source)
