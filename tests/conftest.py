@@ -11,6 +11,17 @@ from tests.httpserver import LocalHTTPServer
 from tests.pgserver import LocalPostgres
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Derived data (the unpacked language model) goes to the session's folder, not ~."""
+    from digest.text.langmodel import CACHE_ENV
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def http_server() -> Iterator[LocalHTTPServer]:
     """A real HTTP server on 127.0.0.1; add routes to `.routes`."""

@@ -12,7 +12,8 @@ An article's language is chosen in this order of trust (`choose_language`):
    German blog, a German "de" on an English page), so a declaration loses to the text
    when the detector is sure of another language on enough text (`OVERRULE_*`).
 3. Detection on the text with py3langid (a naive Bayes model over byte n-grams that
-   ships inside its pip package: 4.5 MB, ~1 s to load on first use, ~8 ms per article).
+   ships inside its pip package: 4.5 MB, 0.7 s to load on first use, 0.2 s once
+   `digest.text.langmodel` has kept it unpacked; ~8 ms per article).
    bench/eval_language.py measured it against lingua-language-detector: both 80/80 on
    the dev pages' full text; lingua's accurate mode needs ~20 s and ~1.2 GB to load,
    its low-accuracy mode is 4x slower per page and worse on short text.
@@ -107,9 +108,9 @@ def _model() -> Any:
     if _identifier is None:
         with _identifier_lock:
             if _identifier is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+                from digest.text.langmodel import load_identifier
 
-                identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                identifier = load_identifier()
                 _compact(identifier)
                 _identifier = identifier
     return _identifier
