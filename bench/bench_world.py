@@ -85,9 +85,18 @@ def _pages(n: int) -> list[tuple[str, bytes]]:
 
 
 def start_world(
-    folder: Path, *, feeds: int = 40, items: int = 10, pages: int = 125, latency: float = 0.2
+    folder: Path,
+    *,
+    feeds: int = 40,
+    items: int = 10,
+    pages: int = 125,
+    latency: float = 0.2,
+    straggler: float = 0.0,
 ) -> World:
     """Start the server, write `folder`/config.toml (fresh store in `folder`), return the world.
+
+    With `straggler` (seconds), the first feed answers that late, as one slow site does
+    on a real day; its pages answer after `latency` like the rest.
 
     The server runs in a process of its own: sharing the GIL with a client measured
     against it (64 server threads waking at once) would slow that client down.
@@ -116,7 +125,7 @@ def start_world(
             '<?xml version="1.0"?><rss version="2.0"><channel><title>Feed</title>'
             f"<link>{server.base}/</link>{''.join(entries)}</channel></rss>",
             content_type="application/rss+xml",
-            delay=latency,
+            delay=straggler if f == 0 and straggler else latency,
             headers=_CLOSE,
         )
         feed_urls.append(server.url(path))

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from digest import collect as collect_stage
 from digest.collect import Progress
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
+from digest.collect.gather import FeedResult, Gathering
 from digest.collect.merge import merge_article, repeated_feed_text
 from digest.collect.netguard import is_public_address
 from digest.collect.pool import ExtractPool
@@ -98,15 +98,22 @@ def _source_trust(src: SourceConfig) -> frozenset[str]:
     return frozenset({host}) if local else frozenset()
 
 
+Keys = tuple[set[str], set[str], set[str]]  # guids, canonical URLs, title keys
+
+
 def _keep_entries(
     entries: Sequence[Entry],
     *,
     cutoff: datetime,
-    seen: tuple[set[str], set[str], set[str]],
+    seen: Keys,
+    taken: Keys,
     limit: int,
 ) -> list[Entry]:
-    """Drop old and already-seen items; dedup by guid, canonical URL and title."""
-    guids, urls, titles = seen
+    """Drop old and already-seen items; dedup by guid, canonical URL and title.
+
+    `seen` (the store's keys) is only read; the keys of the items kept are added to
+    `taken`, which earlier sources of this run filled.
+    """
     kept: list[Entry] = []
     for e in entries:
         if e.published is not None and e.published < cutoff:
@@ -115,13 +122,16 @@ def _keep_entries(
         # Near-identical titles are the same article only when they link somewhere:
         # link-less items (status feeds) often share a title and differ in their text.
         key = title_key(e.title) if url else ""
-        if e.guid in guids or (url and url in urls) or (key and key in titles):
+        if any(
+            e.guid in keys[0] or (url and url in keys[1]) or (key and key in keys[2])
+            for keys in (seen, taken)
+        ):
             continue
-        guids.add(e.guid)
+        taken[0].add(e.guid)
         if url:
-            urls.add(url)
+            taken[1].add(url)
         if key:
-            titles.add(key)
+            taken[2].add(key)
         kept.append(replace(e, url=url or e.url))
         if len(kept) >= limit:
             break
@@ -177,60 +187,11 @@ async def _collect_with(
     client: httpx.AsyncClient | None,
     ahead: bool = False,
 ) -> CollectReport:
-    results = await collect_stage.collect_feeds(
-        config.sources, config.collect, states, client=client, progress=progress
-    )
     seen = store.seen_keys()
-    kept: dict[str, list[Entry]] = {}
-    repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
-    reports: dict[str, SourceReport] = {}
-    states_now = store.record_source_results(
-        [
-            SourceResult(r.source.name, r.source.url, r.error, r.etag, r.last_modified)
-            for r in results
-        ],
-        now=now,
-    )
-    for res in results:
-        name = res.source.name
-        state = states_now[name]
-        if res.error:
-            streak = state.consecutive_failures
-            flagged = streak >= config.collect.flag_after_failures
-            # The one log line per failure; callers print the report, never log it again.
-            log.warning(
-                "source %s: %s%s",
-                name,
-                res.error,
-                f" (failed {streak} runs in a row; fix or remove the source)" if flagged else "",
-                extra={REPORTED: True},  # a CLI printing the report drops it from stderr
-            )
-            reports[name] = SourceReport(
-                source=name,
-                url=res.source.url,
-                error=res.error,
-                failures_in_a_row=streak,
-                flagged=flagged,
-            )
-            continue
-        entries = _keep_entries(
-            res.entries, cutoff=cutoff, seen=seen, limit=config.collect.max_items_per_source
-        )
-        kept[name] = entries
-        # All of the feed's items, not only the new ones: a day may bring just one.
-        repeated[name] = repeated_feed_text(res.entries)
-        reports[name] = SourceReport(source=name, url=res.source.url, entries=len(res.entries))
-
     by_name = {s.name: s for s in config.sources}
-    wanted = [
-        (name, e.url)
-        for name, entries in kept.items()
-        if by_name[name].fetch_pages
-        for e in entries
-        if e.url
-    ]
+    limit = config.collect.max_items_per_source
     extracted: dict[str, Page | str] = {}
-    plans = _plans(config, kept, repeated) if ahead else {}
+    plans: dict[str, prepare.Plan] = {}
     made: list[prepare.Prepared] = []
     later: list[tuple[Page, prepare.Plan]] = []  # languages the workers had no model for
 
@@ -246,17 +207,69 @@ async def _collect_with(
             if plan is not None and isinstance(page, Page) and not ready.docs:
                 later.append((page, plan))
 
-    remaining = config.collect.deadline - (time.monotonic() - started)
-    pages = await collect_stage.fetch_pages(
-        wanted,
+    def start_pages(res: FeedResult) -> None:
+        # As each feed arrives, its new items' pages start (the keys of other sources
+        # are not known yet: the few items another source turns out to have first are
+        # settled, and their pages dropped, once every feed is in).
+        name = res.source.name
+        if res.error or not by_name[name].fetch_pages:
+            return
+        entries = _keep_entries(
+            res.entries, cutoff=cutoff, seen=seen, taken=(set(), set(), set()), limit=limit
+        )
+        if ahead:
+            early = _plans(config, {name: entries}, {name: repeated_feed_text(res.entries)})
+            for url, plan in early.items():
+                plans.setdefault(url, plan)
+        for e in entries:
+            if e.url:
+                gathering.start_page(name, e.url)
+
+    gathering = Gathering(
         config.collect,
         client=client,
         trusted_hosts_by_source={s.name: _source_trust(s) for s in config.sources},
         sources=by_name,
         progress=progress,
-        deadline=max(remaining, 1.0),
         on_page=extract_now,
     )
+    async with gathering:
+        results = await gathering.feeds(config.sources, states, on_feed=start_pages)
+        kept: dict[str, list[Entry]] = {}
+        repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
+        reports: dict[str, SourceReport] = {}
+        states_now = store.record_source_results(
+            [
+                SourceResult(r.source.name, r.source.url, r.error, r.etag, r.last_modified)
+                for r in results
+            ],
+            now=now,
+        )
+        taken: Keys = (set(), set(), set())
+        for res in results:
+            name = res.source.name
+            if res.error:
+                reports[name] = _failed(res, states_now[name].consecutive_failures, config)
+                continue
+            kept[name] = _keep_entries(
+                res.entries, cutoff=cutoff, seen=seen, taken=taken, limit=limit
+            )
+            # All of the feed's items, not only the new ones: a day may bring just one.
+            repeated[name] = repeated_feed_text(res.entries)
+            reports[name] = SourceReport(source=name, url=res.source.url, entries=len(res.entries))
+
+        wanted = [
+            (name, e.url)
+            for name, entries in kept.items()
+            if by_name[name].fetch_pages
+            for e in entries
+            if e.url
+        ]
+        if ahead:  # each page's final owner (the same source but for a few duplicates)
+            plans.update(_plans(config, kept, repeated))
+        remaining = config.collect.deadline - (time.monotonic() - started)
+        pages = await gathering.pages(wanted, deadline=max(remaining, 1.0))
+    later = [(page, plan) for page, plan in later if plan.entry.url in pages]
     if later:
         remaining = config.collect.deadline - (time.monotonic() - started)
         made += await _prepare_rest(pool, later, deadline=max(remaining, 1.0))
@@ -299,6 +312,26 @@ async def _collect_with(
         )
     ordered = tuple(reports[s.name] for s in config.sources if s.name in reports)
     return CollectReport(sources=ordered, cutoff=cutoff)
+
+
+def _failed(res: FeedResult, streak: int, config: Config) -> SourceReport:
+    """Log a failed source once and return its report."""
+    flagged = streak >= config.collect.flag_after_failures
+    # The one log line per failure; callers print the report, never log it again.
+    log.warning(
+        "source %s: %s%s",
+        res.source.name,
+        res.error,
+        f" (failed {streak} runs in a row; fix or remove the source)" if flagged else "",
+        extra={REPORTED: True},  # a CLI printing the report drops it from stderr
+    )
+    return SourceReport(
+        source=res.source.name,
+        url=res.source.url,
+        error=res.error,
+        failures_in_a_row=streak,
+        flagged=flagged,
+    )
 
 
 async def _prepare_rest(

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
         FeedResult as FeedResult,
     )
     from digest.collect.gather import (
+        Gathering as Gathering,
+    )
+    from digest.collect.gather import (
         Progress as Progress,
     )
     from digest.collect.gather import (
@@ -32,7 +35,14 @@ if TYPE_CHECKING:
 
 HOMES = {
     name: "digest.collect.gather"
-    for name in ("LOCAL_SOURCE", "FeedResult", "Progress", "collect_feeds", "fetch_pages")
+    for name in (
+        "LOCAL_SOURCE",
+        "FeedResult",
+        "Gathering",
+        "Progress",
+        "collect_feeds",
+        "fetch_pages",
+    )
 }
 __all__ = sorted(HOMES)
 __getattr__, __dir__ = startup.exports(__name__, HOMES)

@@ -8,8 +8,10 @@ it never stops the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,9 @@ from digest.errors import FetchError
 from digest.models import Entry
 
 log = logging.getLogger(__name__)
+
+# Feeds parsed at once: one thread would let a pathological feed hold up the others.
+PARSE_THREADS = 2
 
 # trusted_hosts marker the pipeline uses for a source that is a local file.
 LOCAL_SOURCE = "__local__"
@@ -57,11 +62,7 @@ async def _run_all(
         _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
     finally:
         # On the deadline, or when our caller is cancelled, stop whatever is still running.
-        unfinished = [t for t in tasks.values() if not t.done()]
-        for task in unfinished:
-            task.cancel()
-        if unfinished:
-            await asyncio.wait(unfinished)
+        await _cancelled(list(tasks.values()))
     late = f"deadline of {secs(deadline)} exceeded"
     return {key: late if task in pending else task.result() for key, task in tasks.items()}
 
@@ -75,27 +76,156 @@ async def collect_feeds(
     progress: Progress | None = None,
 ) -> list[FeedResult]:
     """Fetch and parse every source concurrently; a failing source only fails its own result."""
-    now = datetime.now(tz=UTC)
-    async with Fetcher(cfg, client) as fetcher:
-        jobs = {
-            str(i): _collect_one(
-                fetcher, src, states.get(src.name, (None, None)), now=now, progress=progress
+    async with Gathering(cfg, client=client, progress=progress) as gathering:
+        return await gathering.feeds(sources, states)
+
+
+class Gathering:
+    """One run's fetches: the feeds, and each page as soon as a feed names it.
+
+    A page need not wait for the slowest feed: on 40 feeds, the first pages' network
+    waits and extraction overlap the later feeds' download and parsing. One `Fetcher`
+    serves feeds and pages, so `concurrency` and `per_host` bound them together. Use as
+    `async with Gathering(cfg) as g:`; pages still running at the end are cancelled.
+    """
+
+    def __init__(
+        self,
+        cfg: CollectConfig,
+        *,
+        client: httpx.AsyncClient | None = None,
+        trusted_hosts_by_source: Mapping[str, frozenset[str]] | None = None,
+        sources: Mapping[str, SourceConfig] | None = None,
+        progress: Progress | None = None,
+        on_page: Callable[[str, FetchResult], Awaitable[None]] | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._deadline = cfg.deadline if deadline is None else deadline
+        self._fetcher = Fetcher(cfg, client, deadline=self._deadline)
+        self._trust = trusted_hosts_by_source or {}
+        self._sources = sources or {}
+        self._progress = progress
+        self._on_page = on_page
+        self._pages: dict[str, tuple[str, asyncio.Task[FetchResult | str]]] = {}
+        self._parser = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="digest-parse")
+
+    async def __aenter__(self) -> Gathering:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await _cancelled([task for _, task in self._pages.values()])
+        finally:
+            self._parser.shutdown(wait=False, cancel_futures=True)
+            await self._fetcher.aclose()
+
+    async def feeds(
+        self,
+        sources: Sequence[SourceConfig],
+        states: Mapping[str, tuple[str | None, str | None]],
+        *,
+        on_feed: Callable[[FeedResult], None] | None = None,
+    ) -> list[FeedResult]:
+        """Fetch and parse every source; `on_feed` sees each result as soon as it is in."""
+        now = datetime.now(tz=UTC)
+
+        async def one(src: SourceConfig) -> FeedResult:
+            state = states.get(src.name, (None, None))
+            res = await _collect_one(
+                self._fetcher, self._parser, src, state, now=now, progress=self._progress
             )
-            for i, src in enumerate(sources)
-        }
-        done = await _run_all(jobs, deadline=cfg.deadline)
-    results: list[FeedResult] = []
-    for i, src in enumerate(sources):
-        outcome = done[str(i)]
-        if isinstance(outcome, str):
-            etag, modified = states.get(src.name, (None, None))
-            outcome = FeedResult(src, error=outcome, etag=etag, last_modified=modified)
-        results.append(outcome)
-    return results
+            if on_feed is not None:
+                try:
+                    on_feed(res)
+                except Exception:  # only an early start is lost: pages() starts it anyway
+                    log.exception("source %s: starting its pages early failed", src.name)
+            return res
+
+        jobs = {str(i): one(src) for i, src in enumerate(sources)}
+        done = await _run_all(jobs, deadline=self._deadline)
+        results: list[FeedResult] = []
+        for i, src in enumerate(sources):
+            outcome = done[str(i)]
+            if isinstance(outcome, str):
+                etag, modified = states.get(src.name, (None, None))
+                outcome = FeedResult(src, error=outcome, etag=etag, last_modified=modified)
+            results.append(outcome)
+        return results
+
+    def start_page(self, source: str, url: str) -> None:
+        """Start fetching `url` for `source` without waiting (once: the first source to
+        name a page starts it; which source keeps it is settled in `pages`)."""
+        if url not in self._pages:
+            self._pages[url] = (source, asyncio.create_task(self._page(source, url)))
+
+    async def pages(
+        self, urls: Sequence[tuple[str, str]], *, deadline: float | None = None
+    ) -> dict[str, FetchResult | str]:
+        """Return each of the (source name, url) pairs' page, or why there is none.
+
+        A page already started for the same source is awaited, not fetched again; one
+        started for a source the run then passed over (another had the item first) is
+        fetched again for the source that keeps it when their trust differs, and pages
+        of items the run dropped are cancelled. `deadline` (seconds) bounds the wait.
+        """
+        owner: dict[str, str] = {}
+        for name, url in urls:
+            owner.setdefault(url, name)
+        stale = []
+        for url, name in owner.items():
+            started = self._pages.get(url)
+            if (
+                started is not None
+                and started[0] != name
+                and not self._same_rules(started[0], name)
+            ):
+                stale.append(started[1])
+                del self._pages[url]
+            if url not in self._pages:
+                self._pages[url] = (name, asyncio.create_task(self._page(name, url)))
+        stale += [task for url, (_, task) in self._pages.items() if url not in owner]
+        await _cancelled(stale)
+        tasks = {url: self._pages[url][1] for url in owner}
+        limit = self._deadline if deadline is None else deadline
+        pending: set[asyncio.Task[FetchResult | str]] = set()
+        if tasks:
+            _, pending = await asyncio.wait(tasks.values(), timeout=limit)
+            await _cancelled(list(pending))
+        late = f"deadline of {secs(limit)} exceeded"
+        return {url: late if task in pending else task.result() for url, task in tasks.items()}
+
+    def _same_rules(self, one: str, other: str) -> bool:
+        """Return True when a page is fetched the same way for either source: the same
+        trusted hosts, and neither a local feed (whose pages are read from its folder)."""
+        sources = [self._sources.get(one), self._sources.get(other)]
+        local = any(src is not None and src.is_local for src in sources)
+        trust = self._trust.get(one, frozenset()), self._trust.get(other, frozenset())
+        return not local and trust[0] == trust[1]
+
+    async def _page(self, source: str, url: str) -> FetchResult | str:
+        return await _page_job(
+            self._fetcher,
+            url,
+            trusted=self._trust.get(source, frozenset()),
+            source=self._sources.get(source),
+            progress=self._progress,
+            on_page=self._on_page,
+        )
+
+
+async def _cancelled(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel the unfinished `tasks` and wait until they have stopped."""
+    unfinished = [t for t in tasks if not t.done()]
+    for task in unfinished:
+        task.cancel()
+    if unfinished:
+        await asyncio.wait(unfinished)
 
 
 async def _collect_one(
     fetcher: Fetcher,
+    parser: Executor,
     src: SourceConfig,
     state: tuple[str | None, str | None],
     *,
@@ -131,7 +261,9 @@ async def _collect_one(
             )
         # In a worker thread: a huge or pathological feed (feedparser is slow on
         # thousands of inline elements) must not stall the other sources' timeouts.
-        entries = await asyncio.to_thread(
+        # Few threads, not one per feed: 40 parses sharing one GIL would all finish
+        # last, and each feed's pages wait for its parse.
+        parse = functools.partial(
             parse_feed,
             res.body,
             source=src.name,
@@ -139,6 +271,7 @@ async def _collect_one(
             content_type=res.content_type,
             now=now,
         )
+        entries = await asyncio.get_running_loop().run_in_executor(parser, parse)
         log.info("source %s: %d entries", src.name, len(entries))
         return FeedResult(
             src, entries=tuple(entries), etag=res.etag, last_modified=res.last_modified
@@ -177,24 +310,17 @@ async def fetch_pages(
     `cfg.deadline`) bounds the whole call. A page given to `on_page` comes back without
     its body (`on_page` had it).
     """
-    trust = trusted_hosts_by_source or {}
-    by_url: dict[str, str] = {}
-    for name, url in urls:
-        by_url.setdefault(url, name)
     limit = cfg.deadline if deadline is None else deadline
-    async with Fetcher(cfg, client, deadline=limit) as fetcher:
-        jobs = {
-            url: _page_job(
-                fetcher,
-                url,
-                trusted=trust.get(name, frozenset()),
-                source=(sources or {}).get(name),
-                progress=progress,
-                on_page=on_page,
-            )
-            for url, name in by_url.items()
-        }
-        return await _run_all(jobs, deadline=limit)
+    async with Gathering(
+        cfg,
+        client=client,
+        trusted_hosts_by_source=trusted_hosts_by_source,
+        sources=sources,
+        progress=progress,
+        on_page=on_page,
+        deadline=limit,
+    ) as gathering:
+        return await gathering.pages(urls, deadline=limit)
 
 
 async def _page_job(
