@@ -213,6 +213,16 @@ def test_english_rules_are_never_applied_to_other_languages() -> None:
     ]
 
 
+def test_share_buttons_are_furniture_in_every_language() -> None:
+    """The networks' names are the same everywhere (lines from a Brazilian city's page)."""
+    buttons = ["Facebook", "Twitter", "Google+", "Whatsapp", "E-mail"]
+    story = "A equipe do Serviço de Atendimento Domiciliar registrou o arrombamento."
+    for language in ("pt", "de", "id", None):
+        assert clean_lines([story, *buttons], language=language) == [story]
+    assert not is_furniture("O Facebook anunciou novas regras na terça-feira.", "pt")
+    assert not is_furniture("Twitter: die Plattform verlor Nutzer.", "de")
+
+
 def test_prose_that_only_looks_like_furniture_stays() -> None:
     assert not is_furniture("Anmelden können sich alle Bürger bis Freitag.", "de")
     assert not is_furniture("Publié en 1995, le livre a connu un grand succès.", "fr")

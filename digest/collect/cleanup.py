@@ -20,9 +20,11 @@ _FURNITURE: dict[str, re.Pattern[str]] = {
     # share widgets and their button labels
     "share": re.compile(
         r"""(?ix)^(?:share|share\ this(?:\ (?:article|story|post|page))?|share\ on\ \w+|tweet
-        |email|print|facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|telegram
+        |email|print|facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|telegram|google\+
         |copy\ link)[:!]?$"""
     ),
+    # a line that is only a web address (the page's own, printed above the story)
+    "bare-url": re.compile(r"(?i)^https?://\S+$"),
     # who posted it and when: a byline or dateline, not a sentence
     "byline": re.compile(
         r"""(?ix)^(?:(?:published|posted|written|submitted)

@@ -18,7 +18,12 @@ from __future__ import annotations
 import re
 from functools import cache
 
-_NEUTRAL = re.compile(r"(?i)(?:©|\(c\)\s|copyright\s+(?:©\s*)?\d{4}|https?://\S+$)")
+_NEUTRAL = re.compile(
+    r"""(?ix)(?:©|\(c\)\s|copyright\s+(?:©\s*)?\d{4}|https?://\S+$
+    # a share button: the networks' names are the same in every language
+    | (?:facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|telegram|google\+|tumblr
+      |flipboard|messenger|e-?mail)\s*[:!]?$)"""
+)
 
 _RULES: dict[str, tuple[str, str]] = {
     "de": (
