@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import logging
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,6 +60,22 @@ def test_rss2_fields() -> None:
     assert buses.image == "https://cdn.city.example/thumb.jpg"
     # A javascript: link is dropped, never kept as the URL.
     assert js.url == "" and js.title == "Click me"
+
+
+def test_a_feed_is_parsed_without_looking_for_a_missing_xml_driver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """feedparser's preferred SAX driver is never installed: asking costs a path search."""
+    asked: list[str] = []
+
+    class Recorder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, *_args: object) -> None:
+            asked.append(name)
+
+    monkeypatch.setattr(sys, "meta_path", [Recorder(), *sys.meta_path])
+    entries = parse(rss("<item><title>One</title><link>https://a.example/1</link></item>"))
+    assert [e.title for e in entries] == ["One"]
+    assert "drv_libxml2" not in asked
 
 
 def test_atom_fields() -> None:

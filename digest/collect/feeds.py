@@ -39,6 +39,11 @@ from digest.text.language import from_tag
 
 log = logging.getLogger(__name__)
 
+# feedparser first asks xml.sax for "drv_libxml2", a driver of the Python 2 era that no
+# pip package provides: the failed import searches sys.path again for every feed
+# (1-2 ms each). Python's own expat parser, which it then falls back to, is what runs.
+feedparser.api.PREFERRED_XML_PARSERS = []
+
 
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "mc_cid", "mc_eid", "ref", "ref_src", "igshid", "_hsenc", "_hsmi", "yclid"}
