@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import socket
@@ -634,3 +635,35 @@ def test_the_article_rule_on_the_shipped_real_pages() -> None:
     tree = _parse(short)
     assert not _focus_article(tree)
     assert "Two independent research groups" in tree.find("body").text_content()
+
+
+# --- a page flattened into one paragraph ------------------------------------------------
+
+PANARMENIAN = DATA / "pages" / "panarmenian-tables.html.gz"
+
+
+def test_a_page_laid_out_in_tables_comes_back_in_paragraphs_without_its_neighbours() -> None:
+    """trafilatura's default pass returns this real page as one run of 516 words."""
+    import trafilatura
+
+    html = gzip.decompress(PANARMENIAN.read_bytes())
+    url = "http://www.panarmenian.net/eng/news/275221/"
+    plain = trafilatura.extract(html, url=url, fast=True, include_comments=False) or ""
+    assert len(plain.splitlines()) == 1 and len(plain.split()) > 400  # what it undoes
+    page = extract_page(html, url)
+    paragraphs = page.text.split("\n\n")
+    assert len(paragraphs) >= 6
+    assert "Verified video footage, eyewitness testimony" in page.text
+    assert "Philip Luther, Research and Advocacy Director" in page.text
+    # The headlines of other stories that the flat text ran together with it.
+    assert "Armenia named most popular spot for Russian travelers" not in page.text
+    assert "Kim Kardashian" not in page.text
+
+
+def test_only_one_long_paragraph_and_nothing_else_counts_as_flattened() -> None:
+    from digest.collect.extract import FLAT_WORDS, _flattened
+
+    long = " ".join(["word"] * FLAT_WORDS)
+    assert _flattened(long) and _flattened(f"\n{long}\n")
+    assert not _flattened(f"{long}\nA second paragraph.")  # a long paragraph in a story
+    assert not _flattened(" ".join(["word"] * (FLAT_WORDS - 1)))  # a short story

@@ -76,6 +76,8 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     width, height = image_size(metas, image, url)
     declared = declared_language(tree, metas)
     raw_text = _rescued(doc.text or "", block)
+    if _flattened(raw_text):
+        raw_text = _precise(html, url) or raw_text
     # The declaration, unless the text plainly says otherwise: it picks the furniture rules.
     # One detection (4 ms) serves here and, through `Page.detected`, the article's language.
     detected = detect(raw_text)
@@ -189,6 +191,40 @@ def _rescued(extracted: str, block: list[str]) -> str:
     if sum(w in inside for w in kept) < RESCUE_COVER * len(kept):
         return extracted
     return block_text
+
+
+FLAT_WORDS = 250  # one paragraph this long, and nothing else: a page flattened, not a text
+
+
+def _flattened(text: str) -> bool:
+    """Return True for a text of one long paragraph and nothing else.
+
+    trafilatura's wild-text recovery returns a page laid out in tables as one run of
+    words: the article, its dateline, related headlines and the footer together. An
+    article as written has paragraphs; this has none.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    return len(lines) == 1 and count_words(lines[0]) >= FLAT_WORDS
+
+
+def _precise(html: str | bytes, url: str) -> str | None:
+    """Return trafilatura's precision-mode text of the page when it has paragraphs.
+
+    With its comparison against its other extractors (readability, justext: the
+    slower mode, paid on such pages only), which find the article's own blocks where
+    the main pass saw one. None when it finds no more than one paragraph either.
+    """
+    import trafilatura
+    from trafilatura.settings import Document
+
+    tree = _parse(html)  # again: the first extraction pruned the tree in place
+    if tree is None:
+        return None
+    doc = trafilatura.bare_extraction(tree, url=url, favor_precision=True, include_comments=False)
+    text = doc.text if isinstance(doc, Document) else None
+    if not text or sum(1 for line in text.splitlines() if line.strip()) < 2:
+        return None
+    return text
 
 
 def _parser() -> Any:
