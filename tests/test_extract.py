@@ -667,3 +667,21 @@ def test_only_one_long_paragraph_and_nothing_else_counts_as_flattened() -> None:
     assert _flattened(long) and _flattened(f"\n{long}\n")
     assert not _flattened(f"{long}\nA second paragraph.")  # a long paragraph in a story
     assert not _flattened(" ".join(["word"] * (FLAT_WORDS - 1)))  # a short story
+
+
+def test_a_page_laid_out_in_a_table_loses_the_table_bars_but_real_tables_keep_them() -> None:
+    """trafilatura writes table rows as "| cell | cell |"; an article in a layout cell
+    must not reach a summary as "| The council said ..."."""
+    para = "The regional rail operator said on Monday that it will add forty trains."
+    html = (
+        f"<html><body><table><tr><td></td><td>{para} {para}</td></tr></table>"
+        "<table><tr><th>Line</th><th>Trains</th></tr><tr><td>North</td><td>12</td></tr>"
+        "</table></body></html>"
+    )
+    lines = extract_page(html, "https://news.example.com/rail").text.split("\n\n")
+    assert lines[0] == f"{para} {para}"
+    assert "| Line | Trains |" in lines and "| North | 12 |" in lines
+    # As the lines of a real space-news page laid out in tables came out of trafilatura.
+    row = "| | Seeking a bigger role for a big rocket by Jeff Foust Monday, November 18, 2019 |"
+    assert clean_lines([row]) == [row.strip("| ")]
+    assert clean_lines(["|---|---|", "| a | b |"]) == ["|---|---|", "| a | b |"]

@@ -128,7 +128,7 @@ def clean_lines(
     furniture = [p for name, p in _FURNITURE.items() if name in rules] if english else []
     own = not english and any(name in rules for name in _FURNITURE)
     for raw in lines:
-        line = collapse_space(raw)
+        line = _unwrap_cell(collapse_space(raw))
         if not line:
             continue
         if english and "cut-tail" in rules and _CUT_LINES.match(line):
@@ -148,6 +148,21 @@ def clean_lines(
     while "trailing-stub" in rules and out and _is_stub(out[-1]):
         out.pop()
     return out
+
+
+def _unwrap_cell(line: str) -> str:
+    """Return the text of a table row with one filled cell, without the row's bars.
+
+    trafilatura writes tables as "| cell | cell |" rows; a page laid out in a table
+    (older sites) gets its article as "| The council said ... |", and a summary would
+    open with the bar. Rows of real tables (two or more filled cells) stay as they are.
+    """
+    if len(line) < 3 or line[0] != "|" or line[-1] != "|":
+        return line
+    filled = [c.strip() for c in line[1:-1].split("|") if c.strip()]
+    if len(filled) != 1 or not _WORD.search(filled[0]):
+        return line
+    return filled[0]
 
 
 def count_words(text: str) -> int:
