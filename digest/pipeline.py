@@ -489,32 +489,6 @@ def render_email(config: Config, issue: Issue, *, now: datetime) -> RenderedIssu
     )
 
 
-def warm_render(config: Config, now: datetime) -> None:
-    """Render a stand-in issue once, so the day's issue finds its templates compiled and
-    its stylesheet parsed (the first render costs 0.2 s more than the next ones).
-
-    For a thread started while the collection waits on the network; the real render
-    must start only after it ended (the renderer's caches are not for two threads).
-    """
-    story = Story(
-        Article(
-            source=config.site.name,
-            guid="warm-up",
-            url=config.site.url,
-            title=config.site.name,
-            text="",
-            published=now,
-            language=config.site.language,
-        ),
-        sentences=("A sentence.",),
-    )
-    issue = Issue(config.site.name, config.site.url, today(config, now), now, story, (story,))
-    try:
-        render_email(config, issue, now=now)
-    except Exception:  # the real render reports any problem itself
-        log.debug("render warm-up failed", exc_info=True)
-
-
 def today(config: Config, now: datetime) -> str:
     """Return today's ISO date in the site's time zone."""
     return now.astimezone(config.site.tz).date().isoformat()

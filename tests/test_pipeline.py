@@ -356,25 +356,3 @@ def test_roundup_item_without_a_sentence_that_stands_alone_shows_its_title_alone
     text = pipeline.render_email(config, issue, now=NOW).text
     assert "Story number 2 of the day" in text
     assert "they detail" not in text and "Instagram" not in text
-
-
-def test_the_render_warm_up_compiles_the_issue_templates_and_changes_nothing(
-    tmp_path: Path,
-) -> None:
-    """`digest preview` renders a stand-in issue while the feeds download."""
-    from digest.render import make_environment
-
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        '[site]\nname = "Warm"\nurl = "https://warm.example.org"\ntimezone = "UTC"\n\n'
-        '[[sources]]\nname = "S"\nurl = "https://feeds.example.org/rss"\n\n'
-        f'[store]\nurl = "sqlite:///{tmp_path / "s.db"}"\n',
-        encoding="utf-8",
-    )
-    config = load_config(cfg)
-    env = make_environment(config.render.templates or None, config.site.language)
-    env.cache.clear()  # type: ignore[union-attr]
-    pipeline.warm_render(config, NOW)
-    compiled = list(env.cache.keys())  # type: ignore[union-attr]
-    assert any("digest.html" in str(key) for key in compiled), compiled
-    assert not Path(tmp_path / "s.db").exists()  # rendering only: no store touched

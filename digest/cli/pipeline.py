@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -133,14 +132,11 @@ def build_preview(app: App, now: datetime, *, collect: bool, quiet: bool = False
             "delivered yet; this preview is composed afresh. `digest send` sends the stored "
             f"one unless you run `digest issue discard --date {stored.date}` first."
         )
-    warm = threading.Thread(target=pipeline.warm_render, args=(config, now), daemon=True)
-    warm.start()  # mostly while the feeds are on their way
     if collect:
         report = _collect_with_progress(app, now, ahead=True)
         if not quiet:
             _print_report(report)
     issue = pipeline.build_issue(config, store, now=now)
-    warm.join()
     if issue is None:
         raise EmptyIssueError(
             "no new articles today from "
