@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -172,3 +173,33 @@ def test_a_page_started_for_one_source_is_fetched_again_under_its_keepers_trust(
     assert isinstance(kept, FetchResult) and b"Private story" in kept.body
     refused = asyncio.run(gather("trusting", "public"))
     assert isinstance(refused, str) and "refused" in refused
+
+
+def test_the_run_deadline_also_ends_pages_started_early(
+    http_server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    """A page that never answers, started while another feed was still out, is cut at
+    the run's deadline like any other: the run ends, says why, and keeps the rest."""
+    s = http_server
+    s.routes["/fast/feed"] = _rss(s, [("/fast/hangs", "Hanging story"), ("/fast/ok", "Fine")])
+    s.routes["/fast/hangs"] = Response("never", delay=120.0)
+    s.routes["/fast/ok"] = _page("Fine")
+    s.routes["/slow/feed"] = Response(
+        _rss(s, [("/slow/a", "Slow story")]).body, content_type="application/rss+xml", delay=1.0
+    )
+    s.routes["/slow/a"] = _page("Slow story")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        _config(tmp_path, [("Fast", s.url("/fast/feed")), ("Slow", s.url("/slow/feed"))])
+        .read_text(encoding="utf-8")
+        .replace(
+            f"timeout = {CEILING + 30}\ndeadline = {CEILING + 60}", "timeout = 300\ndeadline = 6"
+        ),
+        encoding="utf-8",
+    )
+    start = time.monotonic()
+    store, report = _collect(cfg, ahead=True)
+    assert time.monotonic() - start < 60  # the deadline, not the 120 s answer, ended it
+    fast = next(r for r in report.sources if r.source == "Fast")
+    assert fast.warnings == (f"{s.url('/fast/hangs')}: deadline of 6 s exceeded",)
+    assert set(_stored(store)) == {"Hanging story", "Fine", "Slow story"}  # feed text kept

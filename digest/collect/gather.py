@@ -167,7 +167,8 @@ class Gathering:
         A page already started for the same source is awaited, not fetched again; one
         started for a source the run then passed over (another had the item first) is
         fetched again for the source that keeps it when their trust differs, and pages
-        of items the run dropped are cancelled. `deadline` (seconds) bounds the wait.
+        of items the run dropped are cancelled. `deadline` (seconds: what is left of
+        the run's) bounds the wait.
         """
         owner: dict[str, str] = {}
         for name, url in urls:
@@ -192,7 +193,9 @@ class Gathering:
         if tasks:
             _, pending = await asyncio.wait(tasks.values(), timeout=limit)
             await _cancelled(list(pending))
-        late = f"deadline of {secs(limit)} exceeded"
+        # The run's deadline, as configured: what is left of it by now means nothing to
+        # whoever reads the report.
+        late = f"deadline of {secs(self._deadline)} exceeded"
         return {url: late if task in pending else task.result() for url, task in tasks.items()}
 
     def _same_rules(self, one: str, other: str) -> bool:
