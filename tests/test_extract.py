@@ -685,3 +685,68 @@ def test_a_page_laid_out_in_a_table_loses_the_table_bars_but_real_tables_keep_th
     row = "| | Seeking a bigger role for a big rocket by Jeff Foust Monday, November 18, 2019 |"
     assert clean_lines([row]) == [row.strip("| ")]
     assert clean_lines(["|---|---|", "| a | b |"]) == ["|---|---|", "| a | b |"]
+
+
+# --- lines after the article's block -------------------------------------------------
+
+
+def _real(name: str) -> bytes:
+    return gzip.decompress((DATA / "pages" / name).read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "last", "gone"),
+    [
+        (
+            "inexhibit-related.html.gz",
+            "https://www.inexhibit.com/marker/milan-design-week-2018-michael-anastassiades-"
+            "light-installation-flos/",
+            "9.30 A.M. / 7.00 P.M.",
+            "Seiko’s ‘The Flow of Time’ at the Triennale",
+        ),
+        (
+            "ascom-about-us.html.gz",
+            "https://www.ascom.com/news-and-events/Ascom-business-news/ascom-and-draeger-"
+            "introduce-integrated-clinical-alarm-management-solution-in-north-america-to-"
+            "improve-patient-care.html",
+            "Rob Goldman, President Ascom North America, says:",
+            "Ascom is headquartered in Baar (Switzerland)",
+        ),
+    ],
+)
+def test_lines_after_the_articles_block_are_cut(name: str, url: str, last: str, gone: str) -> None:
+    """Related headlines and the company's "About us", on real pages."""
+    html = _real(name)
+    kept = extract_page(html, url).text.split("\n\n")
+    assert kept[-1].startswith(last)
+    assert gone not in "\n".join(kept)
+    # ... and it is this rule that does it.
+    assert gone in extract_page(html, url, rules=RULES - {"after-block"}).text
+
+
+def test_a_list_that_ends_the_story_inside_its_block_is_kept() -> None:
+    """The story's own closing list ("- Wales (Group E): ...") is part of its block."""
+    url = (
+        "https://www.cbssports.com/soccer/news/uefa-euro-2020-qualifying-tracking-every-"
+        "team-to-clinch-a-spot-as-wales-punches-ticket/"
+    )
+    html = _real("cbssports-closing-list.html.gz")
+    text = extract_page(html, url).text
+    assert text == extract_page(html, url, rules=RULES - {"after-block"}).text
+    assert text.endswith("- Wales (Group E): Second appearance")
+
+
+def test_the_block_must_hold_most_of_the_text_before_anything_is_cut() -> None:
+    from digest.collect.extract import BLOCK_SHARE, _cut_after_block
+
+    story = [
+        "The council approved the new budget on Tuesday after a debate of six hours.",
+        "Spending on public transport doubles over the next five years, the mayor said.",
+    ]
+    tail = ["Another story's headline", "Footer"]
+    assert _cut_after_block([*story, *tail], story) == story
+    # The block is a minority of the text: it is not the article, nothing is cut.
+    other = ["A long paragraph from outside the block with many more words in it " * 3]
+    assert BLOCK_SHARE > 0.5
+    assert _cut_after_block([*story, *other], story) == [*story, *other]
+    assert _cut_after_block(story, []) == story

@@ -95,6 +95,7 @@ _WORD = re.compile(r"\w", re.UNICODE)
 # The clean-up rules `clean_lines` applies, by name.
 RULES: frozenset[str] = frozenset(
     {*_FURNITURE, "cut-tail", "author-line", "title-repeat", "trailing-stub", "menu-run"}
+    | {"after-block"}  # applied by `digest.collect.extract`, which knows the page's blocks
 )
 
 

@@ -85,6 +85,8 @@ def extract_page(html: str | bytes, url: str, *, rules: Collection[str] = RULES)
     lines = clean_lines(
         raw_text.splitlines(), author=author, title=title, rules=rules, language=language
     )
+    if "after-block" in rules:
+        lines = _cut_after_block(lines, block)
     if not lines:
         raise ExtractError("no article text found")
     site_name = one_line(plain_text(metas.get("og:site_name", "")), 200) or None
@@ -225,6 +227,35 @@ def _precise(html: str | bytes, url: str) -> str | None:
     if not text or sum(1 for line in text.splitlines() if line.strip()) < 2:
         return None
     return text
+
+
+BLOCK_SHARE = 0.7  # the article's block holds this share of the kept words ...
+
+
+def _cut_after_block(lines: list[str], block: list[str]) -> list[str]:
+    """Drop the lines after the last one from the article's block, when the block is
+    most of what was kept.
+
+    What trafilatura lets through after the story comes from elsewhere on the page:
+    other stories' headlines, the company's "About us", a print-edition notice. When
+    the page's densest block (`_densest_block`) holds at least `BLOCK_SHARE` of the
+    kept words, that block is the article and lines after its last one are not.
+    """
+    if not block:
+        return lines
+    whole = "\n".join(_plain(piece) for piece in block)
+    inside = [_plain(line) in whole for line in lines]
+    words = [count_words(line) for line in lines]
+    covered = sum(w for w, ok in zip(words, inside, strict=True) if ok)
+    if not covered or covered < BLOCK_SHARE * sum(words):
+        return lines
+    last = max(i for i, ok in enumerate(inside) if ok)
+    return lines[: last + 1]
+
+
+def _plain(text: str) -> str:
+    """Compare lines and block pieces alike: case, spacing and list marks aside."""
+    return " ".join(text.casefold().removeprefix("- ").split())
 
 
 def _parser() -> Any:
