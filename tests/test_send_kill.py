@@ -43,8 +43,12 @@ def setup(tmp_path: Path) -> Iterator[tuple[Path, Store, LocalSMTPServer]]:
 
 
 def write_config(tmp_path: Path, port: int, connections: int) -> Path:
+    # A generous SMTP timeout: no step here waits for one to expire, and on a machine
+    # kept busy (CI) a reply slower than a short one would count as a failed send.
     return configfile.write_config(
-        tmp_path, smtp_port=port, smtp={"connections": connections, "backoff": 0.05, "timeout": 5.0}
+        tmp_path,
+        smtp_port=port,
+        smtp={"connections": connections, "backoff": 0.05, "timeout": 60.0},
     )
 
 
