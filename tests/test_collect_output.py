@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-from digest.pipeline import _skipped_lines
+from digest.collect.stage import _skipped_lines
 from tests import configfile
 from tests.httpserver import LocalHTTPServer, Response
 
@@ -74,7 +74,7 @@ def test_a_failing_source_is_still_logged_where_no_table_is_printed(
         tmp_path, source=http_server.url("/down"), source_name="Broken Source", smtp_port=9
     )
     res = run_digest(tmp_path, config, "send")
-    assert "WARNING digest.pipeline: source Broken Source: HTTP 503" in res.stderr, res.stderr
+    assert "WARNING digest.collect.stage: source Broken Source: HTTP 503" in res.stderr, res.stderr
 
 
 def test_skipped_lines_group_pages_by_reason() -> None:

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from digest import pipeline
 from digest.cli import cli
-from digest.collect import collect_feeds
+from digest.collect import collect_feeds, stage
 from digest.collect.feeds import parse_feed
 from digest.collect.netguard import check_url_allowed
 from digest.config import CollectConfig, SourceConfig
@@ -612,7 +612,7 @@ def test_a_public_source_cannot_steer_us_to_another_loopback_port(
         config = load_config(path)
         store = Store.open(config.store.url)
         # As if 127.0.0.1 were this source's public address: its host is not trusted.
-        monkeypatch.setattr(pipeline, "is_public_address", lambda _host: True)
+        monkeypatch.setattr(stage, "is_public_address", lambda _host: True)
         report = pipeline.collect_articles(config, store, now=NOW)
         (pub,) = report.sources
         assert pub.ok and pub.new_articles == 1

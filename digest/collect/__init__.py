@@ -1,6 +1,7 @@
 """The collect stage: fetch every source's feed and its article pages, extract each page.
 
-`gather` fetches feeds and pages many at a time, `feeds` parses feeds, `fetch` is the
+`stage` runs a whole collection (feeds to stored articles), `gather` fetches feeds and
+pages many at a time, `feeds` parses feeds, `fetch` is the
 one HTTP client (with `netguard` keeping it off private addresses), `extract` turns a
 page into an article's text, run in worker processes by `pool`. This package imports
 lazily (PEP 562): the extraction workers import `extract` without paying for httpx and
