@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,19 @@ def test_the_cache_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert langmodel.cache_dir() == tmp_path / "home" / ".cache" / "digest"
+
+
+def test_a_copy_left_half_written_by_a_killed_process_is_removed_once_it_is_old(
+    cache: Path,
+) -> None:
+    cache.mkdir()
+    torn, fresh = cache / ".tmp-killed.npz", cache / ".tmp-being-written.npz"
+    torn.write_bytes(b"PK half a model")
+    fresh.write_bytes(b"PK another process, unpacking now")
+    langmodel.load_identifier()  # both recent: either may still be being written
+    assert torn.exists() and fresh.exists()
+    long_ago = time.time() - langmodel.STALE_SECONDS - 60
+    os.utime(torn, (long_ago, long_ago))
+    langmodel.load_identifier()  # the copy is there already: the torn one still goes
+    assert not torn.exists() and fresh.exists()
+    assert len(_copies(cache)) == 1

@@ -13,10 +13,12 @@ Where: `$DIGEST_CACHE_DIR`, else `$XDG_CACHE_HOME/digest`, else `~/.cache/digest
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "DIGEST_CACHE_DIR"
+STALE_SECONDS = 3600
 _PREFIX = "py3langid-"
 
 
@@ -42,6 +45,7 @@ def load_identifier() -> Any:
     packed = MODEL_DIR / MODEL_FILE
     unpacked = _unpacked_path(packed)
     if unpacked is not None:
+        _remove_torn(unpacked.parent)
         if not unpacked.exists():
             _unpack(packed, unpacked)
         if unpacked.exists():
@@ -89,6 +93,18 @@ def _unpack(packed: Path, unpacked: Path) -> None:
     for old in unpacked.parent.glob(f"{_PREFIX}*.npz"):  # copies of other releases
         if old != unpacked:
             old.unlink(missing_ok=True)
+
+
+def _remove_torn(folder: Path) -> None:
+    """Remove half-written copies a process killed while unpacking left (68 MB each).
+
+    One younger than `STALE_SECONDS` may be another process's, unpacking right now.
+    """
+    with contextlib.suppress(OSError):
+        for torn in folder.glob(".tmp-*.npz"):
+            with contextlib.suppress(OSError):
+                if time.time() - torn.stat().st_mtime > STALE_SECONDS:
+                    torn.unlink()
 
 
 def _from_npz(path: Path, identifier_class: Any) -> Any:
