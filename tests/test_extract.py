@@ -299,6 +299,35 @@ def test_title_repeat_cuts_only_a_leading_headline() -> None:
     title = RULES_DATA["title"]
     assert clean_lines([title, ARTICLE], title=title) == [ARTICLE]
     assert clean_lines([ARTICLE, title, ARTICLE], title=title) == [ARTICLE, title, ARTICLE]
+
+
+@pytest.mark.parametrize(
+    ("headline", "title"),
+    [  # first lines and <title>s of real pages
+        (
+            "NASA adds five companies to commercial lunar lander program",
+            "NASA adds five companies to commercial lunar lander program - SpaceNews.com",
+        ),
+        (
+            "How to Tackle Game Day Snack Temptations",
+            "How to Tackle Game Day Snack Temptations | The Beachbody Blog",
+        ),
+        (
+            "Kindle for PCをCtrl＋Alt＋Kのショートカットキーで立ち上がらなくする方法",
+            "Kindle for PCをCtrl＋Alt＋Kのショートカットキーで立ち上がらなくする方法"
+            " | ノート100YEN.com",
+        ),
+    ],
+)
+def test_title_repeat_knows_the_title_with_the_sites_name(headline: str, title: str) -> None:
+    assert clean_lines([headline, ARTICLE], title=title) == [ARTICLE]
+    assert clean_lines([headline, ARTICLE], title=title, rules=RULES - {"title-repeat"}) == [
+        headline,
+        ARTICLE,
+    ]
+    # A first line that only shares the headline's start is text, not the title.
+    shorter = headline.rsplit(" ", 2)[0]
+    assert clean_lines([shorter, ARTICLE], title=title) == [shorter, ARTICLE]
     assert clean_lines([title, ARTICLE], title=title, rules=RULES - {"title-repeat"}) == [
         title,
         ARTICLE,

@@ -139,7 +139,7 @@ def clean_lines(
         if "author-line" in rules and line.casefold() in names:
             continue
         # trafilatura sometimes repeats the headline as the first line of the text.
-        if "title-repeat" in rules and not out and title and line.casefold() == title.casefold():
+        if "title-repeat" in rules and not out and title and _is_title(line, title):
             continue
         out.append(line)
     if "menu-run" in rules:
@@ -164,6 +164,16 @@ def _unwrap_cell(line: str) -> str:
     if len(filled) != 1 or not _WORD.search(filled[0]):
         return line
     return filled[0]
+
+
+# "Headline | Site", "Headline - Site": how a page's <title> adds the site's name.
+_SITE_SUFFIX = re.compile(r"\s+[|\-–—·:]{1,2}\s+[^|\-–—·]{1,60}$")
+
+
+def _is_title(line: str, title: str) -> bool:
+    """Return True when `line` is the page's title, with or without the site's name."""
+    line, title = line.casefold(), title.casefold()
+    return line == title or line == _SITE_SUFFIX.sub("", title)
 
 
 def count_words(text: str) -> int:
