@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -56,14 +56,20 @@ async def _run_all(
 ) -> dict[str, T | str]:
     """Run `jobs` concurrently; those unfinished after `deadline` seconds get an error string."""
     tasks = {key: asyncio.create_task(job) for key, job in jobs.items()}
+    return await _wait_all(tasks, deadline=deadline, late=f"deadline of {secs(deadline)} exceeded")
+
+
+async def _wait_all(
+    tasks: Mapping[str, asyncio.Task[T]], *, deadline: float, late: str
+) -> dict[str, T | str]:
+    """Wait for `tasks`; those unfinished after `deadline` seconds are stopped and get `late`."""
     if not tasks:
         return {}
     try:
         _, pending = await asyncio.wait(tasks.values(), timeout=deadline)
     finally:
         # On the deadline, or when our caller is cancelled, stop whatever is still running.
-        await _cancelled(list(tasks.values()))
-    late = f"deadline of {secs(deadline)} exceeded"
+        await cancel_all(list(tasks.values()))
     return {key: late if task in pending else task.result() for key, task in tasks.items()}
 
 
@@ -115,7 +121,7 @@ class Gathering:
 
     async def __aexit__(self, *exc: object) -> None:
         try:
-            await _cancelled([task for _, task in self._pages.values()])
+            await cancel_all([task for _, task in self._pages.values()])
         finally:
             self._parser.shutdown(wait=False, cancel_futures=True)
             await self._fetcher.aclose()
@@ -186,17 +192,14 @@ class Gathering:
             if url not in self._pages:
                 self._pages[url] = (name, asyncio.create_task(self._page(name, url)))
         stale += [task for url, (_, task) in self._pages.items() if url not in owner]
-        await _cancelled(stale)
-        tasks = {url: self._pages[url][1] for url in owner}
-        limit = self._deadline if deadline is None else deadline
-        pending: set[asyncio.Task[FetchResult | str]] = set()
-        if tasks:
-            _, pending = await asyncio.wait(tasks.values(), timeout=limit)
-            await _cancelled(list(pending))
-        # The run's deadline, as configured: what is left of it by now means nothing to
-        # whoever reads the report.
-        late = f"deadline of {secs(self._deadline)} exceeded"
-        return {url: late if task in pending else task.result() for url, task in tasks.items()}
+        await cancel_all(stale)
+        return await _wait_all(
+            {url: self._pages[url][1] for url in owner},
+            deadline=self._deadline if deadline is None else deadline,
+            # The run's deadline, as configured: what is left of it by now means nothing
+            # to whoever reads the report.
+            late=f"deadline of {secs(self._deadline)} exceeded",
+        )
 
     def _same_rules(self, one: str, other: str) -> bool:
         """Return True when a page is fetched the same way for either source: the same
@@ -217,7 +220,7 @@ class Gathering:
         )
 
 
-async def _cancelled(tasks: Sequence[asyncio.Task[Any]]) -> None:
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
     """Cancel the unfinished `tasks` and wait until they have stopped."""
     unfinished = [t for t in tasks if not t.done()]
     for task in unfinished:

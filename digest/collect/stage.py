@@ -25,7 +25,7 @@ import httpx
 
 from digest.collect.feeds import canonical_url, title_key
 from digest.collect.fetch import FetchResult
-from digest.collect.gather import FeedResult, Gathering, Progress
+from digest.collect.gather import LOCAL_SOURCE, FeedResult, Gathering, Progress, cancel_all
 from digest.collect.merge import merge_article, repeated_feed_text
 from digest.collect.netguard import is_public_address
 from digest.collect.pool import ExtractPool
@@ -113,6 +113,7 @@ async def _collect_with(
     plans: dict[str, prepare.Plan] = {}
     made: list[prepare.Prepared] = []
     later: list[tuple[Page, prepare.Plan]] = []  # languages the workers had no model for
+    repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
 
     async def extract_now(url: str, fetched: FetchResult) -> None:
         # In a worker process, as each page arrives: extraction overlaps the other pages'
@@ -131,13 +132,17 @@ async def _collect_with(
         # are not known yet: the few items another source turns out to have first are
         # settled, and their pages dropped, once every feed is in).
         name = res.source.name
-        if res.error or not by_name[name].fetch_pages:
+        if res.error:
+            return
+        # All of the feed's items, not only the new ones: a day may bring just one.
+        repeated[name] = repeated_feed_text(res.entries)
+        if not by_name[name].fetch_pages:
             return
         entries = _keep_entries(
             res.entries, cutoff=cutoff, seen=seen, taken=(set(), set(), set()), limit=limit
         )
         if ahead:
-            early = _plans(config, {name: entries}, {name: repeated_feed_text(res.entries)})
+            early = _plans(config, {name: entries}, repeated)
             for url, plan in early.items():
                 plans.setdefault(url, plan)
         for e in entries:
@@ -155,7 +160,6 @@ async def _collect_with(
     async with gathering:
         results = await gathering.feeds(config.sources, states, on_feed=start_pages)
         kept: dict[str, list[Entry]] = {}
-        repeated: dict[str, frozenset[str]] = {}  # per source: feed text in most of its items
         reports: dict[str, SourceReport] = {}
         states_now = store.record_source_results(
             [
@@ -173,8 +177,8 @@ async def _collect_with(
             kept[name] = _keep_entries(
                 res.entries, cutoff=cutoff, seen=seen, taken=taken, limit=limit
             )
-            # All of the feed's items, not only the new ones: a day may bring just one.
-            repeated[name] = repeated_feed_text(res.entries)
+            if name not in repeated:  # its `start_pages` failed: it logged why
+                repeated[name] = repeated_feed_text(res.entries)
             reports[name] = SourceReport(source=name, url=res.source.url, entries=len(res.entries))
 
         wanted = [
@@ -266,10 +270,7 @@ async def _prepare_rest(
     await pool.renew()
     jobs = [asyncio.ensure_future(pool.call(prepare.prepare, p, plan, True)) for p, plan in later]
     done, pending = await asyncio.wait(jobs, timeout=deadline)
-    for job in pending:
-        job.cancel()
-    if pending:
-        await asyncio.wait(pending)
+    await cancel_all(pending)
     return [r for job in done if not job.cancelled() and (r := job.result()) is not None]
 
 
@@ -350,7 +351,7 @@ def _keep_entries(
 def _source_trust(src: SourceConfig) -> frozenset[str]:
     """Trust a source's own host when the source itself is local or on a private network."""
     if src.is_local:
-        return frozenset({"__local__"})
+        return frozenset({LOCAL_SOURCE})
     host = urlsplit(src.url).hostname or ""
     try:
         local = not is_public_address(host)
