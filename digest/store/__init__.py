@@ -2,9 +2,10 @@
 
 SQLAlchemy Core over SQLite by default, so a PostgreSQL URL works the same way.
 The tables and their numbered migrations live in `digest.store.schema`, the delivery
-ledger's queries in `digest.store.ledger`, and `Store` (in `digest.store.core`)
-gathers them behind one object. This package imports lazily (PEP 562): a command
-that only uses `digest.store.quick` or `digest.store.rows` never loads SQLAlchemy.
+ledger's queries in `digest.store.ledger`, bounces and complaints in
+`digest.store.bounces`, and `Store` (in `digest.store.core`) gathers them behind one
+object. This package imports lazily (PEP 562): a command that only uses
+`digest.store.quick` or `digest.store.rows` never loads SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import TYPE_CHECKING
 from digest import startup
 
 if TYPE_CHECKING:
-    from digest.store.core import (
+    from digest.store.bounces import (
         BounceOutcome as BounceOutcome,
     )
-    from digest.store.core import (
+    from digest.store.bounces import (
         BounceRecord as BounceRecord,
     )
     from digest.store.core import (
@@ -81,8 +82,8 @@ HOMES = {
     "StoredIssue": "digest.store.core",
     "SourceResult": "digest.store.core",
     "SourceState": "digest.store.core",
-    "BounceOutcome": "digest.store.core",
-    "BounceRecord": "digest.store.core",
+    "BounceOutcome": "digest.store.bounces",
+    "BounceRecord": "digest.store.bounces",
     "Confirmation": "digest.store.readers",
     "StoredVariant": "digest.store.readers",
     "sections_key": "digest.store.readers",
